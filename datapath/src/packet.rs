@@ -1,0 +1,190 @@
+//! Packet buffers, the per-PMD buffer pool and the receive/transmit batch.
+//!
+//! A packet lives in one fixed-size heap buffer owned by the PMD thread that received it. Ports
+//! copy bytes in on receive and out on transmit, so buffers never migrate between threads and
+//! the steady state allocates nothing: every buffer goes back to the pool it came from.
+
+/// Packets handled per poll and per transmit call.
+pub const MAX_BURST: usize = 32;
+/// Space in front of the frame for pushed VLAN tags and tunnel headers.
+pub const HEADROOM: usize = 256;
+/// Largest frame a buffer holds (without headroom).
+pub const MAX_FRAME: usize = 2048;
+const BUF_SIZE: usize = HEADROOM + MAX_FRAME;
+
+/// One frame and the metadata the pipeline attaches to it.
+pub struct Packet {
+    buf: Box<[u8]>,
+    start: usize,
+    len: usize,
+    /// OpenFlow port number of the port it arrived on (per bridge).
+    pub in_port: u32,
+}
+
+impl Packet {
+    pub fn new() -> Self {
+        Packet { buf: vec![0u8; BUF_SIZE].into_boxed_slice(), start: HEADROOM, len: 0, in_port: 0 }
+    }
+
+    /// The frame bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Replaces the frame with `bytes`; false (and an empty packet) if it does not fit.
+    pub fn set_data(&mut self, bytes: &[u8]) -> bool {
+        self.start = HEADROOM;
+        if bytes.len() > MAX_FRAME {
+            self.len = 0;
+            return false;
+        }
+        self.buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
+        self.len = bytes.len();
+        true
+    }
+
+    /// A writable frame area of `len` bytes at the default offset, for ports that copy in place.
+    /// `len` is clamped to [`MAX_FRAME`].
+    pub fn prepare(&mut self, len: usize) -> &mut [u8] {
+        self.start = HEADROOM;
+        self.len = len.min(MAX_FRAME);
+        &mut self.buf[HEADROOM..HEADROOM + self.len]
+    }
+
+    /// The whole buffer and the frame's bounds in it, for header push/pop helpers that move the
+    /// frame start into or out of the headroom.
+    pub fn raw_mut(&mut self) -> (&mut [u8], usize, usize) {
+        (&mut self.buf, self.start, self.len)
+    }
+
+    /// Sets new frame bounds after [`Packet::raw_mut`] edits. Out-of-range bounds are refused.
+    pub fn set_bounds(&mut self, start: usize, len: usize) -> bool {
+        match start.checked_add(len) {
+            Some(end) if end <= self.buf.len() => {
+                self.start = start;
+                self.len = len;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Copies frame and metadata into `other` (used by flooding).
+    pub fn clone_into(&self, other: &mut Packet) {
+        other.start = self.start;
+        other.len = self.len;
+        other.in_port = self.in_port;
+        other.buf[self.start..self.start + self.len].copy_from_slice(self.data());
+    }
+}
+
+impl Default for Packet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Free buffers owned by one PMD thread.
+pub struct PacketPool {
+    free: Vec<Packet>,
+    /// Buffers allocated after start-up because the pool ran dry (should stay 0).
+    pub grown: u64,
+}
+
+impl PacketPool {
+    pub fn with_capacity(n: usize) -> Self {
+        PacketPool { free: (0..n).map(|_| Packet::new()).collect(), grown: 0 }
+    }
+
+    pub fn get(&mut self) -> Packet {
+        match self.free.pop() {
+            Some(p) => p,
+            None => {
+                self.grown += 1;
+                Packet::new()
+            }
+        }
+    }
+
+    pub fn put(&mut self, p: Packet) {
+        self.free.push(p);
+    }
+
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+}
+
+/// Up to [`MAX_BURST`] packets moving together through a stage.
+pub struct Batch {
+    pkts: Vec<Packet>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Batch { pkts: Vec::with_capacity(MAX_BURST) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pkts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pkts.is_empty()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.pkts.len() >= MAX_BURST
+    }
+
+    /// Room left before the batch is full.
+    pub fn room(&self) -> usize {
+        MAX_BURST.saturating_sub(self.pkts.len())
+    }
+
+    /// Adds a packet; a full batch hands it back.
+    pub fn push(&mut self, p: Packet) -> Result<(), Packet> {
+        if self.is_full() {
+            return Err(p);
+        }
+        self.pkts.push(p);
+        Ok(())
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Packet> {
+        self.pkts.iter()
+    }
+
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, Packet> {
+        self.pkts.iter_mut()
+    }
+
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Packet> {
+        self.pkts.drain(..)
+    }
+
+    /// Returns every packet to `pool`.
+    pub fn recycle(&mut self, pool: &mut PacketPool) {
+        for p in self.pkts.drain(..) {
+            pool.put(p);
+        }
+    }
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
