@@ -1,7 +1,21 @@
 //! The control side of the datapath: bridges, ports and rules, published to PMD threads as
-//! immutable snapshots.
+//! immutable snapshots (an update never stops forwarding).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use flowtable::{FlowKey, MacTable, PortNo, RuleTable, format_rule, parse_match, parse_rule};
 
 use crate::api::*;
+use crate::bridge::{BridgePort, BridgeSnapshot, DropCounters, MacShared, RuleCounters};
+use crate::pmd::{self, PmdHandle, RxqRef, Snapshot};
+use crate::port::Port;
+use crate::ports;
+use crate::ring::RingPort;
 
 /// Start-up settings.
 #[derive(Clone, Debug, Default)]
@@ -12,50 +26,511 @@ pub struct SwitchConfig {
     pub no_idle_backoff: bool,
 }
 
-pub struct Switch {}
+/// MAC table defaults, as Open vSwitch's (`mac-table-size`, `mac-aging-time`).
+const MAC_TABLE_SIZE: usize = 8192;
+const MAC_AGING: Duration = Duration::from_secs(300);
+/// How long a change waits for every PMD to switch to the new snapshot.
+const QUIESCE_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct PortEntry {
+    name: String,
+    ofport: PortNo,
+    spec: PortSpec,
+    port: Arc<dyn Port>,
+    ring: Option<Arc<RingPort>>,
+    drops: Arc<DropCounters>,
+}
+
+type RuleId = (u16, FlowKey, FlowKey);
+
+struct BridgeCtl {
+    name: String,
+    ports: Vec<PortEntry>,
+    rules: RuleTable,
+    rule_counters: HashMap<RuleId, Arc<RuleCounters>>,
+    macs: Arc<MacShared>,
+}
+
+impl BridgeCtl {
+    fn port_by_name(&self, name: &str) -> Option<PortNo> {
+        self.ports.iter().find(|p| p.name == name).map(|p| p.ofport)
+    }
+
+    fn port_name(&self, ofport: PortNo) -> Option<String> {
+        self.ports.iter().find(|p| p.ofport == ofport).map(|p| p.name.clone())
+    }
+
+    fn counters_for(&self, r: &flowtable::Rule) -> Arc<RuleCounters> {
+        self.rule_counters.get(&(r.priority, r.m.key, r.m.mask)).cloned().unwrap_or_default()
+    }
+}
+
+struct Control {
+    bridges: Vec<BridgeCtl>,
+    generation: u64,
+}
+
+impl Control {
+    fn bridge(&self, name: &str) -> Result<&BridgeCtl, DpError> {
+        self.bridges
+            .iter()
+            .find(|b| b.name == name)
+            .ok_or_else(|| DpError(format!("no bridge named {name}")))
+    }
+
+    fn bridge_mut(&mut self, name: &str) -> Result<&mut BridgeCtl, DpError> {
+        self.bridges
+            .iter_mut()
+            .find(|b| b.name == name)
+            .ok_or_else(|| DpError(format!("no bridge named {name}")))
+    }
+
+    fn find_port(&self, name: &str) -> Option<(&BridgeCtl, &PortEntry)> {
+        self.bridges.iter().find_map(|b| b.ports.iter().find(|p| p.name == name).map(|p| (b, p)))
+    }
+}
+
+pub struct Switch {
+    ctl: Mutex<Control>,
+    config: Arc<ArcSwap<Snapshot>>,
+    pmds: Mutex<Vec<PmdHandle>>,
+    n_pmds: usize,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    housekeeping: Mutex<Option<JoinHandle<()>>>,
+}
 
 impl Switch {
     pub fn start(cfg: SwitchConfig) -> Result<Switch, DpError> {
-        todo!()
+        let cores: Vec<Option<usize>> =
+            if cfg.pmd_cores.is_empty() { vec![None] } else { cfg.pmd_cores.iter().map(|c| Some(*c)).collect() };
+        let n_cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        if let Some(bad) = cfg.pmd_cores.iter().find(|c| **c >= n_cpus) {
+            return Err(DpError(format!("PMD core {bad} does not exist (this machine has {n_cpus} CPUs)")));
+        }
+        let epoch = Instant::now();
+        let config = Arc::new(ArcSwap::from_pointee(Snapshot::empty(cores.len())));
+        let mut pmds = Vec::new();
+        for (id, core) in cores.iter().enumerate() {
+            let h = pmd::spawn(id, *core, config.clone(), !cfg.no_idle_backoff, epoch)
+                .map_err(|e| DpError(format!("cannot start PMD thread: {e}")))?;
+            pmds.push(h);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let hk = spawn_housekeeping(config.clone(), stop.clone(), epoch)
+            .map_err(|e| DpError(format!("cannot start housekeeping thread: {e}")))?;
+        Ok(Switch {
+            ctl: Mutex::new(Control { bridges: Vec::new(), generation: 0 }),
+            config,
+            n_pmds: pmds.len(),
+            pmds: Mutex::new(pmds),
+            epoch,
+            stop,
+            housekeeping: Mutex::new(Some(hk)),
+        })
     }
+
+    fn lock(&self) -> MutexGuard<'_, Control> {
+        self.ctl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
     pub fn add_bridge(&self, name: &str) -> Result<(), DpError> {
-        todo!()
+        check_name("bridge", name)?;
+        let mut ctl = self.lock();
+        if ctl.bridges.iter().any(|b| b.name == name) {
+            return Err(DpError(format!("bridge {name} already exists")));
+        }
+        if ctl.find_port(name).is_some() {
+            return Err(DpError(format!("{name} is already the name of a port")));
+        }
+        ctl.bridges.push(BridgeCtl {
+            name: name.to_string(),
+            ports: Vec::new(),
+            rules: RuleTable::new(),
+            rule_counters: HashMap::new(),
+            macs: Arc::new(MacShared::new(MacTable::new(MAC_TABLE_SIZE, MAC_AGING.as_nanos() as u64))),
+        });
+        self.publish(&mut ctl);
+        Ok(())
     }
+
     pub fn del_bridge(&self, name: &str) -> Result<(), DpError> {
-        todo!()
+        let mut ctl = self.lock();
+        let i = ctl
+            .bridges
+            .iter()
+            .position(|b| b.name == name)
+            .ok_or_else(|| DpError(format!("no bridge named {name}")))?;
+        let removed = ctl.bridges.remove(i);
+        unjoin_rings(&ctl, &removed.ports);
+        self.publish(&mut ctl);
+        drop(ctl);
+        drop(removed);
+        Ok(())
     }
+
     /// Adds a port; `ofport` requests a number (restore), else the next free one. Returns it.
     pub fn add_port(&self, bridge: &str, name: &str, spec: PortSpec, ofport: Option<u32>) -> Result<u32, DpError> {
-        todo!()
+        check_name("port", name)?;
+        let mut ctl = self.lock();
+        ctl.bridge(bridge)?;
+        if ctl.find_port(name).is_some() {
+            return Err(DpError(format!("port {name} already exists")));
+        }
+        if ctl.bridges.iter().any(|b| b.name == name) {
+            return Err(DpError(format!("{name} is already the name of a bridge")));
+        }
+        let br = ctl.bridge(bridge)?;
+        let ofport = match ofport {
+            Some(0) | Some(0xff00..) => return Err(DpError(format!("ofport must be 1-65279, not {}", ofport.unwrap_or(0)))),
+            Some(n) if br.ports.iter().any(|p| p.ofport == n) => {
+                return Err(DpError(format!("ofport {n} is already used on bridge {bridge}")));
+            }
+            Some(n) => n,
+            None => (1..).find(|n| !br.ports.iter().any(|p| p.ofport == *n)).unwrap_or(1),
+        };
+        let (port, ring) = self.create_port(&ctl, name, &spec)?;
+        let br = ctl.bridge_mut(bridge)?;
+        br.ports.push(PortEntry { name: name.to_string(), ofport, spec, port, ring, drops: Arc::default() });
+        br.ports.sort_by_key(|p| p.ofport);
+        self.publish(&mut ctl);
+        Ok(ofport)
     }
+
+    fn create_port(
+        &self,
+        ctl: &Control,
+        name: &str,
+        spec: &PortSpec,
+    ) -> Result<(Arc<dyn Port>, Option<Arc<RingPort>>), DpError> {
+        match spec.kind.as_str() {
+            "ring" => {
+                check_options(spec, &["peer"])?;
+                let ring = Arc::new(RingPort::new(name, crate::ring::RING_CAPACITY));
+                if let Some(peer) = spec.options.get("peer") {
+                    if peer == name {
+                        return Err(DpError(format!("port {name} cannot be its own peer")));
+                    }
+                    if let Some((_, p)) = ctl.find_port(peer) {
+                        let other = p.ring.as_ref().ok_or_else(|| DpError(format!("peer {peer} is not a ring port")))?;
+                        match p.spec.options.get("peer") {
+                            Some(pp) if pp != name => {
+                                return Err(DpError(format!("peer {peer} is already joined to {pp}")));
+                            }
+                            _ => ring.join(other),
+                        }
+                    }
+                }
+                Ok((ring.clone() as Arc<dyn Port>, Some(ring)))
+            }
+            "afxdp" => Ok((ports::open_afxdp(name, spec)?, None)),
+            other => Err(DpError(format!("unknown port type {other:?} (known: afxdp, ring)"))),
+        }
+    }
+
     pub fn del_port(&self, bridge: &str, name: &str) -> Result<(), DpError> {
-        todo!()
+        let mut ctl = self.lock();
+        let br = ctl.bridge_mut(bridge)?;
+        let i = br
+            .ports
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| DpError(format!("bridge {bridge} has no port {name}")))?;
+        let entry = br.ports.remove(i);
+        {
+            let mut macs = br.macs.lock();
+            macs.flush_port(entry.ofport);
+            br.macs.sync_generation(&macs);
+        }
+        unjoin_rings(&ctl, std::slice::from_ref(&entry));
+        self.publish(&mut ctl);
+        drop(ctl);
+        // The PMDs have let go of the old snapshot: this releases the device (XDP detach etc.).
+        drop(entry);
+        Ok(())
     }
+
     /// Adds (or replaces, same priority and match) a rule in ovs-ofctl syntax.
     pub fn add_flow(&self, bridge: &str, text: &str) -> Result<(), DpError> {
-        todo!()
+        let mut ctl = self.lock();
+        let br = ctl.bridge_mut(bridge)?;
+        let rule = parse_rule(text, &|n| br.port_by_name(n)).map_err(|e| DpError(e.to_string()))?;
+        br.rule_counters.insert((rule.priority, rule.m.key, rule.m.mask), Arc::default());
+        br.rules.insert(rule);
+        self.publish(&mut ctl);
+        Ok(())
     }
+
     /// Deletes rules covered by `match_text` (all when None or empty). Returns how many.
     pub fn del_flows(&self, bridge: &str, match_text: Option<&str>) -> Result<usize, DpError> {
-        todo!()
+        let mut ctl = self.lock();
+        let br = ctl.bridge_mut(bridge)?;
+        let (m, _) = parse_match(match_text.unwrap_or(""), &|n| br.port_by_name(n))
+            .map_err(|e| DpError(e.to_string()))?;
+        let n = br.rules.remove_matching(&m, None);
+        let live: std::collections::HashSet<RuleId> =
+            br.rules.rules().iter().map(|r| (r.priority, r.m.key, r.m.mask)).collect();
+        br.rule_counters.retain(|k, _| live.contains(k));
+        if n > 0 {
+            self.publish(&mut ctl);
+        }
+        Ok(n)
     }
+
     pub fn dump_flows(&self, bridge: &str) -> Result<Vec<FlowInfo>, DpError> {
-        todo!()
+        let ctl = self.lock();
+        let br = ctl.bridge(bridge)?;
+        Ok(br
+            .rules
+            .rules()
+            .iter()
+            .map(|r| {
+                let c = br.counters_for(r);
+                FlowInfo {
+                    text: format_rule(r, &|p| br.port_name(p)),
+                    priority: r.priority,
+                    n_packets: c.packets.load(Ordering::Relaxed),
+                    n_bytes: c.bytes.load(Ordering::Relaxed),
+                }
+            })
+            .collect())
     }
+
     pub fn bridges(&self) -> Vec<BridgeInfo> {
-        todo!()
+        let ctl = self.lock();
+        ctl.bridges.iter().map(bridge_info).collect()
     }
+
     pub fn bridge(&self, name: &str) -> Result<BridgeInfo, DpError> {
-        todo!()
+        let ctl = self.lock();
+        Ok(bridge_info(ctl.bridge(name)?))
     }
+
     pub fn fdb(&self, bridge: &str) -> Result<Vec<FdbEntry>, DpError> {
-        todo!()
+        let ctl = self.lock();
+        let br = ctl.bridge(bridge)?;
+        let now = self.now_ns();
+        let entries = br.macs.lock().entries(now);
+        Ok(entries
+            .into_iter()
+            .map(|e| FdbEntry {
+                port: br.port_name(e.port).unwrap_or_else(|| e.port.to_string()),
+                vlan: e.vlan,
+                mac: e.mac,
+                age_secs: e.age_ns / 1_000_000_000,
+            })
+            .collect())
     }
+
     pub fn pmds(&self) -> Vec<PmdInfo> {
-        todo!()
+        let snap = self.config.load();
+        let pmds = self.pmds.lock().unwrap_or_else(|e| e.into_inner());
+        pmds.iter()
+            .map(|h| {
+                let s = &h.shared;
+                let rxqs = snap
+                    .assignment
+                    .get(h.id)
+                    .map(|qs| {
+                        qs.iter()
+                            .filter_map(|q| {
+                                let bp = snap.bridges.get(q.bridge)?.ports.get(q.port)?;
+                                Some((bp.port.name().to_string(), q.qid))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                PmdInfo {
+                    id: h.id,
+                    core: h.core,
+                    rxqs,
+                    packets: s.packets.load(Ordering::Relaxed),
+                    emc_hits: s.emc_hits.load(Ordering::Relaxed),
+                    megaflow_hits: s.megaflow_hits.load(Ordering::Relaxed),
+                    misses: s.misses.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
     }
+
     /// Stops PMD threads and releases every port.
     pub fn shutdown(&self) {
-        todo!()
+        self.stop.store(true, Ordering::Relaxed);
+        let mut pmds = self.pmds.lock().unwrap_or_else(|e| e.into_inner());
+        for h in pmds.iter() {
+            h.shared.stop.store(true, Ordering::Relaxed);
+        }
+        for h in pmds.iter_mut() {
+            if let Some(t) = h.thread.take() {
+                let _ = t.join();
+            }
+        }
+        if let Some(t) = self.housekeeping.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+        self.config.store(Arc::new(Snapshot::empty(self.n_pmds)));
+        self.lock().bridges.clear();
     }
+
+    /// Builds and publishes a new snapshot, then waits until every PMD uses it, so that
+    /// resources removed from the configuration are no longer touched when this returns.
+    fn publish(&self, ctl: &mut Control) {
+        ctl.generation += 1;
+        let mut bridges = Vec::new();
+        let mut assignment = vec![Vec::new(); self.n_pmds];
+        let mut next = 0;
+        for (bi, b) in ctl.bridges.iter().enumerate() {
+            let ports: Vec<BridgePort> = b
+                .ports
+                .iter()
+                .map(|p| BridgePort { ofport: p.ofport, port: p.port.clone(), drops: p.drops.clone() })
+                .collect();
+            for (pi, p) in b.ports.iter().enumerate() {
+                for qid in 0..p.port.n_rxq() {
+                    assignment[next % self.n_pmds].push(RxqRef { bridge: bi, port: pi, qid });
+                    next += 1;
+                }
+            }
+            let counters = b.rules.rules().iter().map(|r| b.counters_for(r)).collect();
+            bridges.push(Arc::new(BridgeSnapshot::new(
+                b.name.clone(),
+                ports,
+                b.rules.clone(),
+                counters,
+                b.macs.clone(),
+            )));
+        }
+        let generation = ctl.generation;
+        self.config.store(Arc::new(Snapshot { generation, bridges, assignment }));
+        let deadline = Instant::now() + QUIESCE_TIMEOUT;
+        let pmds = self.pmds.lock().unwrap_or_else(|e| e.into_inner());
+        for h in pmds.iter() {
+            while h.shared.seen_generation.load(Ordering::Acquire) < generation
+                && h.thread.as_ref().is_some_and(|t| !t.is_finished())
+            {
+                if Instant::now() > deadline {
+                    tracing::warn!(pmd = h.id, "PMD did not pick up configuration {generation} in time");
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn bridge_info(b: &BridgeCtl) -> BridgeInfo {
+    BridgeInfo {
+        name: b.name.clone(),
+        n_rules: b.rules.len(),
+        ports: b
+            .ports
+            .iter()
+            .map(|p| PortInfo {
+                name: p.name.clone(),
+                ofport: p.ofport,
+                kind: p.spec.kind.clone(),
+                options: p.spec.options.clone(),
+                link_up: p.port.link_up(),
+                status: p.port.status(),
+                stats: p.port.stats(),
+                drops: p.drops.snapshot(),
+            })
+            .collect(),
+    }
+}
+
+/// Cuts ring links to ports that are going away.
+fn unjoin_rings(ctl: &Control, removed: &[PortEntry]) {
+    for e in removed {
+        let Some(ring) = &e.ring else { continue };
+        ring.unjoin();
+        if let Some(peer) = e.spec.options.get("peer")
+            && let Some((_, p)) = ctl.find_port(peer)
+            && let Some(r) = &p.ring
+        {
+            r.unjoin();
+        }
+        // A peer that named us but was not named back.
+        for b in &ctl.bridges {
+            for p in &b.ports {
+                if p.spec.options.get("peer").map(String::as_str) == Some(e.name.as_str())
+                    && let Some(r) = &p.ring
+                {
+                    r.unjoin();
+                }
+            }
+        }
+    }
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), DpError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DpError(format!(
+            "bad {what} name {name:?}: use 1-64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+fn check_options(spec: &PortSpec, known: &[&str]) -> Result<(), DpError> {
+    for k in spec.options.keys() {
+        if !known.contains(&k.as_str()) {
+            return Err(DpError(format!(
+                "unknown option {k:?} for type={} (known: {})",
+                spec.kind,
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_port_options(spec: &PortSpec, known: &[&str]) -> Result<(), DpError> {
+    check_options(spec, known)
+}
+
+/// Ages out MAC entries once a second.
+fn spawn_housekeeping(
+    config: Arc<ArcSwap<Snapshot>>,
+    stop: Arc<AtomicBool>,
+    epoch: Instant,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("housekeeping".into()).spawn(move || {
+        let mut last = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if last.elapsed() < Duration::from_secs(1) {
+                continue;
+            }
+            last = Instant::now();
+            let now = epoch.elapsed().as_nanos() as u64;
+            for b in config.load().bridges.iter() {
+                let mut macs = b.macs.lock();
+                if macs.expire(now) > 0 {
+                    b.macs.sync_generation(&macs);
+                }
+            }
+        }
+    })
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn f<T: Send + Sync>() {}
+    f::<Switch>();
+    let _: BTreeMap<String, String> = BTreeMap::new();
 }

@@ -1,0 +1,182 @@
+//! Poll-mode driver threads: each busy-polls the receive queues assigned to it and runs the
+//! pipeline, picking up new configuration snapshots between batches.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::bridge::BridgeSnapshot;
+use crate::packet::{Batch, MAX_BURST, PacketPool};
+use crate::pipeline::{BridgeLocal, process_batch};
+
+/// One receive queue a PMD polls: indices into the snapshot's bridges and that bridge's ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RxqRef {
+    pub bridge: usize,
+    pub port: usize,
+    pub qid: usize,
+}
+
+/// Everything the PMDs need, swapped as a whole on every configuration change.
+pub struct Snapshot {
+    pub generation: u64,
+    pub bridges: Vec<Arc<BridgeSnapshot>>,
+    /// Receive queues per PMD.
+    pub assignment: Vec<Vec<RxqRef>>,
+}
+
+impl Snapshot {
+    pub fn empty(n_pmds: usize) -> Self {
+        Snapshot { generation: 0, bridges: Vec::new(), assignment: vec![Vec::new(); n_pmds] }
+    }
+}
+
+/// Counters and flags a PMD shares with the control side.
+#[derive(Default)]
+pub struct PmdShared {
+    pub stop: AtomicBool,
+    /// Latest snapshot generation this PMD has switched to.
+    pub seen_generation: AtomicU64,
+    pub packets: AtomicU64,
+    pub emc_hits: AtomicU64,
+    pub megaflow_hits: AtomicU64,
+    pub misses: AtomicU64,
+    /// Nanoseconds spent on polls that returned packets, and on empty polls.
+    pub busy_ns: AtomicU64,
+    pub idle_ns: AtomicU64,
+}
+
+pub struct PmdHandle {
+    pub id: usize,
+    pub core: Option<usize>,
+    pub shared: Arc<PmdShared>,
+    pub thread: Option<JoinHandle<()>>,
+}
+
+/// Packet buffers per PMD: enough for every transmit batch to fill while a batch is received.
+const POOL_SIZE: usize = 4096;
+
+pub fn spawn(
+    id: usize,
+    core: Option<usize>,
+    config: Arc<ArcSwap<Snapshot>>,
+    idle_backoff: bool,
+    epoch: Instant,
+) -> std::io::Result<PmdHandle> {
+    let shared = Arc::new(PmdShared::default());
+    let s = shared.clone();
+    let thread = std::thread::Builder::new().name(format!("pmd{id}")).spawn(move || {
+        if let Some(c) = core {
+            pin_to_core(c);
+        }
+        run(id, &config, &s, idle_backoff, epoch);
+    })?;
+    Ok(PmdHandle { id, core, shared, thread: Some(thread) })
+}
+
+fn pin_to_core(core: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_SET writes inside it for core < CPU_SETSIZE, which
+    // we check; sched_setaffinity(0, ...) only affects the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if core < libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(core, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                tracing::warn!(core, "could not pin PMD thread: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
+}
+
+fn run(id: usize, config: &ArcSwap<Snapshot>, shared: &PmdShared, idle_backoff: bool, epoch: Instant) {
+    let mut pool = PacketPool::with_capacity(POOL_SIZE);
+    let mut batch = Batch::new();
+    let mut generation = u64::MAX;
+    let mut locals: Vec<BridgeLocal> = Vec::new();
+    let mut rxqs: Vec<RxqRef> = Vec::new();
+    let mut empty_polls: u32 = 0;
+    let mut last = Instant::now();
+    // Cache counters of caches already discarded by a configuration change.
+    let mut base = (0, 0, 0);
+
+    while !shared.stop.load(Ordering::Relaxed) {
+        let snap = config.load();
+        if snap.generation != generation {
+            generation = snap.generation;
+            base = add3(base, cache_totals(&locals));
+            locals = snap.bridges.iter().map(|b| BridgeLocal::new(b)).collect();
+            rxqs = snap.assignment.get(id).cloned().unwrap_or_default();
+            shared.seen_generation.store(generation, Ordering::Release);
+        }
+        let now_ns = epoch.elapsed().as_nanos() as u64;
+        let mut got = 0;
+        for q in &rxqs {
+            let Some(bridge) = snap.bridges.get(q.bridge) else {
+                continue;
+            };
+            let Some(bp) = bridge.ports.get(q.port) else {
+                continue;
+            };
+            let n = bp.port.rx_burst(q.qid, &mut pool, &mut batch);
+            if n == 0 {
+                continue;
+            }
+            got += n;
+            process_batch(bridge, &mut locals[q.bridge], generation, q.port, &mut batch, &mut pool, now_ns);
+        }
+
+        let now = Instant::now();
+        let spent = now.duration_since(last).as_nanos() as u64;
+        last = now;
+        if got > 0 {
+            empty_polls = 0;
+            add(&shared.busy_ns, spent);
+            add(&shared.packets, got as u64);
+            publish_cache_stats(shared, add3(base, cache_totals(&locals)));
+        } else {
+            add(&shared.idle_ns, spent);
+            empty_polls = empty_polls.saturating_add(1);
+            if idle_backoff {
+                back_off(empty_polls);
+            }
+        }
+        debug_assert!(batch.len() <= MAX_BURST);
+    }
+}
+
+/// The PMD is the only writer of its counters: a load and a store, no locked instruction.
+#[inline]
+fn add(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+fn cache_totals(locals: &[BridgeLocal]) -> (u64, u64, u64) {
+    locals.iter().fold((0, 0, 0), |acc, l| {
+        let s = l.cache.stats();
+        add3(acc, (s.emc_hits, s.megaflow_hits, s.misses))
+    })
+}
+
+fn add3(a: (u64, u64, u64), b: (u64, u64, u64)) -> (u64, u64, u64) {
+    (a.0 + b.0, a.1 + b.1, a.2 + b.2)
+}
+
+fn publish_cache_stats(shared: &PmdShared, (emc, mega, miss): (u64, u64, u64)) {
+    shared.emc_hits.store(emc, Ordering::Relaxed);
+    shared.megaflow_hits.store(mega, Ordering::Relaxed);
+    shared.misses.store(miss, Ordering::Relaxed);
+}
+
+/// Spin briefly, then yield, then sleep in short naps so an idle PMD leaves the core to others.
+fn back_off(empty_polls: u32) {
+    if empty_polls < 128 {
+        std::hint::spin_loop();
+    } else if empty_polls < 1024 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
