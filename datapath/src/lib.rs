@@ -1,7 +1,17 @@
+//! The datapath: packet buffers, the `Port` trait and its backends, PMD threads and the
+//! pipeline they run, and the `Switch` control API that publishes configuration to them.
+
+pub mod actions;
+pub mod afxdp;
 pub mod api;
+pub mod bridge;
 pub mod counter;
 pub mod packet;
+pub mod pipeline;
+pub mod pmd;
 pub mod port;
+pub mod ports;
+pub mod ring;
 pub mod switch;
 
 pub use api::*;

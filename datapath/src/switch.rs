@@ -42,6 +42,8 @@ struct PortEntry {
 }
 
 type RuleId = (u16, FlowKey, FlowKey);
+/// A created port, and its ring handle when it is a ring port (for joining peers).
+type NewPort = (Arc<dyn Port>, Option<Arc<RingPort>>);
 
 struct BridgeCtl {
     name: String,
@@ -201,12 +203,29 @@ impl Switch {
         Ok(ofport)
     }
 
+    /// Attaches a port object built by the caller (tests, benchmarks, embedders). It is shown
+    /// with `kind()` as its type and is not persisted by the control plane.
+    pub fn attach_port(&self, bridge: &str, name: &str, port: Arc<dyn Port>) -> Result<u32, DpError> {
+        check_name("port", name)?;
+        let mut ctl = self.lock();
+        if ctl.find_port(name).is_some() {
+            return Err(DpError(format!("port {name} already exists")));
+        }
+        let br = ctl.bridge_mut(bridge)?;
+        let ofport = (1..).find(|n| !br.ports.iter().any(|p| p.ofport == *n)).unwrap_or(1);
+        let spec = PortSpec { kind: port.kind().to_string(), options: BTreeMap::new() };
+        br.ports.push(PortEntry { name: name.to_string(), ofport, spec, port, ring: None, drops: Arc::default() });
+        br.ports.sort_by_key(|p| p.ofport);
+        self.publish(&mut ctl);
+        Ok(ofport)
+    }
+
     fn create_port(
         &self,
         ctl: &Control,
         name: &str,
         spec: &PortSpec,
-    ) -> Result<(Arc<dyn Port>, Option<Arc<RingPort>>), DpError> {
+    ) -> Result<NewPort, DpError> {
         match spec.kind.as_str() {
             "ring" => {
                 check_options(spec, &["peer"])?;
@@ -528,9 +547,3 @@ fn spawn_housekeeping(
     })
 }
 
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn f<T: Send + Sync>() {}
-    f::<Switch>();
-    let _: BTreeMap<String, String> = BTreeMap::new();
-}

@@ -1,1 +1,95 @@
-fn main() {}
+//! `vswitchctl`: the command-line client of `vswitchd`. Sends one request over the management
+//! socket and prints the result (text, or JSON with `--format json`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use ctl::commands::COMMANDS;
+use ctl::format::{json_pretty, render_text};
+use ctl::protocol::{Request, decode_reply};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn commands_help() -> String {
+    let mut s = String::from("Commands:\n");
+    for (_, usage) in COMMANDS {
+        s.push_str("  ");
+        s.push_str(usage);
+        s.push('\n');
+    }
+    s.push_str("\nPort types: type=ring [peer=PORT], type=afxdp iface=IFNAME [xdp-mode=best-effort|native|generic]");
+    s
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "vswitchctl", version, about = "Configure and inspect vswitchd", after_help = commands_help())]
+struct Cli {
+    /// vswitchd's management socket.
+    #[arg(long, value_name = "PATH", default_value = ctl::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Command (see below).
+    command: String,
+    /// Command arguments.
+    args: Vec<String>,
+}
+
+const MAX_REPLY_BYTES: u64 = 256 << 20;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(out.as_bytes());
+            let _ = stdout.flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vswitchctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<String, String> {
+    let stream = UnixStream::connect(&cli.socket).map_err(|e| {
+        format!(
+            "cannot connect to {}: {e} (is vswitchd running?)",
+            cli.socket.display()
+        )
+    })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
+    let req = Request::new(cli.command.clone(), cli.args.clone());
+    (&stream)
+        .write_all(req.to_line().as_bytes())
+        .map_err(|e| format!("cannot send request to vswitchd: {e}"))?;
+    let mut line = Vec::new();
+    BufReader::new(&stream)
+        .take(MAX_REPLY_BYTES)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| format!("cannot read reply from vswitchd: {e}"))?;
+    if line.is_empty() {
+        return Err("vswitchd closed the connection without replying".into());
+    }
+    let reply = decode_reply(&line)?;
+    if !reply.ok {
+        return Err(reply.error.unwrap_or_default());
+    }
+    let result = reply.result.unwrap_or(serde_json::Value::Null);
+    Ok(match cli.format {
+        Format::Json => json_pretty(&result),
+        Format::Text => render_text(&cli.command, &result),
+    })
+}

@@ -1,1 +1,110 @@
-fn main() {}
+//! `vswitchd`: the vswitch daemon. Starts the datapath, restores the saved configuration, and
+//! serves the management socket until SIGTERM/SIGINT.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use clap::Parser;
+use ctl::args::parse_cpu_list;
+use ctl::commands::Daemon;
+use ctl::{config, server};
+use datapath::{Switch, SwitchConfig};
+use tracing::info;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vswitchd",
+    version,
+    about = "vswitch daemon: a userspace poll-mode virtual switch"
+)]
+struct Args {
+    /// Management socket (Unix stream socket, mode 0660).
+    #[arg(long, value_name = "PATH", default_value = ctl::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// State file: the configuration, restored at start and rewritten atomically on each change.
+    #[arg(long, value_name = "PATH", default_value = ctl::DEFAULT_STATE)]
+    state: PathBuf,
+    /// CPUs for PMD threads, one thread per CPU (e.g. `1`, `0,1`, `2-3`). Empty: one unpinned PMD.
+    #[arg(long, value_name = "LIST", default_value = "")]
+    pmd_cores: String,
+    /// Busy-poll without ever sleeping (lowest latency, each PMD core always at 100 %).
+    #[arg(long)]
+    no_idle_backoff: bool,
+    /// Log filter (tracing env-filter syntax, e.g. `info`, `debug`, `ctl=debug,info`); logs go to stderr.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    log: String,
+    /// Write the daemon's pid to this file (removed at exit).
+    #[arg(long, value_name = "PATH")]
+    pidfile: Option<PathBuf>,
+}
+
+/// Removes the socket and pid files when the daemon exits (normally or on a start-up error).
+struct Cleanup {
+    files: Vec<PathBuf>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = fs::remove_file(f);
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("vswitchd: invalid --log filter '{}': {e}", args.log);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vswitchd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let pmd_cores = parse_cpu_list(&args.pmd_cores).map_err(|e| format!("--pmd-cores: {e}"))?;
+    let cfg = config::load(&args.state)?;
+    server::install_signal_handlers()
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+
+    let listener = server::bind_socket(&args.socket)?;
+    let mut cleanup = Cleanup {
+        files: vec![args.socket.clone()],
+    };
+    if let Some(pidfile) = &args.pidfile {
+        fs::write(pidfile, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("cannot write pid file {}: {e}", pidfile.display()))?;
+        cleanup.files.push(pidfile.clone());
+    }
+
+    let switch = Switch::start(SwitchConfig {
+        pmd_cores: pmd_cores.clone(),
+        no_idle_backoff: args.no_idle_backoff,
+    })
+    .map_err(|e| format!("cannot start the datapath: {e}"))?;
+    info!(pmd_cores = ?pmd_cores, no_idle_backoff = args.no_idle_backoff, "datapath started");
+    let daemon = Arc::new(Mutex::new(Daemon::new(switch, cfg, args.state.clone())));
+    info!(socket = %args.socket.display(), state = %args.state.display(), "vswitchd {} ready", ctl::PACKAGE_VERSION);
+
+    let served = server::accept_loop(listener, daemon.clone());
+    info!("shutting down");
+    daemon.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
+    drop(cleanup);
+    served.map_err(|e| format!("management socket failed: {e}"))?;
+    info!("stopped");
+    Ok(())
+}

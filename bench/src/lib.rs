@@ -1,0 +1,5 @@
+//! Benchmarks and traffic generation for vswitch.
+
+pub mod frames;
+pub mod null_port;
+pub mod tsc;

@@ -1,0 +1,224 @@
+//! Text rendering of command results for `vswitchctl` (styled after ovs-vsctl, ovs-ofctl and
+//! ovs-appctl output).
+
+use std::fmt::Write as _;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::results::*;
+
+/// Renders `result` of `command` as text ("" when there is nothing to print). A result this
+/// client does not understand (e.g. from a newer daemon) is printed as JSON.
+pub fn render_text(command: &str, result: &Value) -> String {
+    fn typed<T: DeserializeOwned>(v: &Value, f: impl FnOnce(T) -> String) -> String {
+        match serde_json::from_value::<T>(v.clone()) {
+            Ok(t) => f(t),
+            Err(_) => json_pretty(v),
+        }
+    }
+    match command {
+        "add-br" | "del-br" | "add-port" | "del-port" | "add-flow" | "del-flows" => String::new(),
+        "version" => typed(result, |v: VersionInfo| {
+            format!(
+                "vswitchctl {}\n{} {} (protocol version {})\n",
+                crate::PACKAGE_VERSION,
+                v.name,
+                v.package_version,
+                v.protocol_version
+            )
+        }),
+        "show" => typed(result, |s: ShowResult| show(&s)),
+        "dump-flows" => typed(result, |f: Vec<FlowEntry>| dump_flows(&f)),
+        "dump-ports" => typed(result, |p: Vec<PortStatsEntry>| dump_ports(&p)),
+        "fdb-show" => typed(result, |r: Vec<FdbRow>| fdb_show(&r)),
+        "pmd-stats" => typed(result, |r: Vec<PmdRow>| pmd_stats(&r)),
+        _ if result.is_null() => String::new(),
+        _ => json_pretty(result),
+    }
+}
+
+pub fn json_pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn braces<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> String {
+    let inner: Vec<String> = pairs.map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
+/// `show`, after `ovs-vsctl show`.
+pub fn show(s: &ShowResult) -> String {
+    let mut out = String::new();
+    if s.bridges.is_empty() {
+        out.push_str("no bridges\n");
+    }
+    for b in &s.bridges {
+        let _ = writeln!(out, "Bridge {}", b.name);
+        if let Some(e) = &b.error {
+            let _ = writeln!(out, "    error: {e}");
+        }
+        for p in &b.ports {
+            let _ = writeln!(out, "    Port {} (ofport {})", p.name, p.ofport);
+            let _ = writeln!(out, "        type: {}", p.kind);
+            if !p.options.is_empty() {
+                let _ = writeln!(out, "        options: {}", braces(p.options.iter()));
+            }
+            let _ = writeln!(
+                out,
+                "        link: {}",
+                if p.link_up { "up" } else { "down" }
+            );
+            if !p.status.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "        status: {}",
+                    braces(p.status.iter().map(|(k, v)| (k, v)))
+                );
+            }
+            if let Some(e) = &p.error {
+                let _ = writeln!(out, "        error: {e}");
+            }
+        }
+        let _ = writeln!(out, "    rules: {}", b.n_rules);
+        for f in &b.flow_errors {
+            let _ = writeln!(out, "    rule not restored: {}", f.flow);
+            let _ = writeln!(out, "        error: {}", f.error);
+        }
+    }
+    out
+}
+
+/// `dump-flows`, after `ovs-ofctl dump-flows`.
+pub fn dump_flows(flows: &[FlowEntry]) -> String {
+    let mut out = String::new();
+    for f in flows {
+        let head = f.text.split("actions=").next().unwrap_or("");
+        let has_prio = head
+            .split([',', ' '])
+            .any(|t| t.trim().starts_with("priority="));
+        let _ = write!(out, " n_packets={}, n_bytes={}, ", f.n_packets, f.n_bytes);
+        if !has_prio {
+            let _ = write!(out, "priority={},", f.priority);
+        }
+        let _ = writeln!(out, "{}", f.text);
+    }
+    out
+}
+
+/// `dump-ports`, after `ovs-ofctl dump-ports`.
+pub fn dump_ports(ports: &[PortStatsEntry]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} ports", ports.len());
+    for p in ports {
+        let label = format!("  port {:>3} ({}): ", p.ofport, p.name);
+        let pad = " ".repeat(label.chars().count());
+        let _ = writeln!(
+            out,
+            "{label}rx pkts={}, bytes={}, drop={}",
+            p.rx_packets, p.rx_bytes, p.rx_dropped
+        );
+        let _ = writeln!(
+            out,
+            "{pad}tx pkts={}, bytes={}, drop={}",
+            p.tx_packets, p.tx_bytes, p.tx_dropped
+        );
+        if !p.drops.is_empty() {
+            let reasons: Vec<String> = p.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
+            let _ = writeln!(out, "{pad}pipeline drops: {}", reasons.join(", "));
+        }
+    }
+    out
+}
+
+/// `fdb-show`, after `ovs-appctl fdb/show`.
+pub fn fdb_show(rows: &[FdbRow]) -> String {
+    let w = rows.iter().map(|r| r.port.len()).max().unwrap_or(0).max(5);
+    let mut out = format!("{:>w$}  VLAN  MAC                Age\n", "port");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:>w$}  {:>4}  {}  {:>3}",
+            r.port, r.vlan, r.mac, r.age
+        );
+    }
+    out
+}
+
+/// `pmd-stats`, after `ovs-appctl dpif-netdev/pmd-stats-show`.
+pub fn pmd_stats(rows: &[PmdRow]) -> String {
+    let mut out = String::new();
+    for p in rows {
+        match p.core {
+            Some(c) => {
+                let _ = writeln!(out, "pmd thread {} core_id {c}:", p.id);
+            }
+            None => {
+                let _ = writeln!(out, "pmd thread {} (unpinned):", p.id);
+            }
+        }
+        let rxqs: Vec<String> = p
+            .rxqs
+            .iter()
+            .map(|(port, q)| format!("{port} queue {q}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  rx queues: {}",
+            if rxqs.is_empty() {
+                "none".into()
+            } else {
+                rxqs.join(", ")
+            }
+        );
+        let _ = writeln!(out, "  packets received: {}", p.packets);
+        let _ = writeln!(out, "  emc hits: {}", p.emc_hits);
+        let _ = writeln!(out, "  megaflow hits: {}", p.megaflow_hits);
+        let _ = writeln!(out, "  misses: {}", p.misses);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders() {
+        assert_eq!(render_text("add-br", &Value::Null), "");
+        assert_eq!(render_text("del-flows", &json!({"deleted": 3})), "");
+        let flows = json!([{"text": "priority=100,in_port=p1,actions=output:p2", "priority": 100, "n_packets": 3, "n_bytes": 180},
+                           {"text": "actions=drop", "priority": 0, "n_packets": 0, "n_bytes": 0}]);
+        assert_eq!(
+            render_text("dump-flows", &flows),
+            " n_packets=3, n_bytes=180, priority=100,in_port=p1,actions=output:p2\n n_packets=0, n_bytes=0, priority=0,actions=drop\n"
+        );
+        let fdb = json!([{"port": "p1", "vlan": 0, "mac": "50:54:00:00:00:05", "age": 3}]);
+        assert_eq!(
+            render_text("fdb-show", &fdb),
+            " port  VLAN  MAC                Age\n   p1     0  50:54:00:00:00:05    3\n"
+        );
+        let show = json!({"bridges": [{"name": "br0", "n_rules": 1, "ports": [
+            {"name": "p1", "ofport": 1, "type": "afxdp", "options": {"iface": "veth0"}, "link_up": false,
+             "status": [["xdp_mode", "generic"]], "error": "interface veth0 not found"}]}]});
+        let text = render_text("show", &show);
+        assert!(text.contains("Port p1 (ofport 1)"), "{text}");
+        assert!(text.contains("options: {iface=veth0}"));
+        assert!(text.contains("status: {xdp_mode=generic}"));
+        assert!(text.contains("error: interface veth0 not found"));
+        assert!(text.contains("link: down"));
+        let ports = json!([{"name": "p1", "ofport": 1, "rx_packets": 1, "rx_bytes": 2, "rx_dropped": 3, "tx_packets": 4,
+            "tx_bytes": 5, "tx_dropped": 6, "drops": [["no_match", 2]]}]);
+        let text = render_text("dump-ports", &ports);
+        assert!(text.contains("rx pkts=1, bytes=2, drop=3"), "{text}");
+        assert!(text.contains("pipeline drops: no_match=2"));
+        let pmds = json!([{"id": 0, "core": null, "rxqs": [["p1", 0]], "packets": 9, "emc_hits": 1, "megaflow_hits": 2, "misses": 3}]);
+        assert!(render_text("pmd-stats", &pmds).contains("(unpinned)"));
+        // Unknown shapes fall back to JSON.
+        assert!(render_text("show", &json!({"x": 1})).contains("\"x\": 1"));
+        assert!(render_text("new-command", &json!([1])).contains('1'));
+    }
+}

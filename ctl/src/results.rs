@@ -1,0 +1,119 @@
+//! Results of the daemon's commands, as JSON. The daemon serialises them; `vswitchctl` parses
+//! them back to render text (and prints the JSON as is with `--format json`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `version`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub name: String,
+    pub package_version: String,
+    pub protocol_version: u32,
+}
+
+/// `show`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowResult {
+    pub bridges: Vec<ShowBridge>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowBridge {
+    pub name: String,
+    pub ports: Vec<ShowPort>,
+    pub n_rules: usize,
+    /// Why the bridge could not be restored (it is kept in the configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Rules of the configuration that could not be restored, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flow_errors: Vec<FlowError>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowError {
+    pub flow: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowPort {
+    pub name: String,
+    pub ofport: u32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub options: BTreeMap<String, String>,
+    pub link_up: bool,
+    /// Facts the port reports about itself (e.g. `xdp_mode`), in the port's order.
+    pub status: Vec<(String, String)>,
+    /// Why the port is not in the datapath (failed restore); it is kept in the configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `add-port`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddPortResult {
+    pub ofport: u32,
+}
+
+/// `del-flows`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelFlowsResult {
+    pub deleted: usize,
+}
+
+/// One line of `dump-flows`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowEntry {
+    /// Canonical rule text, ports by name.
+    pub text: String,
+    pub priority: u16,
+    pub n_packets: u64,
+    pub n_bytes: u64,
+}
+
+/// One port of `dump-ports`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatsEntry {
+    pub name: String,
+    pub ofport: u32,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_dropped: u64,
+    /// Frames received on this port and dropped by the pipeline, by reason.
+    pub drops: Vec<(String, u64)>,
+}
+
+/// One entry of `fdb-show`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdbRow {
+    pub port: String,
+    pub vlan: u16,
+    pub mac: String,
+    pub age: u64,
+}
+
+/// One PMD of `pmd-stats`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PmdRow {
+    pub id: usize,
+    pub core: Option<usize>,
+    /// Receive queues polled: (port, queue).
+    pub rxqs: Vec<(String, usize)>,
+    pub packets: u64,
+    pub emc_hits: u64,
+    pub megaflow_hits: u64,
+    pub misses: u64,
+}
+
+/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
+pub fn mac_string(mac: &[u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}

@@ -1,0 +1,641 @@
+//! AF_XDP port: one queue of a kernel interface, through an AF_XDP socket (the `xdp` crate) and
+//! the `xsk_redirect` XDP program (the `ebpf` crate).
+//!
+//! One UMEM of `frame_count` 4 KiB frames backs the socket. Half of it at most is lent to the
+//! kernel through the fill ring for receive, the other half at most is in flight on transmit, so
+//! neither side can starve the other. Frames are copied into and out of pool [`Packet`](crate::packet::Packet)s; the
+//! socket is bound in copy mode unless zero-copy is asked for.
+//!
+//! Locking: receive state (RX + fill rings) and transmit state (TX + completion rings) have their
+//! own mutexes; the UMEM free list has a third one, held only for free-list bookkeeping (never
+//! while copying frame bytes).
+//!
+//! Wakeups: the `xdp` crate does not expose the rings' `XDP_RING_NEED_WAKEUP` flag, so the socket
+//! is bound without `XDP_USE_NEED_WAKEUP`. Receive then needs no syscall at all, and transmit does
+//! one `sendto` kick per non-empty burst (copy mode always needs it).
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use ebpf::{XdpAttachMode, XskRedirect};
+use xdp::slab::Slab;
+use xdp::socket::{SocketError, XdpSocket, XdpSocketBuilder};
+use xdp::umem::{FrameSize, UmemCfgBuilder};
+use xdp::{CompletionRing, FillRing, RingConfigBuilder, RxRing, TxRing, Umem};
+
+use crate::packet::{Batch, MAX_BURST, MAX_FRAME, PacketPool};
+use crate::port::{Port, PortCounters, PortStats};
+
+/// Largest ring the port asks for (the kernel's default size).
+const MAX_RING: u32 = 2048;
+const MIN_FRAMES: u32 = 2 * MAX_BURST as u32;
+
+/// How the XDP program is attached (`xdp-mode=` option).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum XdpModeRequest {
+    /// `best-effort`: native (driver) XDP if the driver supports it, else generic.
+    #[default]
+    Auto,
+    /// `native`: driver XDP or fail.
+    Native,
+    /// `generic`: skb XDP, works on every interface.
+    Generic,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown xdp-mode {0:?} (expected best-effort, native or generic)")]
+pub struct ParseXdpModeError(String);
+
+impl FromStr for XdpModeRequest {
+    type Err = ParseXdpModeError;
+
+    /// Accepts `best-effort`, `native`, `generic`, with or without the `xdp-mode=` prefix.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let value = s.strip_prefix("xdp-mode=").unwrap_or(s);
+        match value {
+            "best-effort" => Ok(XdpModeRequest::Auto),
+            "native" => Ok(XdpModeRequest::Native),
+            "generic" => Ok(XdpModeRequest::Generic),
+            _ => Err(ParseXdpModeError(value.to_string())),
+        }
+    }
+}
+
+impl From<XdpModeRequest> for XdpAttachMode {
+    fn from(m: XdpModeRequest) -> Self {
+        match m {
+            XdpModeRequest::Auto => XdpAttachMode::Auto,
+            XdpModeRequest::Native => XdpAttachMode::Native,
+            XdpModeRequest::Generic => XdpAttachMode::Generic,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AfXdpOptions {
+    pub mode: XdpModeRequest,
+    /// Interface queue the socket binds to.
+    pub queue: u32,
+    /// UMEM frames (4 KiB each); at least 64. Each ring gets the largest power of two up to
+    /// `frame_count / 2`, capped at 2048.
+    pub frame_count: u32,
+    /// Bind in zero-copy mode (fails if the driver does not support it; veth does not).
+    pub zero_copy: bool,
+}
+
+impl Default for AfXdpOptions {
+    fn default() -> Self {
+        AfXdpOptions {
+            mode: XdpModeRequest::Auto,
+            queue: 0,
+            frame_count: 4096,
+            zero_copy: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AfXdpError {
+    #[error("interface {0:?} not found")]
+    InterfaceNotFound(String),
+    #[error("invalid AF_XDP options: {0}")]
+    Options(String),
+    #[error(transparent)]
+    Xdp(#[from] ebpf::EbpfError),
+    #[error("mapping the UMEM ({frames} frames) failed: {cause}")]
+    Umem { frames: u32, cause: String },
+    #[error("AF_XDP socket on {ifname} queue {queue}: {cause}")]
+    Socket {
+        ifname: String,
+        queue: u32,
+        cause: String,
+    },
+}
+
+/// Receive side: owned by the PMD polling the queue.
+struct RxState {
+    ring: RxRing,
+    fill: FillRing,
+    /// Frames given to the kernel through the fill ring and not yet back through the RX ring.
+    in_kernel: u32,
+    /// Fill (and RX) ring size: the most frames lent to the kernel for receive.
+    budget: u32,
+}
+
+/// Transmit side: any PMD, serialised by the mutex.
+struct TxState {
+    ring: TxRing,
+    completion: CompletionRing,
+    /// Frames queued for transmit and not yet back through the completion ring.
+    in_flight: u32,
+    /// TX (and completion) ring size: the most frames in flight.
+    budget: u32,
+}
+
+pub struct AfXdpPort {
+    // Fields drop in declaration order: detach the XDP program first, then unmap the rings,
+    // close the socket, and unmap the UMEM last.
+    redirect: Mutex<XskRedirect>,
+    rx: Mutex<RxState>,
+    tx: Mutex<TxState>,
+    socket: XdpSocket,
+    umem: Mutex<Umem>,
+    /// Datagram socket in the interface's network namespace, for link state ioctls.
+    ctl: OwnedFd,
+    name: String,
+    ifname: String,
+    queue: u32,
+    xdp_mode: &'static str,
+    bind: &'static str,
+    counters: PortCounters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl AfXdpPort {
+    /// Attaches the XDP program to `ifname`, binds an AF_XDP socket to `opts.queue` and registers
+    /// it in the program's XSKMAP. The interface is looked up in the calling thread's network
+    /// namespace. Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).
+    pub fn open(name: &str, ifname: &str, opts: AfXdpOptions) -> Result<AfXdpPort, AfXdpError> {
+        if opts.frame_count < MIN_FRAMES {
+            return Err(AfXdpError::Options(format!(
+                "frame_count {} is below the minimum {MIN_FRAMES}",
+                opts.frame_count
+            )));
+        }
+        if opts.queue >= ebpf::MAX_QUEUES {
+            return Err(AfXdpError::Options(format!(
+                "queue {} is above the maximum {}",
+                opts.queue,
+                ebpf::MAX_QUEUES - 1
+            )));
+        }
+        let c_ifname =
+            CString::new(ifname).map_err(|_| AfXdpError::InterfaceNotFound(ifname.to_string()))?;
+        let ifindex = match xdp::nic::NicIndex::lookup_by_name(&c_ifname) {
+            Ok(Some(index)) => index,
+            _ => return Err(AfXdpError::InterfaceNotFound(ifname.to_string())),
+        };
+        // Largest power of two <= frame_count / 2.
+        let ring_size = (1u32 << (opts.frame_count / 2).ilog2()).min(MAX_RING);
+
+        let mut redirect = XskRedirect::attach(ifname, opts.mode.into())?;
+
+        let sock_err = |cause: String| AfXdpError::Socket {
+            ifname: ifname.to_string(),
+            queue: opts.queue,
+            cause,
+        };
+        let umem_cfg = UmemCfgBuilder {
+            frame_size: FrameSize::FourK,
+            frame_count: opts.frame_count,
+            ..Default::default()
+        }
+        .build()
+        .map_err(|e| AfXdpError::Options(format!("{e}")))?;
+        let mut umem = Umem::map(umem_cfg).map_err(|e| AfXdpError::Umem {
+            frames: opts.frame_count,
+            cause: e.to_string(),
+        })?;
+
+        let mut builder = XdpSocketBuilder::new().map_err(|e| sock_err(describe(&e)))?;
+        let ring_cfg = RingConfigBuilder {
+            rx_count: ring_size,
+            tx_count: ring_size,
+            fill_count: ring_size,
+            completion_count: ring_size,
+        }
+        .build()
+        .map_err(|e| AfXdpError::Options(format!("{e}")))?;
+        let (rings, mut bind_flags) = builder
+            .build_rings(&umem, ring_cfg)
+            .map_err(|e| sock_err(describe(&e)))?;
+        let bind = if opts.zero_copy {
+            bind_flags.force_zerocopy();
+            "zero-copy"
+        } else {
+            bind_flags.force_copy();
+            "copy"
+        };
+        let socket = builder.bind(ifindex, opts.queue, bind_flags).map_err(|e| {
+            let hint = match &e {
+                _ if opts.zero_copy => " (zero-copy needs driver support)".to_string(),
+                SocketError::Bind(io) if io.raw_os_error() == Some(libc::EINVAL) => {
+                    format!(" (does {ifname} have a queue {}?)", opts.queue)
+                }
+                _ => String::new(),
+            };
+            sock_err(format!("{}{hint}", describe(&e)))
+        })?;
+        let (Some(rx_ring), Some(tx_ring)) = (rings.rx_ring, rings.tx_ring) else {
+            return Err(sock_err(
+                "the kernel did not map the RX and TX rings".to_string(),
+            ));
+        };
+
+        let mut fill = rings.fill_ring;
+        // SAFETY: the UMEM outlives the socket: both live in the port, and the port drops the
+        // socket (and the rings) before the UMEM.
+        let filled = unsafe { fill.enqueue(&mut umem, ring_size as usize) };
+        redirect.register_socket(opts.queue, socket.as_raw_fd())?;
+
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let ctl = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if ctl < 0 {
+            return Err(sock_err(format!(
+                "creating the control socket failed: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: `ctl` is a freshly created descriptor that nothing else owns.
+        let ctl = unsafe { OwnedFd::from_raw_fd(ctl) };
+
+        let xdp_mode = redirect.mode_in_use();
+        tracing::info!(
+            port = name,
+            ifname,
+            queue = opts.queue,
+            xdp_mode,
+            bind,
+            "AF_XDP port open"
+        );
+        Ok(AfXdpPort {
+            redirect: Mutex::new(redirect),
+            rx: Mutex::new(RxState {
+                ring: rx_ring,
+                fill,
+                in_kernel: filled as u32,
+                budget: ring_size,
+            }),
+            tx: Mutex::new(TxState {
+                ring: tx_ring,
+                completion: rings.completion_ring,
+                in_flight: 0,
+                budget: ring_size,
+            }),
+            socket,
+            umem: Mutex::new(umem),
+            ctl,
+            name: name.to_string(),
+            ifname: ifname.to_string(),
+            queue: opts.queue,
+            xdp_mode,
+            bind,
+            counters: PortCounters::default(),
+        })
+    }
+
+    /// `"native"` or `"generic"`: how the XDP program is attached.
+    pub fn xdp_mode(&self) -> &'static str {
+        self.xdp_mode
+    }
+
+    /// Frames the XDP program (redirected to a socket, passed to the kernel), all queues.
+    pub fn xdp_counters(&self) -> Option<(u64, u64)> {
+        lock(&self.redirect).counters().ok()
+    }
+
+    /// Sends the kernel a transmit kick for whatever is in the TX ring.
+    fn kick_tx(&self) {
+        // SAFETY: sendto(2) with no buffer and no address on our own socket; it only asks the
+        // kernel to process the TX ring.
+        let ret = unsafe {
+            libc::sendto(
+                self.socket.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if ret < 0 {
+            // EAGAIN/EBUSY/ENOBUFS: the kernel keeps the descriptors and the next kick
+            // continues; ENETDOWN: link down, same. Nothing to do here.
+            let err = std::io::Error::last_os_error();
+            tracing::trace!(port = %self.name, "AF_XDP tx kick: {err}");
+        }
+    }
+}
+
+/// A message for the `xdp` crate's socket errors (its Display is its Debug).
+fn describe(e: &SocketError) -> String {
+    match e {
+        SocketError::SocketCreation(e) => {
+            format!("creating the socket failed: {e} (needs root or CAP_NET_RAW)")
+        }
+        SocketError::Bind(e) => format!("bind failed: {e}"),
+        SocketError::SetSockOpt { inner, option } => {
+            format!("setsockopt {option:?} failed: {inner}")
+        }
+        SocketError::GetSockOpt { inner, option } => {
+            format!("getsockopt {option:?} failed: {inner}")
+        }
+        SocketError::RingMap { inner, ring } => {
+            format!("mapping the {ring:?} ring failed: {inner}")
+        }
+    }
+}
+
+/// Up to [`MAX_BURST`] UMEM frames on the stack, first in first out: what the `xdp` crate's rings
+/// fill on receive and drain on transmit. `limit` caps how many it accepts.
+struct Frames {
+    slots: [Option<xdp::Packet>; MAX_BURST],
+    head: usize,
+    tail: usize,
+    limit: usize,
+}
+
+impl Frames {
+    fn new(limit: usize) -> Self {
+        Frames {
+            slots: [const { None }; MAX_BURST],
+            head: 0,
+            tail: 0,
+            limit: limit.min(MAX_BURST),
+        }
+    }
+}
+
+impl Slab for Frames {
+    fn available(&self) -> usize {
+        self.limit - self.tail
+    }
+
+    fn len(&self) -> usize {
+        self.tail - self.head
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head == self.tail
+    }
+
+    fn push_front(&mut self, frame: xdp::Packet) -> Option<xdp::Packet> {
+        if self.tail == self.limit {
+            return Some(frame);
+        }
+        self.slots[self.tail] = Some(frame);
+        self.tail += 1;
+        None
+    }
+
+    fn pop_back(&mut self) -> Option<xdp::Packet> {
+        if self.head == self.tail {
+            return None;
+        }
+        self.head += 1;
+        self.slots[self.head - 1].take()
+    }
+}
+
+impl Port for AfXdpPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "afxdp"
+    }
+
+    fn rx_burst(&self, _qid: usize, pool: &mut PacketPool, out: &mut Batch) -> usize {
+        let mut rx = lock(&self.rx);
+        let rx = &mut *rx;
+        let mut frames = Frames::new(out.room());
+
+        let received = if frames.available() == 0 {
+            0
+        } else {
+            let umem = lock(&self.umem);
+            // SAFETY: the frames point into the UMEM, which outlives them: they are all given
+            // back below, before this function returns.
+            unsafe { rx.ring.recv(&umem, &mut frames) }
+        };
+
+        let mut added = 0;
+        let (mut dropped, mut bytes) = (0u64, 0u64);
+        for frame in frames.slots[..frames.tail].iter().flatten() {
+            let len = frame.len();
+            if len > MAX_FRAME {
+                dropped += 1;
+                continue;
+            }
+            let mut pkt = pool.get();
+            pkt.prepare(len).copy_from_slice(&frame[..]);
+            match out.push(pkt) {
+                Ok(()) => {
+                    added += 1;
+                    bytes += len as u64;
+                }
+                Err(pkt) => {
+                    pool.put(pkt);
+                    dropped += 1;
+                }
+            }
+        }
+
+        // Give the frames back and top the fill ring up, in one UMEM lock.
+        rx.in_kernel -= received as u32;
+        if received > 0 || rx.in_kernel < rx.budget {
+            let mut umem = lock(&self.umem);
+            while let Some(frame) = frames.pop_back() {
+                umem.free_packet(frame);
+            }
+            // At most `budget - in_kernel` frames: the fill ring has at least that much room.
+            // SAFETY: as in `open`, the UMEM outlives the socket.
+            let filled = unsafe {
+                rx.fill
+                    .enqueue(&mut umem, (rx.budget - rx.in_kernel) as usize)
+            };
+            rx.in_kernel += filled as u32;
+        }
+
+        self.counters.rx_packets.add(added as u64);
+        self.counters.rx_bytes.add(bytes);
+        if dropped > 0 {
+            self.counters.rx_dropped.add(dropped);
+        }
+        added
+    }
+
+    fn tx_burst(&self, pkts: &mut Batch, pool: &mut PacketPool) -> usize {
+        if pkts.is_empty() {
+            return 0;
+        }
+        let mut tx = lock(&self.tx);
+        let tx = &mut *tx;
+
+        // Reap completions and take one frame per packet, within the in-flight budget.
+        let mut free = Frames::new(MAX_BURST);
+        {
+            let mut umem = lock(&self.umem);
+            let done = tx.completion.dequeue(&mut umem, tx.in_flight as usize);
+            tx.in_flight -= done as u32;
+            let room = (tx.budget - tx.in_flight) as usize;
+            for _ in 0..pkts.len().min(room) {
+                // SAFETY: the frame points into the UMEM; it goes to the TX ring or back to the
+                // UMEM before this function returns, and the UMEM outlives the socket.
+                match unsafe { umem.alloc() } {
+                    Some(frame) => _ = free.push_front(frame),
+                    None => break,
+                }
+            }
+        }
+
+        // Copy the packets in, outside the UMEM lock.
+        let mut queue = Frames::new(MAX_BURST);
+        let mut unused = Frames::new(MAX_BURST);
+        let (mut bytes, mut dropped) = (0u64, 0u64);
+        for pkt in pkts.drain() {
+            match free.pop_back() {
+                Some(mut frame) => {
+                    if !pkt.is_empty() && frame.append(pkt.data()).is_ok() {
+                        bytes += pkt.len() as u64;
+                        _ = queue.push_front(frame);
+                    } else {
+                        dropped += 1;
+                        _ = unused.push_front(frame);
+                    }
+                }
+                None => dropped += 1,
+            }
+            pool.put(pkt);
+        }
+
+        let queued = queue.len();
+        // SAFETY: as above, the frames belong to the UMEM, which outlives the socket.
+        let sent = unsafe { tx.ring.send(&mut queue) };
+        tx.in_flight += sent as u32;
+        if sent < queued || !unused.is_empty() {
+            // Not expected (the budget keeps the TX ring from filling up): return the frames.
+            let mut umem = lock(&self.umem);
+            while let Some(frame) = queue.pop_back() {
+                bytes -= frame.len() as u64;
+                dropped += 1;
+                umem.free_packet(frame);
+            }
+            while let Some(frame) = unused.pop_back() {
+                umem.free_packet(frame);
+            }
+        }
+        if sent > 0 {
+            self.kick_tx();
+        }
+
+        self.counters.tx_packets.add(sent as u64);
+        self.counters.tx_bytes.add(bytes);
+        if dropped > 0 {
+            self.counters.tx_dropped.add(dropped);
+        }
+        sent
+    }
+
+    fn link_up(&self) -> bool {
+        let mut req = libc::ifreq {
+            ifr_name: [0; libc::IFNAMSIZ],
+            // SAFETY: the union is plain integers; all zeroes is valid.
+            ifr_ifru: unsafe { std::mem::zeroed() },
+        };
+        for (dst, src) in req
+            .ifr_name
+            .iter_mut()
+            .zip(self.ifname.bytes().take(libc::IFNAMSIZ - 1))
+        {
+            *dst = src as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into `req`, which is a
+        // valid ifreq for the duration of the call.
+        let ret = unsafe { libc::ioctl(self.ctl.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+        if ret < 0 {
+            return false;
+        }
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+        let flags = i32::from(unsafe { req.ifr_ifru.ifru_flags });
+        flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0
+    }
+
+    fn stats(&self) -> PortStats {
+        let mut stats = self.counters.snapshot();
+        // Frames the kernel dropped for this socket (RX ring full, no fill frame).
+        if let Ok(k) = self.socket.statistics() {
+            stats.rx_dropped += k.rx_dropped + k.rx_ring_full;
+        }
+        stats
+    }
+
+    fn status(&self) -> Vec<(String, String)> {
+        let mut status = vec![
+            ("iface".to_string(), self.ifname.clone()),
+            ("queue".to_string(), self.queue.to_string()),
+            ("xdp_mode".to_string(), self.xdp_mode.to_string()),
+            ("bind".to_string(), self.bind.to_string()),
+        ];
+        if let Some((redirected, passed)) = self.xdp_counters() {
+            status.push(("xdp_redirected".to_string(), redirected.to_string()));
+            status.push(("xdp_passed".to_string(), passed.to_string()));
+        }
+        if let Ok(k) = self.socket.statistics() {
+            status.push(("xsk_rx_dropped".to_string(), k.rx_dropped.to_string()));
+            status.push(("xsk_rx_ring_full".to_string(), k.rx_ring_full.to_string()));
+            status.push((
+                "xsk_fill_ring_empty".to_string(),
+                k.rx_fill_ring_empty_descs.to_string(),
+            ));
+            status.push(("xsk_tx_invalid".to_string(), k.tx_invalid_descs.to_string()));
+        }
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_xdp_mode() {
+        assert_eq!(
+            "best-effort".parse::<XdpModeRequest>().unwrap(),
+            XdpModeRequest::Auto
+        );
+        assert_eq!(
+            "xdp-mode=native".parse::<XdpModeRequest>().unwrap(),
+            XdpModeRequest::Native
+        );
+        assert_eq!(
+            "generic".parse::<XdpModeRequest>().unwrap(),
+            XdpModeRequest::Generic
+        );
+        let err = "xdp-mode=fast".parse::<XdpModeRequest>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown xdp-mode \"fast\" (expected best-effort, native or generic)"
+        );
+    }
+
+    #[test]
+    fn missing_interface_is_reported() {
+        let err = AfXdpPort::open("p1", "vsw-no-such-if0", AfXdpOptions::default())
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "interface \"vsw-no-such-if0\" not found");
+    }
+
+    #[test]
+    fn frames_is_fifo_and_bounded() {
+        let mut buf = [[0u8; 2048]; 3];
+        let mut frames = Frames::new(2);
+        for (i, b) in buf.iter_mut().enumerate() {
+            let mut p = xdp::Packet::testing_new(b);
+            p.append(&[i as u8]).unwrap();
+            let rejected = frames.push_front(p);
+            assert_eq!(rejected.is_some(), i == 2);
+        }
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames.pop_back().unwrap()[0], 0);
+        assert_eq!(frames.pop_back().unwrap()[0], 1);
+        assert!(frames.pop_back().is_none());
+    }
+}

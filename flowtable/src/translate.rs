@@ -1,0 +1,232 @@
+//! The slow path: runs the rule table (and NORMAL's MAC learning) for one flow key and returns
+//! datapath actions plus the mask of every field the result depended on (the megaflow mask).
+
+use crate::drop_reason::DropReason;
+use crate::key::{FlowKey, PortNo, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK};
+use crate::mac_learning::{MacTable, is_multicast};
+use crate::parse::{ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_VLAN};
+use crate::rule::{Action, RuleTable};
+
+/// What the datapath does to the packet, in order. `Output` sends the packet as modified so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DpAction {
+    Output(PortNo),
+    /// `tci` is the wire TCI (PCP << 13 | DEI | VID), without `VLAN_PRESENT` semantics.
+    PushVlan { tpid: u16, tci: u16 },
+    PopVlan,
+    SetVlanVid(u16),
+    SetVlanPcp(u8),
+    SetDscp(u8),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// Empty when dropped; never ends with a modification (nothing would see it).
+    pub actions: Vec<DpAction>,
+    /// Fields this decision depends on; packets equal under it get the same decision.
+    pub mask: FlowKey,
+    /// Why nothing was output; None when at least one `Output` was produced.
+    pub drop: Option<DropReason>,
+    /// Index into `RuleTable::rules()` of the matched rule.
+    pub rule: Option<usize>,
+}
+
+pub struct BridgeView<'a> {
+    /// Every port of the bridge, for flood/all (per-port VLAN membership would filter here).
+    pub ports: &'a [PortNo],
+    pub rules: &'a RuleTable,
+}
+
+/// The behaviour of a bridge without rules.
+const NORMAL_ONLY: &[Action] = &[Action::Normal];
+
+/// Decides what to do with a packet whose key is `key`. Learns source MACs for NORMAL.
+pub fn translate(key: &FlowKey, view: &BridgeView, macs: &mut MacTable, now_ns: u64) -> Decision {
+    let (rule, actions, lookup_mask) = if view.rules.is_empty() {
+        (None, NORMAL_ONLY, FlowKey::default())
+    } else {
+        match view.rules.lookup(key) {
+            (Some(i), mask) => {
+                let actions = view.rules.rules().get(i).map_or(&[][..], |r| &r.actions);
+                (Some(i), actions, mask)
+            }
+            (None, mask) => {
+                return Decision {
+                    actions: Vec::new(),
+                    mask: with_in_port(mask),
+                    drop: Some(DropReason::NoMatch),
+                    rule: None,
+                };
+            }
+        }
+    };
+    let mut x = Xlate {
+        work: *key,
+        mask: with_in_port(lookup_mask),
+        out: Vec::new(),
+        reason: None,
+        ports: view.ports,
+    };
+    for a in actions {
+        x.action(a, macs, now_ns);
+    }
+    x.finish(rule)
+}
+
+fn with_in_port(mut mask: FlowKey) -> FlowKey {
+    // Every decision may depend on the input port (output to it is suppressed).
+    mask.in_port = u32::MAX;
+    mask
+}
+
+/// Translation state: the key as modified by the actions so far.
+struct Xlate<'a> {
+    work: FlowKey,
+    mask: FlowKey,
+    out: Vec<DpAction>,
+    /// Why an output was suppressed (kept if nothing was output in the end).
+    reason: Option<DropReason>,
+    ports: &'a [PortNo],
+}
+
+impl Xlate<'_> {
+    /// VLAN actions and NORMAL read the (original) VLAN fields, directly or after a pop.
+    fn depends_on_vlans(&mut self) {
+        self.mask.vlan_tci = u16::MAX;
+        self.mask.cvlan_tci = u16::MAX;
+    }
+
+    fn output(&mut self, p: PortNo) {
+        if p == self.work.in_port {
+            // OpenFlow: output to the ingress port needs the explicit in_port action.
+            self.reason = Some(DropReason::IngressIsEgress);
+        } else {
+            self.out.push(DpAction::Output(p));
+        }
+    }
+
+    fn flood(&mut self) {
+        let before = self.out.len();
+        for &p in self.ports {
+            if p != self.work.in_port {
+                self.out.push(DpAction::Output(p));
+            }
+        }
+        if self.out.len() == before {
+            self.reason = Some(DropReason::NoPorts);
+        }
+    }
+
+    fn push_vlan(&mut self, tpid: u16, wire_tci: u16) {
+        self.out.push(DpAction::PushVlan {
+            tpid,
+            tci: wire_tci,
+        });
+        self.work.cvlan_tci = self.work.vlan_tci;
+        self.work.vlan_tci = wire_tci | VLAN_PRESENT;
+        self.work.vlan_tpid = tpid;
+    }
+
+    fn action(&mut self, a: &Action, macs: &mut MacTable, now_ns: u64) {
+        let tagged = self.work.vlan_tci & VLAN_PRESENT != 0;
+        match *a {
+            Action::Output(p) => self.output(p),
+            Action::InPort => self.out.push(DpAction::Output(self.work.in_port)),
+            Action::Flood | Action::All => self.flood(),
+            Action::Normal => self.normal(macs, now_ns),
+            Action::Drop => {}
+            Action::PushVlan(tpid) => {
+                self.depends_on_vlans();
+                // OpenFlow push_vlan copies VID/PCP from the current outer tag.
+                let tci = self.work.vlan_tci & !VLAN_PRESENT;
+                self.push_vlan(tpid, tci);
+            }
+            Action::PopVlan => {
+                self.depends_on_vlans();
+                if tagged {
+                    self.out.push(DpAction::PopVlan);
+                    let inner = self.work.cvlan_tci;
+                    self.work.vlan_tci = inner;
+                    self.work.vlan_tpid = if inner != 0 { ETH_TYPE_VLAN } else { 0 };
+                    self.work.cvlan_tci = 0;
+                }
+            }
+            Action::SetVlanVid(vid) => {
+                self.depends_on_vlans();
+                let vid = vid & VLAN_VID_MASK;
+                if tagged {
+                    self.out.push(DpAction::SetVlanVid(vid));
+                    self.work.vlan_tci = (self.work.vlan_tci & !VLAN_VID_MASK) | vid;
+                } else {
+                    self.push_vlan(ETH_TYPE_VLAN, vid);
+                }
+            }
+            Action::SetVlanPcp(pcp) => {
+                self.depends_on_vlans();
+                let pcp = pcp & 7;
+                if tagged {
+                    self.out.push(DpAction::SetVlanPcp(pcp));
+                    self.work.vlan_tci =
+                        (self.work.vlan_tci & 0x1fff) | (u16::from(pcp) << VLAN_PCP_SHIFT);
+                } else {
+                    self.push_vlan(ETH_TYPE_VLAN, u16::from(pcp) << VLAN_PCP_SHIFT);
+                }
+            }
+            Action::SetDscp(dscp) => {
+                // Only meaningful for IP packets; OpenFlow prerequisites make it a no-op else.
+                self.mask.dl_type = u16::MAX;
+                if self.work.dl_type == ETH_TYPE_IPV4 || self.work.dl_type == ETH_TYPE_IPV6 {
+                    let dscp = dscp & 0x3f;
+                    self.out.push(DpAction::SetDscp(dscp));
+                    self.work.nw_tos = (dscp << 2) | (self.work.nw_tos & 3);
+                }
+            }
+        }
+    }
+
+    /// Learning L2 switch on the packet's current VLAN.
+    fn normal(&mut self, macs: &mut MacTable, now_ns: u64) {
+        self.depends_on_vlans();
+        self.mask.dl_src = [0xff; 6];
+        self.mask.dl_dst = [0xff; 6];
+        let vlan = self.work.vlan_vid().unwrap_or(0);
+        let (src, dst, in_port) = (self.work.dl_src, self.work.dl_dst, self.work.in_port);
+        macs.learn(vlan, src, in_port, now_ns);
+        let known = if is_multicast(&dst) {
+            None
+        } else {
+            macs.lookup(vlan, dst, now_ns)
+        };
+        match known {
+            Some(p) => self.output(p),
+            None => self.flood(),
+        }
+    }
+
+    fn finish(mut self, rule: Option<usize>) -> Decision {
+        // Modifications after the last output affect nothing.
+        let last_output = self
+            .out
+            .iter()
+            .rposition(|a| matches!(a, DpAction::Output(_)));
+        let drop = match last_output {
+            Some(i) => {
+                self.out.truncate(i + 1);
+                None
+            }
+            None => {
+                self.out.clear();
+                Some(self.reason.unwrap_or(DropReason::RuleDrop))
+            }
+        };
+        Decision {
+            actions: self.out,
+            mask: self.mask,
+            drop,
+            rule,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,181 @@
+use super::*;
+use crate::rule::{Match, Rule};
+use crate::{FULL_MASK, parse_rule};
+
+const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+const PORTS: &[PortNo] = &[1, 2, 3];
+
+fn pkt(in_port: PortNo, src: [u8; 6], dst: [u8; 6]) -> FlowKey {
+    FlowKey {
+        in_port,
+        dl_src: src,
+        dl_dst: dst,
+        dl_type: 0x0800,
+        ..FlowKey::default()
+    }
+}
+
+fn table(lines: &[&str]) -> RuleTable {
+    let mut t = RuleTable::new();
+    for l in lines {
+        let by_name = |n: &str| n.strip_prefix('p').and_then(|d| d.parse().ok());
+        t.insert(parse_rule(l, &by_name).unwrap());
+    }
+    t
+}
+
+fn run(t: &RuleTable, macs: &mut MacTable, k: FlowKey) -> Decision {
+    translate(&k, &BridgeView { ports: PORTS, rules: t }, macs, 0)
+}
+
+fn outputs(ports: &[PortNo]) -> Vec<DpAction> {
+    ports.iter().map(|&p| DpAction::Output(p)).collect()
+}
+
+#[test]
+fn normal_floods_then_unicasts_after_learning() {
+    let t = RuleTable::new();
+    let mut macs = MacTable::default();
+    let d = run(&t, &mut macs, pkt(1, A, B));
+    assert_eq!(d.actions, outputs(&[2, 3]));
+    assert_eq!(d.drop, None);
+    assert_eq!(d.rule, None);
+    assert_eq!(d.mask.dl_dst, [0xff; 6]);
+    assert_eq!(d.mask.dl_src, [0xff; 6]);
+    assert_eq!(d.mask.in_port, u32::MAX);
+    assert_eq!(d.mask.vlan_tci, u16::MAX);
+    assert_eq!(d.mask.nw_src, [0; 16], "NORMAL does not look at L3");
+    // B answers: A is known on port 1.
+    let d = run(&t, &mut macs, pkt(2, B, A));
+    assert_eq!(d.actions, outputs(&[1]));
+    // And now B is known on port 2.
+    let d = run(&t, &mut macs, pkt(1, A, B));
+    assert_eq!(d.actions, outputs(&[2]));
+    // Broadcast always floods.
+    let d = run(&t, &mut macs, pkt(3, [2, 0, 0, 0, 0, 0xc], [0xff; 6]));
+    assert_eq!(d.actions, outputs(&[1, 2]));
+}
+
+#[test]
+fn normal_detects_moves_and_ingress_is_egress() {
+    let t = RuleTable::new();
+    let mut macs = MacTable::default();
+    run(&t, &mut macs, pkt(1, A, B));
+    let g = macs.generation();
+    run(&t, &mut macs, pkt(3, A, B)); // A moved to port 3
+    assert!(macs.generation() > g);
+    assert_eq!(run(&t, &mut macs, pkt(2, B, A)).actions, outputs(&[3]));
+    // A sends to B, but B was learned on A's own port.
+    run(&t, &mut macs, pkt(3, B, A));
+    let d = run(&t, &mut macs, pkt(3, A, B));
+    assert!(d.actions.is_empty());
+    assert_eq!(d.drop, Some(DropReason::IngressIsEgress));
+}
+
+#[test]
+fn vlans_are_learned_separately() {
+    let t = RuleTable::new();
+    let mut macs = MacTable::default();
+    let mut k = pkt(1, A, B);
+    k.vlan_tci = VLAN_PRESENT | 10;
+    run(&t, &mut macs, k);
+    assert_eq!(macs.lookup(10, A, 0), Some(1));
+    assert_eq!(macs.lookup(0, A, 0), None);
+    // Untagged traffic to A still floods.
+    assert_eq!(run(&t, &mut macs, pkt(2, B, A)).actions, outputs(&[1, 3]));
+}
+
+#[test]
+fn rule_priorities_and_no_match() {
+    let t = table(&[
+        "priority=10,in_port=p1,actions=output:p2",
+        "priority=20,in_port=p1,tcp,tp_dst=80,actions=drop",
+        "priority=5,in_port=p3,actions=in_port",
+    ]);
+    let mut macs = MacTable::default();
+    let k = pkt(1, A, B);
+    let d = run(&t, &mut macs, k);
+    assert_eq!(d.actions, outputs(&[2]));
+    assert_eq!(d.rule, Some(1));
+    // The priority-20 rule was examined first, so its fields are in the mask.
+    assert_eq!((d.mask.dl_type, d.mask.nw_proto, d.mask.tp_dst), (u16::MAX, 0xff, u16::MAX));
+
+    let mut web = k;
+    web.nw_proto = 6;
+    web.tp_dst = 80;
+    let d = run(&t, &mut macs, web);
+    assert_eq!((d.actions.len(), d.drop, d.rule), (0, Some(DropReason::RuleDrop), Some(0)));
+
+    let d = run(&t, &mut macs, pkt(2, A, B));
+    assert_eq!((d.drop, d.rule), (Some(DropReason::NoMatch), None));
+    assert_eq!(run(&t, &mut macs, pkt(3, A, B)).actions, outputs(&[3]));
+    assert!(macs.is_empty(), "rules without NORMAL do not learn");
+}
+
+#[test]
+fn mod_vlan_vid_then_output_and_normal() {
+    let t = table(&[
+        "in_port=p1,actions=mod_vlan_vid:42,output:p2",
+        "in_port=p2,actions=mod_vlan_vid:7,normal",
+        "in_port=p3,dl_vlan=5,actions=mod_vlan_vid:6,output:p1,pop_vlan,output:p2,mod_vlan_pcp:3",
+    ]);
+    let mut macs = MacTable::default();
+    let d = run(&t, &mut macs, pkt(1, A, B));
+    let push = DpAction::PushVlan {
+        tpid: 0x8100,
+        tci: 42,
+    };
+    assert_eq!(d.actions, vec![push, DpAction::Output(2)]);
+    assert_eq!(d.mask.vlan_tci, u16::MAX);
+
+    // NORMAL sees the new VLAN: learning happens on VID 7.
+    run(&t, &mut macs, pkt(2, A, B));
+    assert_eq!(macs.lookup(7, A, 0), Some(2));
+
+    let mut k = pkt(3, A, B);
+    k.vlan_tci = VLAN_PRESENT | 5;
+    let d = run(&t, &mut macs, k);
+    // The trailing mod_vlan_pcp is dropped: nothing outputs after it.
+    let want = vec![
+        DpAction::SetVlanVid(6),
+        DpAction::Output(1),
+        DpAction::PopVlan,
+        DpAction::Output(2),
+    ];
+    assert_eq!(d.actions, want);
+}
+
+#[test]
+fn flood_output_to_in_port_and_no_ports() {
+    let t = table(&["in_port=p1,actions=flood", "in_port=p2,actions=output:p2", "actions=all"]);
+    let mut macs = MacTable::default();
+    assert_eq!(run(&t, &mut macs, pkt(1, A, B)).actions, outputs(&[2, 3]));
+    let d = run(&t, &mut macs, pkt(2, A, B));
+    assert_eq!(d.drop, Some(DropReason::IngressIsEgress));
+    assert_eq!(run(&t, &mut macs, pkt(3, A, B)).actions, outputs(&[1, 2]));
+    let lonely = BridgeView {
+        ports: &[1],
+        rules: &t,
+    };
+    let d = translate(&pkt(1, A, B), &lonely, &mut macs, 0);
+    assert_eq!(d.drop, Some(DropReason::NoPorts));
+}
+
+#[test]
+fn set_dscp_only_on_ip() {
+    let mut t = RuleTable::new();
+    t.insert(Rule {
+        priority: 1,
+        m: Match::new(FlowKey::default(), FlowKey::default()),
+        actions: vec![Action::SetDscp(46), Action::Output(2)],
+        cookie: 0,
+    });
+    let mut macs = MacTable::default();
+    let d = run(&t, &mut macs, pkt(1, A, B));
+    assert_eq!(d.actions, vec![DpAction::SetDscp(46), DpAction::Output(2)]);
+    let mut arp = pkt(1, A, B);
+    arp.dl_type = 0x0806;
+    assert_eq!(run(&t, &mut macs, arp).actions, outputs(&[2]));
+    assert_eq!(d.mask.masked(&FULL_MASK), d.mask);
+}
