@@ -351,7 +351,7 @@ impl<D: Datapath> Daemon<D> {
                         tx_packets: p.stats.tx_packets,
                         tx_bytes: p.stats.tx_bytes,
                         tx_dropped: p.stats.tx_dropped,
-                        drops: p.drops,
+                        drops: p.drops.into_iter().collect(),
                     })
                     .collect();
                 to_value(&ports)
@@ -382,7 +382,11 @@ impl<D: Datapath> Daemon<D> {
                     .map(|p| PmdRow {
                         id: p.id,
                         core: p.core,
-                        rxqs: p.rxqs,
+                        rxqs: p
+                            .rxqs
+                            .into_iter()
+                            .map(|(port, queue)| RxqRow { port, queue })
+                            .collect(),
                         packets: p.packets,
                         emc_hits: p.emc_hits,
                         megaflow_hits: p.megaflow_hits,
@@ -592,7 +596,9 @@ impl<D: Datapath> Daemon<D> {
                     kind: p.kind.clone(),
                     options: p.options.clone(),
                     link_up: pi.is_some_and(|x| x.link_up),
-                    status: pi.map(|x| x.status.clone()).unwrap_or_default(),
+                    status: pi
+                        .map(|x| x.status.iter().cloned().collect())
+                        .unwrap_or_default(),
                     error,
                 });
             }
@@ -605,7 +611,7 @@ impl<D: Datapath> Daemon<D> {
                         kind: pi.kind.clone(),
                         options: pi.options.clone(),
                         link_up: pi.link_up,
-                        status: pi.status.clone(),
+                        status: pi.status.iter().cloned().collect(),
                         error: Some("not in the configuration".into()),
                     });
                 }

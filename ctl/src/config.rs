@@ -174,7 +174,7 @@ pub fn save(path: &Path, cfg: &Config) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> Config {

@@ -72,11 +72,7 @@ pub fn show(s: &ShowResult) -> String {
                 if p.link_up { "up" } else { "down" }
             );
             if !p.status.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "        status: {}",
-                    braces(p.status.iter().map(|(k, v)| (k, v)))
-                );
+                let _ = writeln!(out, "        status: {}", braces(p.status.iter()));
             }
             if let Some(e) = &p.error {
                 let _ = writeln!(out, "        error: {e}");
@@ -162,7 +158,7 @@ pub fn pmd_stats(rows: &[PmdRow]) -> String {
         let rxqs: Vec<String> = p
             .rxqs
             .iter()
-            .map(|(port, q)| format!("{port} queue {q}"))
+            .map(|r| format!("{} queue {}", r.port, r.queue))
             .collect();
         let _ = writeln!(
             out,
@@ -203,7 +199,7 @@ mod tests {
         );
         let show = json!({"bridges": [{"name": "br0", "n_rules": 1, "ports": [
             {"name": "p1", "ofport": 1, "type": "afxdp", "options": {"iface": "veth0"}, "link_up": false,
-             "status": [["xdp_mode", "generic"]], "error": "interface veth0 not found"}]}]});
+             "status": {"xdp_mode": "generic"}, "error": "interface veth0 not found"}]}]});
         let text = render_text("show", &show);
         assert!(text.contains("Port p1 (ofport 1)"), "{text}");
         assert!(text.contains("options: {iface=veth0}"));
@@ -211,11 +207,11 @@ mod tests {
         assert!(text.contains("error: interface veth0 not found"));
         assert!(text.contains("link: down"));
         let ports = json!([{"name": "p1", "ofport": 1, "rx_packets": 1, "rx_bytes": 2, "rx_dropped": 3, "tx_packets": 4,
-            "tx_bytes": 5, "tx_dropped": 6, "drops": [["no_match", 2]]}]);
+            "tx_bytes": 5, "tx_dropped": 6, "drops": {"no_match": 2}}]);
         let text = render_text("dump-ports", &ports);
         assert!(text.contains("rx pkts=1, bytes=2, drop=3"), "{text}");
         assert!(text.contains("pipeline drops: no_match=2"));
-        let pmds = json!([{"id": 0, "core": null, "rxqs": [["p1", 0]], "packets": 9, "emc_hits": 1, "megaflow_hits": 2, "misses": 3}]);
+        let pmds = json!([{"id": 0, "core": null, "rxqs": [{"port": "p1", "queue": 0}], "packets": 9, "emc_hits": 1, "megaflow_hits": 2, "misses": 3}]);
         assert!(render_text("pmd-stats", &pmds).contains("(unpinned)"));
         // Unknown shapes fall back to JSON.
         assert!(render_text("show", &json!({"x": 1})).contains("\"x\": 1"));

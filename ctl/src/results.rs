@@ -46,8 +46,8 @@ pub struct ShowPort {
     pub kind: String,
     pub options: BTreeMap<String, String>,
     pub link_up: bool,
-    /// Facts the port reports about itself (e.g. `xdp_mode`), in the port's order.
-    pub status: Vec<(String, String)>,
+    /// Facts the port reports about itself (e.g. `xdp_mode`).
+    pub status: BTreeMap<String, String>,
     /// Why the port is not in the datapath (failed restore); it is kept in the configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -87,7 +87,7 @@ pub struct PortStatsEntry {
     pub tx_bytes: u64,
     pub tx_dropped: u64,
     /// Frames received on this port and dropped by the pipeline, by reason.
-    pub drops: Vec<(String, u64)>,
+    pub drops: BTreeMap<String, u64>,
 }
 
 /// One entry of `fdb-show`.
@@ -104,12 +104,18 @@ pub struct FdbRow {
 pub struct PmdRow {
     pub id: usize,
     pub core: Option<usize>,
-    /// Receive queues polled: (port, queue).
-    pub rxqs: Vec<(String, usize)>,
+    /// Receive queues polled.
+    pub rxqs: Vec<RxqRow>,
     pub packets: u64,
     pub emc_hits: u64,
     pub megaflow_hits: u64,
     pub misses: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RxqRow {
+    pub port: String,
+    pub queue: usize,
 }
 
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.

@@ -5,14 +5,13 @@ pub mod actions;
 pub mod afxdp;
 pub mod api;
 pub mod bridge;
-pub mod counter;
-pub mod packet;
 pub mod pipeline;
 pub mod pmd;
-pub mod port;
 pub mod ports;
 pub mod ring;
 pub mod switch;
+
+pub use port_api::{counter, packet, port};
 
 pub use api::*;
 pub use switch::{Switch, SwitchConfig};

@@ -120,7 +120,8 @@ impl FlowCache {
             self.generation = generation;
         }
         let slot = (key.fast_hash() as usize) & self.emc_mask;
-        let hit = matches!(self.emc.get(slot), Some(Some(e)) if e.epoch == self.epoch && e.key == *key);
+        let hit =
+            matches!(self.emc.get(slot), Some(Some(e)) if e.epoch == self.epoch && e.key == *key);
         if hit {
             self.stats.emc_hits += 1;
         } else {
@@ -192,7 +193,9 @@ impl FlowCache {
             }
         };
         if let Some(s) = self.subtables.get_mut(i)
-            && s.flows.insert(FastKey(key.masked(&mask)), Arc::clone(d)).is_none()
+            && s.flows
+                .insert(FastKey(key.masked(&mask)), Arc::clone(d))
+                .is_none()
         {
             self.megaflows += 1;
         }
@@ -250,17 +253,25 @@ mod tests {
             ..FlowKey::default()
         };
         let k2 = FlowKey { tp_dst: 2, ..k1 };
-        assert_eq!(c.lookup(&k1, 0, &mut slow).actions, vec![DpAction::Output(11)]);
-        assert_eq!(c.lookup(&k1, 0, &mut slow).actions, vec![DpAction::Output(11)]);
+        assert_eq!(
+            c.lookup(&k1, 0, &mut slow).actions,
+            vec![DpAction::Output(11)]
+        );
+        assert_eq!(
+            c.lookup(&k1, 0, &mut slow).actions,
+            vec![DpAction::Output(11)]
+        );
         // Same in_port, different tp_dst: megaflow hit (mask ignores tp_dst).
-        assert_eq!(c.lookup(&k2, 0, &mut slow).actions, vec![DpAction::Output(11)]);
+        assert_eq!(
+            c.lookup(&k2, 0, &mut slow).actions,
+            vec![DpAction::Output(11)]
+        );
         let s = c.stats();
         assert_eq!((s.misses, s.emc_hits, s.megaflow_hits), (1, 1, 1));
         assert_eq!((s.megaflows, s.subtables), (1, 1));
         // New generation: everything is recomputed.
         c.lookup(&k2, 1, &mut slow);
         assert_eq!(c.stats().misses, 2);
-        drop(slow);
         assert_eq!(calls, 2);
     }
 

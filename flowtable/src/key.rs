@@ -153,15 +153,19 @@ impl FlowKey {
     }
 
     /// Fast, deterministic, non-cryptographic hash of every field (FxHash-style rotate/xor/
-    /// multiply per word). The final fold mixes high bits down, because hash tables and the EMC
-    /// index with the low bits.
+    /// multiply per word). A multiply only carries changes upwards, so a field in the high bits
+    /// of the last word (e.g. tp_dst) would never reach the low bits that the EMC and hash
+    /// tables index with: a final avalanche step folds them down.
     #[inline]
     pub fn fast_hash(&self) -> u64 {
         let h = self
             .words()
             .iter()
             .fold(0u64, |h, &w| (h.rotate_left(5) ^ w).wrapping_mul(FX_K));
-        h ^ (h >> 32)
+        // MurmurHash3's fmix64 finalizer.
+        let h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        let h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 
     /// VID of the outer tag, or None when untagged.
@@ -209,7 +213,10 @@ mod tests {
         assert_eq!(km.dl_src, [0, 0, 0, 0, 0, 5]);
         assert_eq!(km.tp_dst, 0);
         assert_eq!(km.in_port, 0);
-        let u = m.union(&FlowKey { in_port: 1, ..FlowKey::default() });
+        let u = m.union(&FlowKey {
+            in_port: 1,
+            ..FlowKey::default()
+        });
         assert_eq!(u.in_port, 1);
         assert_eq!(u.dl_src, m.dl_src);
     }
@@ -237,5 +244,22 @@ mod tests {
         for k in changed {
             assert_ne!(k.fast_hash(), base, "{k:?}");
         }
+    }
+
+    #[test]
+    fn low_bits_spread() {
+        // Keys differing only in one high-placed field must land in different small-table slots.
+        let mut slots: Vec<u64> = (0..64u16)
+            .map(|p| {
+                let k = FlowKey {
+                    tp_dst: p,
+                    ..FlowKey::default()
+                };
+                k.fast_hash() & 1023
+            })
+            .collect();
+        slots.sort();
+        slots.dedup();
+        assert!(slots.len() > 50, "only {} distinct slots", slots.len());
     }
 }

@@ -230,7 +230,10 @@ mod tests {
         assert!(t.generation() > g1);
         assert_eq!(t.lookup(10, A, 2 * S), Some(2));
         assert_eq!(t.learn(10, [0xff; 6], 1, 0), Learned::Ignored);
-        assert_eq!(t.learn(10, [0x01, 0, 0x5e, 0, 0, 1], 1, 0), Learned::Ignored);
+        assert_eq!(
+            t.learn(10, [0x01, 0, 0x5e, 0, 0, 1], 1, 0),
+            Learned::Ignored
+        );
         assert_eq!(t.len(), 1);
     }
 
@@ -240,7 +243,11 @@ mod tests {
         t.learn(0, A, 1, 0);
         t.learn(0, B, 2, 5 * S);
         assert_eq!(t.lookup(0, A, 10 * S), Some(1));
-        assert_eq!(t.lookup(0, A, 11 * S), None, "expired entries are not returned");
+        assert_eq!(
+            t.lookup(0, A, 11 * S),
+            None,
+            "expired entries are not returned"
+        );
         assert_eq!(t.entries(11 * S).len(), 1);
         let g = t.generation();
         assert_eq!(t.expire(11 * S), 1);
@@ -252,7 +259,15 @@ mod tests {
         // Re-learning an expired (not yet removed) entry is New.
         assert_eq!(t.learn(0, B, 2, 100 * S), Learned::New);
         let e = t.entries(101 * S);
-        assert_eq!(e, vec![MacEntry { vlan: 0, mac: B, port: 2, age_ns: S }]);
+        assert_eq!(
+            e,
+            vec![MacEntry {
+                vlan: 0,
+                mac: B,
+                port: 2,
+                age_ns: S
+            }]
+        );
     }
 
     #[test]

@@ -328,10 +328,7 @@ impl Builder {
     }
 }
 
-fn parse_fields(
-    text: &str,
-    ports: &dyn Fn(&str) -> Option<PortNo>,
-) -> Result<Builder, RuleError> {
+fn parse_fields(text: &str, ports: &dyn Fn(&str) -> Option<PortNo>) -> Result<Builder, RuleError> {
     let mut b = Builder::default();
     for tok in tokens(text) {
         match tok.split_once('=') {

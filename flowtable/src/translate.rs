@@ -12,7 +12,10 @@ use crate::rule::{Action, RuleTable};
 pub enum DpAction {
     Output(PortNo),
     /// `tci` is the wire TCI (PCP << 13 | DEI | VID), without `VLAN_PRESENT` semantics.
-    PushVlan { tpid: u16, tci: u16 },
+    PushVlan {
+        tpid: u16,
+        tci: u16,
+    },
     PopVlan,
     SetVlanVid(u16),
     SetVlanPcp(u8),

@@ -140,7 +140,10 @@ fn match_parts(m: &Match, port_name: &dyn Fn(PortNo) -> Option<String>, out: &mu
         out.push(format!("in_port={}", port(k.in_port, port_name)));
     }
     vlan(k.vlan_tci, mk.vlan_tci, out);
-    for (name, v, msk) in [("dl_src", k.dl_src, mk.dl_src), ("dl_dst", k.dl_dst, mk.dl_dst)] {
+    for (name, v, msk) in [
+        ("dl_src", k.dl_src, mk.dl_src),
+        ("dl_dst", k.dl_dst, mk.dl_dst),
+    ] {
         if msk != [0; 6] {
             let mut s = format!("{name}={}", mac(v));
             if msk != [0xff; 6] {
@@ -150,7 +153,10 @@ fn match_parts(m: &Match, port_name: &dyn Fn(PortNo) -> Option<String>, out: &mu
         }
     }
 
-    let addrs = [("src", &k.nw_src, &mk.nw_src), ("dst", &k.nw_dst, &mk.nw_dst)];
+    let addrs = [
+        ("src", &k.nw_src, &mk.nw_src),
+        ("dst", &k.nw_dst, &mk.nw_dst),
+    ];
     for (dir, v, msk) in addrs {
         if *msk == [0; 16] {
             continue;
@@ -158,7 +164,11 @@ fn match_parts(m: &Match, port_name: &dyn Fn(PortNo) -> Option<String>, out: &mu
         if is6 {
             out.push(format!("ipv6_{dir}={}", ipv6(*v, *msk)));
         } else {
-            let name = if is_arp { ["arp_spa", "arp_tpa"] } else { ["nw_src", "nw_dst"] };
+            let name = if is_arp {
+                ["arp_spa", "arp_tpa"]
+            } else {
+                ["nw_src", "nw_dst"]
+            };
             let name = if dir == "src" { name[0] } else { name[1] };
             out.push(format!("{name}={}", ipv4(first4(v), first4(msk))));
         }
@@ -198,15 +208,25 @@ fn match_parts(m: &Match, port_name: &dyn Fn(PortNo) -> Option<String>, out: &mu
             continue;
         }
         if icmp {
-            let name = if dir == "src" { "icmp_type" } else { "icmp_code" };
+            let name = if dir == "src" {
+                "icmp_type"
+            } else {
+                "icmp_code"
+            };
             out.push(format!("{name}={v}"));
         } else {
-            out.push(format!("tp_{dir}={}", num_masked(v.into(), msk.into(), 0xffff)));
+            out.push(format!(
+                "tp_{dir}={}",
+                num_masked(v.into(), msk.into(), 0xffff)
+            ));
         }
     }
 
     if mk.tun_id != 0 {
-        out.push(format!("tun_id={}", num_masked(k.tun_id, mk.tun_id, u64::MAX)));
+        out.push(format!(
+            "tun_id={}",
+            num_masked(k.tun_id, mk.tun_id, u64::MAX)
+        ));
     }
     if mk.tun_src != 0 {
         out.push(format!("tun_src={}", ipv4(k.tun_src, mk.tun_src)));

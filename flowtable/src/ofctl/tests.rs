@@ -2,7 +2,10 @@ use super::*;
 use proptest::prelude::*;
 
 fn by_name(n: &str) -> Option<PortNo> {
-    n.strip_prefix('p')?.parse().ok().filter(|p| (1..=4).contains(p))
+    n.strip_prefix('p')?
+        .parse()
+        .ok()
+        .filter(|p| (1..=4).contains(p))
 }
 
 fn name_of(p: PortNo) -> Option<String> {
@@ -35,7 +38,10 @@ fn parses_tcp_prefix_drop() {
     assert_eq!((r.m.key.dl_type, r.m.key.nw_proto), (0x0800, 6));
     assert_eq!(&r.m.key.nw_src[..4], &[10, 0, 0, 0]);
     assert_eq!(&r.m.mask.nw_src[..5], &[0xff, 0, 0, 0, 0]);
-    assert_eq!((r.m.key.tp_dst, r.m.mask.tp_dst, r.m.mask.tp_src), (80, 0xffff, 0));
+    assert_eq!(
+        (r.m.key.tp_dst, r.m.mask.tp_dst, r.m.mask.tp_src),
+        (80, 0xffff, 0)
+    );
     assert_eq!(r.actions, vec![Action::Drop]);
     let mut k = FlowKey {
         dl_type: 0x0800,
@@ -52,7 +58,10 @@ fn parses_tcp_prefix_drop() {
 #[test]
 fn parses_normal_and_actions() {
     let r = rule("actions=NORMAL").unwrap();
-    assert_eq!((r.m.clone(), r.actions), (Match::catchall(), vec![Action::Normal]));
+    assert_eq!(
+        (r.m.clone(), r.actions),
+        (Match::catchall(), vec![Action::Normal])
+    );
     assert_eq!(rule("actions=").unwrap().actions, vec![Action::Drop]);
     let r = rule(
         "cookie=0x10 priority=7 udp6 ipv6_dst=fe80::/10 udp_src=53 \
@@ -95,7 +104,10 @@ fn parses_misc_fields() {
     assert_eq!((r.m.key.vlan_tci, r.m.mask.vlan_tci), (0, 0xffff));
     assert_eq!((r.m.key.tun_id, r.m.mask.tun_id), (5, 0xff));
     let r = rule("icmp,icmp_type=8,ip_dscp=46,ip_frag=later,actions=drop").unwrap();
-    assert_eq!((r.m.key.tp_src, r.m.key.nw_tos, r.m.mask.nw_tos), (8, 184, 0xfc));
+    assert_eq!(
+        (r.m.key.tp_src, r.m.key.nw_tos, r.m.mask.nw_tos),
+        (8, 184, 0xfc)
+    );
     assert_eq!((r.m.key.nw_frag, r.m.mask.nw_frag), (3, 3));
     let (m, prio) = parse_match("", &by_name).unwrap();
     assert_eq!((m, prio), (Match::catchall(), None));
@@ -108,21 +120,53 @@ fn parses_misc_fields() {
 fn errors_are_clear() {
     assert_eq!(err_of("foo=1,actions=drop"), "unknown field \"foo\"");
     assert_eq!(err_of("bogus,actions=drop"), "unknown field \"bogus\"");
-    assert_eq!(err_of("ip,nw_ttl=300,actions=drop"), "bad value \"300\" for nw_ttl (0-255)");
-    assert_eq!(err_of("dl_vlan=4096,actions=drop"), "bad value \"4096\" for dl_vlan (0-4095)");
-    assert_eq!(err_of("dl_vlan_pcp=8,actions=drop"), "bad value \"8\" for dl_vlan_pcp (0-7)");
-    assert_eq!(err_of("priority=65536,actions=drop"), "bad value \"65536\" for priority (0-65535)");
+    assert_eq!(
+        err_of("ip,nw_ttl=300,actions=drop"),
+        "bad value \"300\" for nw_ttl (0-255)"
+    );
+    assert_eq!(
+        err_of("dl_vlan=4096,actions=drop"),
+        "bad value \"4096\" for dl_vlan (0-4095)"
+    );
+    assert_eq!(
+        err_of("dl_vlan_pcp=8,actions=drop"),
+        "bad value \"8\" for dl_vlan_pcp (0-7)"
+    );
+    assert_eq!(
+        err_of("priority=65536,actions=drop"),
+        "bad value \"65536\" for priority (0-65535)"
+    );
     assert_eq!(err_of("in_port=p9,actions=drop"), "unknown port \"p9\"");
     assert_eq!(err_of("actions=output:p9"), "unknown port \"p9\"");
-    assert_eq!(err_of("nw_src=1.2.3.4,actions=drop"), "nw_src requires dl_type=0x0800 or ip");
-    assert_eq!(err_of("ip,tp_dst=80,actions=drop"), "tp_dst requires nw_proto=6 or 17 (tcp or udp)");
-    assert_eq!(err_of("udp,tcp_dst=80,actions=drop"), "tcp_dst requires tcp or tcp6");
-    assert_eq!(err_of("ipv6_src=::1,actions=drop"), "ipv6_src requires dl_type=0x86dd or ipv6");
-    assert!(err_of("ip,nw_src=1.2.3/8,actions=drop").starts_with("bad value \"1.2.3/8\" for nw_src"));
+    assert_eq!(
+        err_of("nw_src=1.2.3.4,actions=drop"),
+        "nw_src requires dl_type=0x0800 or ip"
+    );
+    assert_eq!(
+        err_of("ip,tp_dst=80,actions=drop"),
+        "tp_dst requires nw_proto=6 or 17 (tcp or udp)"
+    );
+    assert_eq!(
+        err_of("udp,tcp_dst=80,actions=drop"),
+        "tcp_dst requires tcp or tcp6"
+    );
+    assert_eq!(
+        err_of("ipv6_src=::1,actions=drop"),
+        "ipv6_src requires dl_type=0x86dd or ipv6"
+    );
+    assert!(
+        err_of("ip,nw_src=1.2.3/8,actions=drop").starts_with("bad value \"1.2.3/8\" for nw_src")
+    );
     assert!(err_of("dl_src=00:11:22,actions=drop").starts_with("bad value"));
     assert_eq!(err_of("in_port=1"), "missing \"actions=\"");
-    assert_eq!(err_of("actions=output:2,drop"), "\"drop\" must be the only action");
-    assert_eq!(err_of("actions=frobnicate"), "unknown action \"frobnicate\"");
+    assert_eq!(
+        err_of("actions=output:2,drop"),
+        "\"drop\" must be the only action"
+    );
+    assert_eq!(
+        err_of("actions=frobnicate"),
+        "unknown action \"frobnicate\""
+    );
     assert!(err_of("actions=push_vlan:0x9100").contains("push_vlan"));
     assert!(err_of("actions=mod_nw_tos:3").contains("mod_nw_tos"));
     assert!(err_of("actions=set_field:1->eth_dst").contains("eth_dst"));
@@ -134,9 +178,15 @@ fn errors_are_clear() {
 #[test]
 fn formats_canonically() {
     let r = rule("priority=100,in_port=p1,dl_vlan=10,actions=output:p2").unwrap();
-    assert_eq!(format_rule(&r, &name_of), "priority=100,in_port=p1,dl_vlan=10,actions=output:p2");
+    assert_eq!(
+        format_rule(&r, &name_of),
+        "priority=100,in_port=p1,dl_vlan=10,actions=output:p2"
+    );
     let r = rule("nw_src=10.1.0.0/16,tp_dst=80,tcp,actions=").unwrap();
-    assert_eq!(format_rule(&r, &name_of), "tcp,nw_src=10.1.0.0/16,tp_dst=80,actions=drop");
+    assert_eq!(
+        format_rule(&r, &name_of),
+        "tcp,nw_src=10.1.0.0/16,tp_dst=80,actions=drop"
+    );
 }
 
 /// Small deterministic generator, so one proptest seed builds a whole rule.
@@ -244,7 +294,10 @@ fn random_rule(seed: u64) -> Rule {
     }
     if g.coin() {
         let bits = g.prefix16(32);
-        (k.tun_src, m.tun_src) = (g.next() as u32, u32::from_be_bytes(bits[..4].try_into().unwrap()));
+        (k.tun_src, m.tun_src) = (
+            g.next() as u32,
+            u32::from_be_bytes(bits[..4].try_into().unwrap()),
+        );
     }
     let actions = if g.below(5) == 0 {
         vec![Action::Drop]

@@ -138,7 +138,10 @@ fn ipv4_tcp() {
     let k = extract(&f, 1).unwrap();
     assert_eq!(k.nw_src, ip4([10, 0, 0, 1]));
     assert_eq!(k.nw_dst, ip4([10, 0, 0, 2]));
-    assert_eq!((k.nw_proto, k.nw_tos, k.nw_ttl, k.nw_frag), (6, 0xb8, 64, 0));
+    assert_eq!(
+        (k.nw_proto, k.nw_tos, k.nw_ttl, k.nw_frag),
+        (6, 0xb8, 64, 0)
+    );
     assert_eq!((k.tp_src, k.tp_dst), (1234, 80));
     assert_eq!(k.dscp(), 46);
 }
@@ -147,7 +150,11 @@ fn ipv4_tcp() {
 fn ipv4_udp_and_icmp() {
     let k = extract(&eth(&[], 0x0800, &ipv4_hdr(17, 0, &udp(53, 5353))), 1).unwrap();
     assert_eq!((k.nw_proto, k.tp_src, k.tp_dst), (17, 53, 5353));
-    let k = extract(&eth(&[], 0x0800, &ipv4_hdr(1, 0, &[8, 0, 0, 0, 0, 1, 0, 1])), 1).unwrap();
+    let k = extract(
+        &eth(&[], 0x0800, &ipv4_hdr(1, 0, &[8, 0, 0, 0, 0, 1, 0, 1])),
+        1,
+    )
+    .unwrap();
     assert_eq!((k.nw_proto, k.tp_src, k.tp_dst), (1, 8, 0));
 }
 
@@ -184,7 +191,10 @@ fn ipv4_malformed_is_l2() {
 fn truncated_tcp_is_l2() {
     let t = tcp(1, 2);
     let k = extract(&eth(&[], 0x0800, &ipv4_hdr(6, 0, t.get(..10).unwrap())), 1).unwrap();
-    assert_eq!((k.dl_type, k.nw_proto, k.tp_src, k.nw_src), (0x0800, 0, 0, [0; 16]));
+    assert_eq!(
+        (k.dl_type, k.nw_proto, k.tp_src, k.nw_src),
+        (0x0800, 0, 0, [0; 16])
+    );
 }
 
 #[test]
@@ -204,13 +214,20 @@ fn ipv6_udp_after_hop_by_hop() {
 
 #[test]
 fn ipv6_icmp_and_fragment() {
-    let k = extract(&eth(&[], 0x86dd, &ipv6_hdr(58, &[135, 0, 0, 0, 0, 0, 0, 0])), 1).unwrap();
+    let k = extract(
+        &eth(&[], 0x86dd, &ipv6_hdr(58, &[135, 0, 0, 0, 0, 0, 0, 0])),
+        1,
+    )
+    .unwrap();
     assert_eq!((k.nw_proto, k.tp_src, k.tp_dst), (58, 135, 0));
     // Later fragment (offset 1 × 8): no L4.
     let mut payload = vec![17, 0, 0, 8, 0, 0, 0, 1];
     payload.extend_from_slice(&udp(1, 2));
     let k = extract(&eth(&[], 0x86dd, &ipv6_hdr(44, &payload)), 1).unwrap();
-    assert_eq!((k.nw_proto, k.nw_frag, k.tp_src), (17, FRAG_ANY | FRAG_LATER, 0));
+    assert_eq!(
+        (k.nw_proto, k.nw_frag, k.tp_src),
+        (17, FRAG_ANY | FRAG_LATER, 0)
+    );
 }
 
 fn valid_frames() -> Vec<Vec<u8>> {
@@ -218,7 +235,11 @@ fn valid_frames() -> Vec<Vec<u8>> {
     hbh.extend_from_slice(&tcp(5, 6));
     vec![
         eth(&[(0x8100, 10)], 0x0800, &ipv4_hdr(6, 0, &tcp(1234, 80))),
-        eth(&[(0x88a8, 1), (0x8100, 2)], 0x0800, &ipv4_hdr(17, 0, &udp(1, 2))),
+        eth(
+            &[(0x88a8, 1), (0x8100, 2)],
+            0x0800,
+            &ipv4_hdr(17, 0, &udp(1, 2)),
+        ),
         eth(&[], 0x86dd, &ipv6_hdr(0, &hbh)),
     ]
 }

@@ -26,7 +26,15 @@ fn table(lines: &[&str]) -> RuleTable {
 }
 
 fn run(t: &RuleTable, macs: &mut MacTable, k: FlowKey) -> Decision {
-    translate(&k, &BridgeView { ports: PORTS, rules: t }, macs, 0)
+    translate(
+        &k,
+        &BridgeView {
+            ports: PORTS,
+            rules: t,
+        },
+        macs,
+        0,
+    )
 }
 
 fn outputs(ports: &[PortNo]) -> Vec<DpAction> {
@@ -99,13 +107,19 @@ fn rule_priorities_and_no_match() {
     assert_eq!(d.actions, outputs(&[2]));
     assert_eq!(d.rule, Some(1));
     // The priority-20 rule was examined first, so its fields are in the mask.
-    assert_eq!((d.mask.dl_type, d.mask.nw_proto, d.mask.tp_dst), (u16::MAX, 0xff, u16::MAX));
+    assert_eq!(
+        (d.mask.dl_type, d.mask.nw_proto, d.mask.tp_dst),
+        (u16::MAX, 0xff, u16::MAX)
+    );
 
     let mut web = k;
     web.nw_proto = 6;
     web.tp_dst = 80;
     let d = run(&t, &mut macs, web);
-    assert_eq!((d.actions.len(), d.drop, d.rule), (0, Some(DropReason::RuleDrop), Some(0)));
+    assert_eq!(
+        (d.actions.len(), d.drop, d.rule),
+        (0, Some(DropReason::RuleDrop), Some(0))
+    );
 
     let d = run(&t, &mut macs, pkt(2, A, B));
     assert_eq!((d.drop, d.rule), (Some(DropReason::NoMatch), None));
@@ -148,7 +162,11 @@ fn mod_vlan_vid_then_output_and_normal() {
 
 #[test]
 fn flood_output_to_in_port_and_no_ports() {
-    let t = table(&["in_port=p1,actions=flood", "in_port=p2,actions=output:p2", "actions=all"]);
+    let t = table(&[
+        "in_port=p1,actions=flood",
+        "in_port=p2,actions=output:p2",
+        "actions=all",
+    ]);
     let mut macs = MacTable::default();
     assert_eq!(run(&t, &mut macs, pkt(1, A, B)).actions, outputs(&[2, 3]));
     let d = run(&t, &mut macs, pkt(2, A, B));

@@ -1,0 +1,11 @@
+//! The port seam: packet buffers and batches, and the `Port` trait every backend implements
+//! (ring, afxdp, vhost-user, dpdk, bonds). Kept apart from the datapath so backends in their
+//! own crates depend on this and not on PMD internals.
+
+pub mod counter;
+pub mod packet;
+pub mod port;
+
+pub use counter::Counter;
+pub use packet::{Batch, HEADROOM, MAX_BURST, MAX_FRAME, Packet, PacketPool};
+pub use port::{Port, PortCounters, PortStats};
