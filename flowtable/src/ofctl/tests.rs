@@ -339,3 +339,79 @@ proptest! {
         let _ = parse_rule(&text, &by_name);
     }
 }
+
+/// Pieces of rule text, valid and not, for the text-level property below.
+const FRAGMENTS: &[&str] = &[
+    "ip",
+    "ipv6",
+    "arp",
+    "tcp",
+    "udp6",
+    "icmp",
+    "icmp6",
+    "in_port=p2",
+    "in_port=7",
+    "dl_vlan=5",
+    "dl_vlan=0xffff",
+    "dl_vlan_pcp=3",
+    "vlan_tci=0x1000/0x1000",
+    "dl_src=02:00:00:00:00:01",
+    "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00",
+    "nw_src=10.0.0.0/8",
+    "nw_dst=1.2.3.4/255.0.255.0",
+    "arp_tpa=1.2.3.4",
+    "arp_op=1",
+    "ipv6_src=fe80::1/64",
+    "nw_proto=47",
+    "nw_tos=184",
+    "ip_dscp=10",
+    "nw_ecn=1",
+    "nw_ttl=9",
+    "ip_frag=first",
+    "ip_frag=not_later",
+    "tp_src=0x100/0xff00",
+    "tp_dst=80",
+    "tcp_dst=22",
+    "icmp_type=8",
+    "icmp_code=0",
+    "tun_id=0x10/0xf0",
+    "tun_src=1.1.0.0/16",
+    "priority=5",
+    "cookie=0x7",
+    "bogus",
+    "dl_vlan=9999",
+];
+
+const ACTIONS: &[&str] = &[
+    "output:p1",
+    "3",
+    "p4",
+    "in_port",
+    "FLOOD",
+    "all",
+    "NORMAL",
+    "push_vlan:0x8100",
+    "pop_vlan",
+    "strip_vlan",
+    "mod_vlan_vid:7",
+    "mod_vlan_pcp:2",
+    "mod_nw_tos:8",
+    "set_field:5->vlan_vid",
+    "set_field:1->vlan_pcp",
+    "set_field:3->ip_dscp",
+    "drop",
+];
+
+proptest! {
+    #[test]
+    fn accepted_text_round_trips(
+        fields in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..6),
+        actions in proptest::collection::vec(proptest::sample::select(ACTIONS), 0..4),
+    ) {
+        let text = format!("{},actions={}", fields.join(","), actions.join(","));
+        if let Ok(r) = parse_rule(&text, &by_name) {
+            let again = format_rule(&r, &name_of);
+            prop_assert_eq!(parse_rule(&again, &by_name).ok(), Some(r), "{} -> {}", text, again);
+        }
+    }
+}
