@@ -856,14 +856,14 @@ pub(crate) mod tests {
         Request::new(cmd, args.iter().map(|s| s.to_string()).collect())
     }
 
-    fn daemon(tag: &str, cfg: Config) -> (Daemon<FakeDp>, PathBuf) {
+    fn daemon(tag: &str, cfg: Config) -> (Daemon<FakeDp>, PathBuf, crate::config::tests::TempDir) {
         let dir = crate::config::tests::temp_dir(tag);
         let path = dir.join("state.json");
         let dp = FakeDp {
             ifaces: vec!["veth0".into()],
             ..Default::default()
         };
-        (Daemon::new(dp, cfg, path.clone()), path)
+        (Daemon::new(dp, cfg, path.clone()), path, dir)
     }
 
     fn state(path: &std::path::Path) -> String {
@@ -872,7 +872,7 @@ pub(crate) mod tests {
 
     #[test]
     fn commands_update_model_and_state() {
-        let (mut d, path) = daemon("cmds", Config::default());
+        let (mut d, path, _dir) = daemon("cmds", Config::default());
         d.handle(&req("add-br", &["br0"])).unwrap();
         let v = d
             .handle(&req("add-port", &["br0", "p1", "type=ring"]))
@@ -983,7 +983,7 @@ pub(crate) mod tests {
 
     #[test]
     fn read_commands() {
-        let (mut d, _) = daemon("read", Config::default());
+        let (mut d, _, _dir) = daemon("read", Config::default());
         d.handle(&req("add-br", &["br0"])).unwrap();
         d.handle(&req("add-port", &["br0", "p1", "type=ring"]))
             .unwrap();
@@ -1051,7 +1051,7 @@ pub(crate) mod tests {
                 },
             ],
         };
-        let (mut d, path) = daemon("restore", cfg.clone());
+        let (mut d, path, _dir) = daemon("restore", cfg.clone());
         assert_eq!(d.config(), &cfg);
         let show = d.show();
         let br0 = &show.bridges[0];

@@ -201,7 +201,29 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+    /// A directory under the system temp dir, removed when dropped.
+    pub(crate) struct TempDir(PathBuf);
+
+    impl std::ops::Deref for TempDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl AsRef<Path> for TempDir {
+        fn as_ref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    pub(crate) fn temp_dir(tag: &str) -> TempDir {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -209,7 +231,7 @@ pub(crate) mod tests {
         let d =
             std::env::temp_dir().join(format!("vswitch-ctl-{tag}-{}-{nanos}", std::process::id()));
         fs::create_dir_all(&d).unwrap();
-        d
+        TempDir(d)
     }
 
     #[test]

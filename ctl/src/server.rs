@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -201,9 +202,7 @@ pub fn accept_loop<D: Datapath + Send + 'static>(
                     error!("cannot spawn connection thread: {e}");
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(100))
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_readable(&listener, 100),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 warn!("accept failed: {e}");
@@ -212,6 +211,18 @@ pub fn accept_loop<D: Datapath + Send + 'static>(
         }
     }
     Ok(())
+}
+
+/// Waits up to `timeout_ms` for a connection to be pending on `listener` (or a signal).
+fn wait_readable(listener: &UnixListener, timeout_ms: i32) {
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid, initialised pollfd for an open descriptor owned by `listener`,
+    // which outlives the call; nfds is 1. Errors (EINTR) just end the wait early.
+    let _ = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
 }
 
 fn serve_connection<D: Datapath>(stream: UnixStream, daemon: &Mutex<Daemon<D>>) -> io::Result<()> {

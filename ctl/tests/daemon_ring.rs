@@ -377,3 +377,51 @@ fn daemon_refuses_corrupt_state_and_busy_socket() {
     assert!(err.contains("already listening"), "{err}");
     assert!(socket.exists());
 }
+
+#[test]
+fn restore_failures_are_kept_and_flagged() {
+    let dir = TempDir(temp_dir("restorefail"));
+    let state = dir.0.join("state.json");
+    let saved = r#"{"version":1,"bridges":[{"name":"br0","ports":[
+        {"name":"p1","ofport":1,"type":"ring","options":{}},
+        {"name":"x1","ofport":5,"type":"afxdp","options":{"iface":"vswitch-no-such-if0"}}],
+        "flows":["priority=100,in_port=p1,actions=output:x1","priority=10,in_port=p1,actions=drop"]}]}"#;
+    fs::write(&state, saved).unwrap();
+    let d = Daemon::start(&dir.0);
+    let show = d.show_json();
+    let br0 = &show["bridges"][0];
+    let x1 = &br0["ports"][1];
+    assert_eq!(x1["name"], "x1");
+    assert_eq!(x1["ofport"], 5);
+    assert!(
+        x1["error"]
+            .as_str()
+            .unwrap()
+            .contains("vswitch-no-such-if0"),
+        "{x1}"
+    );
+    assert!(br0["ports"][0].get("error").is_none());
+    let ferr = br0["flow_errors"].as_array().unwrap();
+    assert_eq!(ferr.len(), 1, "{br0}");
+    assert_eq!(ferr[0]["flow"], "priority=100,in_port=p1,actions=output:x1");
+    assert!(d.ok(&["show"]).contains("error: "));
+    // The name stays taken, and nothing is lost when the configuration changes.
+    d.fails(&["add-port", "br0", "x1", "type=ring"]);
+    d.ok(&["add-port", "br0", "p2", "type=ring"]);
+    let cfg: serde_json::Value = serde_json::from_slice(&fs::read(&state).unwrap()).unwrap();
+    let ports: Vec<&str> = cfg["bridges"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ports, ["p1", "x1", "p2"]);
+    let flows = cfg["bridges"][0]["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 2, "{cfg}");
+    assert!(
+        flows
+            .iter()
+            .any(|f| f == "priority=100,in_port=p1,actions=output:x1")
+    );
+    d.stop();
+}
