@@ -27,7 +27,10 @@ pub fn udp64(i: u32) -> Vec<u8> {
 }
 
 fn ipv4_checksum(h: &[u8]) -> u16 {
-    let mut s: u32 = h.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+    let mut s: u32 = h
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
     while s >> 16 != 0 {
         s = (s & 0xffff) + (s >> 16);
     }

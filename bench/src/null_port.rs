@@ -13,7 +13,10 @@ pub struct NullPort {
 
 impl NullPort {
     pub fn new(name: &str) -> Self {
-        NullPort { name: name.into(), ..Default::default() }
+        NullPort {
+            name: name.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -44,6 +47,10 @@ impl Port for NullPort {
     }
 
     fn stats(&self) -> PortStats {
-        PortStats { tx_packets: self.tx_packets.get(), tx_bytes: self.tx_bytes.get(), ..Default::default() }
+        PortStats {
+            tx_packets: self.tx_packets.get(),
+            tx_bytes: self.tx_bytes.get(),
+            ..Default::default()
+        }
     }
 }

@@ -15,7 +15,9 @@ pub struct DropCounters {
 
 impl Default for DropCounters {
     fn default() -> Self {
-        DropCounters { by_reason: std::array::from_fn(|_| AtomicU64::new(0)) }
+        DropCounters {
+            by_reason: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
     }
 }
 
@@ -28,7 +30,12 @@ impl DropCounters {
     pub fn snapshot(&self) -> Vec<(String, u64)> {
         DropReason::ALL
             .iter()
-            .map(|r| (r.name().to_string(), self.by_reason[r.index()].load(Ordering::Relaxed)))
+            .map(|r| {
+                (
+                    r.name().to_string(),
+                    self.by_reason[r.index()].load(Ordering::Relaxed),
+                )
+            })
             .filter(|(_, n)| *n > 0)
             .collect()
     }
@@ -51,7 +58,10 @@ pub struct MacShared {
 impl MacShared {
     pub fn new(table: MacTable) -> Self {
         let generation = AtomicU64::new(table.generation());
-        MacShared { table: Mutex::new(table), generation }
+        MacShared {
+            table: Mutex::new(table),
+            generation,
+        }
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, MacTable> {
@@ -97,12 +107,24 @@ impl BridgeSnapshot {
             index[p.ofport as usize] = Some(i as u16);
         }
         let port_nos = ports.iter().map(|p| p.ofport).collect();
-        BridgeSnapshot { name, ports, index, port_nos, rules, rule_counters, macs }
+        BridgeSnapshot {
+            name,
+            ports,
+            index,
+            port_nos,
+            rules,
+            rule_counters,
+            macs,
+        }
     }
 
     /// Index in `ports` of an ofport.
     #[inline]
     pub fn port_index(&self, ofport: PortNo) -> Option<usize> {
-        self.index.get(ofport as usize).copied().flatten().map(usize::from)
+        self.index
+            .get(ofport as usize)
+            .copied()
+            .flatten()
+            .map(usize::from)
     }
 }

@@ -54,7 +54,10 @@ pub fn process_batch(
     let in_ofport = in_port.ofport;
     let BridgeLocal { cache, tx } = local;
     let mut slow = |k: &flowtable::FlowKey| -> Decision {
-        let view = BridgeView { ports: &bridge.port_nos, rules: &bridge.rules };
+        let view = BridgeView {
+            ports: &bridge.port_nos,
+            rules: &bridge.rules,
+        };
         let mut macs = bridge.macs.lock();
         let d = translate(k, &view, &mut macs, now_ns);
         bridge.macs.sync_generation(&macs);
@@ -145,7 +148,13 @@ fn execute(
     pool.put(pkt);
 }
 
-fn enqueue(bridge: &BridgeSnapshot, tx: &mut [Batch], idx: usize, pkt: Packet, pool: &mut PacketPool) {
+fn enqueue(
+    bridge: &BridgeSnapshot,
+    tx: &mut [Batch],
+    idx: usize,
+    pkt: Packet,
+    pool: &mut PacketPool,
+) {
     let Some(batch) = tx.get_mut(idx) else {
         pool.put(pkt);
         return;

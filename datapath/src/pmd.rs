@@ -30,7 +30,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn empty(n_pmds: usize) -> Self {
-        Snapshot { generation: 0, bridges: Vec::new(), assignment: vec![Vec::new(); n_pmds] }
+        Snapshot {
+            generation: 0,
+            bridges: Vec::new(),
+            assignment: vec![Vec::new(); n_pmds],
+        }
     }
 }
 
@@ -68,13 +72,20 @@ pub fn spawn(
 ) -> std::io::Result<PmdHandle> {
     let shared = Arc::new(PmdShared::default());
     let s = shared.clone();
-    let thread = std::thread::Builder::new().name(format!("pmd{id}")).spawn(move || {
-        if let Some(c) = core {
-            pin_to_core(c);
-        }
-        run(id, &config, &s, idle_backoff, epoch);
-    })?;
-    Ok(PmdHandle { id, core, shared, thread: Some(thread) })
+    let thread = std::thread::Builder::new()
+        .name(format!("pmd{id}"))
+        .spawn(move || {
+            if let Some(c) = core {
+                pin_to_core(c);
+            }
+            run(id, &config, &s, idle_backoff, epoch);
+        })?;
+    Ok(PmdHandle {
+        id,
+        core,
+        shared,
+        thread: Some(thread),
+    })
 }
 
 fn pin_to_core(core: usize) {
@@ -85,13 +96,23 @@ fn pin_to_core(core: usize) {
         if core < libc::CPU_SETSIZE as usize {
             libc::CPU_SET(core, &mut set);
             if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                tracing::warn!(core, "could not pin PMD thread: {}", std::io::Error::last_os_error());
+                tracing::warn!(
+                    core,
+                    "could not pin PMD thread: {}",
+                    std::io::Error::last_os_error()
+                );
             }
         }
     }
 }
 
-fn run(id: usize, config: &ArcSwap<Snapshot>, shared: &PmdShared, idle_backoff: bool, epoch: Instant) {
+fn run(
+    id: usize,
+    config: &ArcSwap<Snapshot>,
+    shared: &PmdShared,
+    idle_backoff: bool,
+    epoch: Instant,
+) {
     let mut pool = PacketPool::with_capacity(POOL_SIZE);
     let mut batch = Batch::new();
     let mut generation = u64::MAX;
@@ -125,7 +146,15 @@ fn run(id: usize, config: &ArcSwap<Snapshot>, shared: &PmdShared, idle_backoff: 
                 continue;
             }
             got += n;
-            process_batch(bridge, &mut locals[q.bridge], generation, q.port, &mut batch, &mut pool, now_ns);
+            process_batch(
+                bridge,
+                &mut locals[q.bridge],
+                generation,
+                q.port,
+                &mut batch,
+                &mut pool,
+                now_ns,
+            );
         }
 
         let now = Instant::now();

@@ -28,7 +28,9 @@ impl RingQueue {
         let capacity = capacity.max(1);
         RingQueue {
             state: Mutex::new(RingState {
-                slots: (0..capacity).map(|_| vec![0u8; MAX_FRAME].into_boxed_slice()).collect(),
+                slots: (0..capacity)
+                    .map(|_| vec![0u8; MAX_FRAME].into_boxed_slice())
+                    .collect(),
                 lens: vec![0; capacity],
                 head: 0,
                 count: 0,

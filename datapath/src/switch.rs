@@ -59,11 +59,17 @@ impl BridgeCtl {
     }
 
     fn port_name(&self, ofport: PortNo) -> Option<String> {
-        self.ports.iter().find(|p| p.ofport == ofport).map(|p| p.name.clone())
+        self.ports
+            .iter()
+            .find(|p| p.ofport == ofport)
+            .map(|p| p.name.clone())
     }
 
     fn counters_for(&self, r: &flowtable::Rule) -> Arc<RuleCounters> {
-        self.rule_counters.get(&(r.priority, r.m.key, r.m.mask)).cloned().unwrap_or_default()
+        self.rule_counters
+            .get(&(r.priority, r.m.key, r.m.mask))
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -88,7 +94,9 @@ impl Control {
     }
 
     fn find_port(&self, name: &str) -> Option<(&BridgeCtl, &PortEntry)> {
-        self.bridges.iter().find_map(|b| b.ports.iter().find(|p| p.name == name).map(|p| (b, p)))
+        self.bridges
+            .iter()
+            .find_map(|b| b.ports.iter().find(|p| p.name == name).map(|p| (b, p)))
     }
 }
 
@@ -104,11 +112,18 @@ pub struct Switch {
 
 impl Switch {
     pub fn start(cfg: SwitchConfig) -> Result<Switch, DpError> {
-        let cores: Vec<Option<usize>> =
-            if cfg.pmd_cores.is_empty() { vec![None] } else { cfg.pmd_cores.iter().map(|c| Some(*c)).collect() };
-        let n_cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores: Vec<Option<usize>> = if cfg.pmd_cores.is_empty() {
+            vec![None]
+        } else {
+            cfg.pmd_cores.iter().map(|c| Some(*c)).collect()
+        };
+        let n_cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         if let Some(bad) = cfg.pmd_cores.iter().find(|c| **c >= n_cpus) {
-            return Err(DpError(format!("PMD core {bad} does not exist (this machine has {n_cpus} CPUs)")));
+            return Err(DpError(format!(
+                "PMD core {bad} does not exist (this machine has {n_cpus} CPUs)"
+            )));
         }
         let epoch = Instant::now();
         let config = Arc::new(ArcSwap::from_pointee(Snapshot::empty(cores.len())));
@@ -122,7 +137,10 @@ impl Switch {
         let hk = spawn_housekeeping(config.clone(), stop.clone(), epoch)
             .map_err(|e| DpError(format!("cannot start housekeeping thread: {e}")))?;
         Ok(Switch {
-            ctl: Mutex::new(Control { bridges: Vec::new(), generation: 0 }),
+            ctl: Mutex::new(Control {
+                bridges: Vec::new(),
+                generation: 0,
+            }),
             config,
             n_pmds: pmds.len(),
             pmds: Mutex::new(pmds),
@@ -154,7 +172,10 @@ impl Switch {
             ports: Vec::new(),
             rules: RuleTable::new(),
             rule_counters: HashMap::new(),
-            macs: Arc::new(MacShared::new(MacTable::new(MAC_TABLE_SIZE, MAC_AGING.as_nanos() as u64))),
+            macs: Arc::new(MacShared::new(MacTable::new(
+                MAC_TABLE_SIZE,
+                MAC_AGING.as_nanos() as u64,
+            ))),
         });
         self.publish(&mut ctl);
         Ok(())
@@ -176,7 +197,13 @@ impl Switch {
     }
 
     /// Adds a port; `ofport` requests a number (restore), else the next free one. Returns it.
-    pub fn add_port(&self, bridge: &str, name: &str, spec: PortSpec, ofport: Option<u32>) -> Result<u32, DpError> {
+    pub fn add_port(
+        &self,
+        bridge: &str,
+        name: &str,
+        spec: PortSpec,
+        ofport: Option<u32>,
+    ) -> Result<u32, DpError> {
         check_name("port", name)?;
         let mut ctl = self.lock();
         ctl.bridge(bridge)?;
@@ -188,16 +215,32 @@ impl Switch {
         }
         let br = ctl.bridge(bridge)?;
         let ofport = match ofport {
-            Some(0) | Some(0xff00..) => return Err(DpError(format!("ofport must be 1-65279, not {}", ofport.unwrap_or(0)))),
+            Some(0) | Some(0xff00..) => {
+                return Err(DpError(format!(
+                    "ofport must be 1-65279, not {}",
+                    ofport.unwrap_or(0)
+                )));
+            }
             Some(n) if br.ports.iter().any(|p| p.ofport == n) => {
-                return Err(DpError(format!("ofport {n} is already used on bridge {bridge}")));
+                return Err(DpError(format!(
+                    "ofport {n} is already used on bridge {bridge}"
+                )));
             }
             Some(n) => n,
-            None => (1..).find(|n| !br.ports.iter().any(|p| p.ofport == *n)).unwrap_or(1),
+            None => (1..)
+                .find(|n| !br.ports.iter().any(|p| p.ofport == *n))
+                .unwrap_or(1),
         };
         let (port, ring) = self.create_port(&ctl, name, &spec)?;
         let br = ctl.bridge_mut(bridge)?;
-        br.ports.push(PortEntry { name: name.to_string(), ofport, spec, port, ring, drops: Arc::default() });
+        br.ports.push(PortEntry {
+            name: name.to_string(),
+            ofport,
+            spec,
+            port,
+            ring,
+            drops: Arc::default(),
+        });
         br.ports.sort_by_key(|p| p.ofport);
         self.publish(&mut ctl);
         Ok(ofport)
@@ -205,27 +248,39 @@ impl Switch {
 
     /// Attaches a port object built by the caller (tests, benchmarks, embedders). It is shown
     /// with `kind()` as its type and is not persisted by the control plane.
-    pub fn attach_port(&self, bridge: &str, name: &str, port: Arc<dyn Port>) -> Result<u32, DpError> {
+    pub fn attach_port(
+        &self,
+        bridge: &str,
+        name: &str,
+        port: Arc<dyn Port>,
+    ) -> Result<u32, DpError> {
         check_name("port", name)?;
         let mut ctl = self.lock();
         if ctl.find_port(name).is_some() {
             return Err(DpError(format!("port {name} already exists")));
         }
         let br = ctl.bridge_mut(bridge)?;
-        let ofport = (1..).find(|n| !br.ports.iter().any(|p| p.ofport == *n)).unwrap_or(1);
-        let spec = PortSpec { kind: port.kind().to_string(), options: BTreeMap::new() };
-        br.ports.push(PortEntry { name: name.to_string(), ofport, spec, port, ring: None, drops: Arc::default() });
+        let ofport = (1..)
+            .find(|n| !br.ports.iter().any(|p| p.ofport == *n))
+            .unwrap_or(1);
+        let spec = PortSpec {
+            kind: port.kind().to_string(),
+            options: BTreeMap::new(),
+        };
+        br.ports.push(PortEntry {
+            name: name.to_string(),
+            ofport,
+            spec,
+            port,
+            ring: None,
+            drops: Arc::default(),
+        });
         br.ports.sort_by_key(|p| p.ofport);
         self.publish(&mut ctl);
         Ok(ofport)
     }
 
-    fn create_port(
-        &self,
-        ctl: &Control,
-        name: &str,
-        spec: &PortSpec,
-    ) -> Result<NewPort, DpError> {
+    fn create_port(&self, ctl: &Control, name: &str, spec: &PortSpec) -> Result<NewPort, DpError> {
         match spec.kind.as_str() {
             "ring" => {
                 check_options(spec, &["peer"])?;
@@ -235,10 +290,15 @@ impl Switch {
                         return Err(DpError(format!("port {name} cannot be its own peer")));
                     }
                     if let Some((_, p)) = ctl.find_port(peer) {
-                        let other = p.ring.as_ref().ok_or_else(|| DpError(format!("peer {peer} is not a ring port")))?;
+                        let other = p
+                            .ring
+                            .as_ref()
+                            .ok_or_else(|| DpError(format!("peer {peer} is not a ring port")))?;
                         match p.spec.options.get("peer") {
                             Some(pp) if pp != name => {
-                                return Err(DpError(format!("peer {peer} is already joined to {pp}")));
+                                return Err(DpError(format!(
+                                    "peer {peer} is already joined to {pp}"
+                                )));
                             }
                             _ => ring.join(other),
                         }
@@ -247,7 +307,9 @@ impl Switch {
                 Ok((ring.clone() as Arc<dyn Port>, Some(ring)))
             }
             "afxdp" => Ok((ports::open_afxdp(name, spec)?, None)),
-            other => Err(DpError(format!("unknown port type {other:?} (known: afxdp, ring)"))),
+            other => Err(DpError(format!(
+                "unknown port type {other:?} (known: afxdp, ring)"
+            ))),
         }
     }
 
@@ -278,7 +340,8 @@ impl Switch {
         let mut ctl = self.lock();
         let br = ctl.bridge_mut(bridge)?;
         let rule = parse_rule(text, &|n| br.port_by_name(n)).map_err(|e| DpError(e.to_string()))?;
-        br.rule_counters.insert((rule.priority, rule.m.key, rule.m.mask), Arc::default());
+        br.rule_counters
+            .insert((rule.priority, rule.m.key, rule.m.mask), Arc::default());
         br.rules.insert(rule);
         self.publish(&mut ctl);
         Ok(())
@@ -291,8 +354,12 @@ impl Switch {
         let (m, _) = parse_match(match_text.unwrap_or(""), &|n| br.port_by_name(n))
             .map_err(|e| DpError(e.to_string()))?;
         let n = br.rules.remove_matching(&m, None);
-        let live: std::collections::HashSet<RuleId> =
-            br.rules.rules().iter().map(|r| (r.priority, r.m.key, r.m.mask)).collect();
+        let live: std::collections::HashSet<RuleId> = br
+            .rules
+            .rules()
+            .iter()
+            .map(|r| (r.priority, r.m.key, r.m.mask))
+            .collect();
         br.rule_counters.retain(|k, _| live.contains(k));
         if n > 0 {
             self.publish(&mut ctl);
@@ -388,7 +455,12 @@ impl Switch {
                 let _ = t.join();
             }
         }
-        if let Some(t) = self.housekeeping.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(t) = self
+            .housekeeping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             let _ = t.join();
         }
         self.config.store(Arc::new(Snapshot::empty(self.n_pmds)));
@@ -406,11 +478,19 @@ impl Switch {
             let ports: Vec<BridgePort> = b
                 .ports
                 .iter()
-                .map(|p| BridgePort { ofport: p.ofport, port: p.port.clone(), drops: p.drops.clone() })
+                .map(|p| BridgePort {
+                    ofport: p.ofport,
+                    port: p.port.clone(),
+                    drops: p.drops.clone(),
+                })
                 .collect();
             for (pi, p) in b.ports.iter().enumerate() {
                 for qid in 0..p.port.n_rxq() {
-                    assignment[next % self.n_pmds].push(RxqRef { bridge: bi, port: pi, qid });
+                    assignment[next % self.n_pmds].push(RxqRef {
+                        bridge: bi,
+                        port: pi,
+                        qid,
+                    });
                     next += 1;
                 }
             }
@@ -424,7 +504,11 @@ impl Switch {
             )));
         }
         let generation = ctl.generation;
-        self.config.store(Arc::new(Snapshot { generation, bridges, assignment }));
+        self.config.store(Arc::new(Snapshot {
+            generation,
+            bridges,
+            assignment,
+        }));
         let deadline = Instant::now() + QUIESCE_TIMEOUT;
         let pmds = self.pmds.lock().unwrap_or_else(|e| e.into_inner());
         for h in pmds.iter() {
@@ -432,7 +516,10 @@ impl Switch {
                 && h.thread.as_ref().is_some_and(|t| !t.is_finished())
             {
                 if Instant::now() > deadline {
-                    tracing::warn!(pmd = h.id, "PMD did not pick up configuration {generation} in time");
+                    tracing::warn!(
+                        pmd = h.id,
+                        "PMD did not pick up configuration {generation} in time"
+                    );
                     break;
                 }
                 std::thread::sleep(Duration::from_micros(200));
@@ -495,7 +582,9 @@ fn unjoin_rings(ctl: &Control, removed: &[PortEntry]) {
 fn check_name(what: &str, name: &str) -> Result<(), DpError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
@@ -528,22 +617,23 @@ fn spawn_housekeeping(
     stop: Arc<AtomicBool>,
     epoch: Instant,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("housekeeping".into()).spawn(move || {
-        let mut last = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-            if last.elapsed() < Duration::from_secs(1) {
-                continue;
-            }
-            last = Instant::now();
-            let now = epoch.elapsed().as_nanos() as u64;
-            for b in config.load().bridges.iter() {
-                let mut macs = b.macs.lock();
-                if macs.expire(now) > 0 {
-                    b.macs.sync_generation(&macs);
+    std::thread::Builder::new()
+        .name("housekeeping".into())
+        .spawn(move || {
+            let mut last = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if last.elapsed() < Duration::from_secs(1) {
+                    continue;
+                }
+                last = Instant::now();
+                let now = epoch.elapsed().as_nanos() as u64;
+                for b in config.load().bridges.iter() {
+                    let mut macs = b.macs.lock();
+                    if macs.expire(now) > 0 {
+                        b.macs.sync_generation(&macs);
+                    }
                 }
             }
-        }
-    })
+        })
 }
-

@@ -1,4 +1,5 @@
 //! The pipeline end to end over ring ports: real PMD thread, real caches, exact frames out.
+#![allow(clippy::cloned_ref_to_slice_refs)]
 
 mod common;
 
@@ -10,7 +11,11 @@ fn normal_floods_unknown_then_learns() {
     let a = simple(mac(2), mac(1), b"to-unknown");
     h.send(1, &[a.clone()]);
     let out = h.collect();
-    assert_eq!(out[0], Vec::<Vec<u8>>::new(), "never back out of the ingress port");
+    assert_eq!(
+        out[0],
+        Vec::<Vec<u8>>::new(),
+        "never back out of the ingress port"
+    );
     assert_eq!(out[1], vec![a.clone()]);
     assert_eq!(out[2], vec![a]);
 
@@ -48,12 +53,17 @@ fn mac_move_is_followed() {
 #[test]
 fn explicit_rules_priorities_and_drop() {
     let mut h = Harness::new(3);
-    h.sw.add_flow("br0", "priority=10,in_port=p1,actions=output:p2").unwrap();
-    h.sw.add_flow("br0", "priority=20,udp,in_port=p1,tp_dst=53,actions=drop").unwrap();
+    h.sw.add_flow("br0", "priority=10,in_port=p1,actions=output:p2")
+        .unwrap();
+    h.sw.add_flow("br0", "priority=20,udp,in_port=p1,tp_dst=53,actions=drop")
+        .unwrap();
     let f = simple(mac(9), mac(1), b"rule");
     let dns = udp_frame(mac(9), mac(1), &[], 0, 1000, 53, b"dns");
     h.send(1, &[f.clone(), dns.clone(), f.clone()]);
-    assert_eq!(h.collect(), vec![vec![], vec![f.clone(), f.clone()], vec![]]);
+    assert_eq!(
+        h.collect(),
+        vec![vec![], vec![f.clone(), f.clone()], vec![]]
+    );
     assert_eq!(h.drops("p1"), vec![("rule-drop".to_string(), 1)]);
 
     // Table miss on a bridge with rules: dropped and counted.
@@ -74,12 +84,29 @@ fn explicit_rules_priorities_and_drop() {
 #[test]
 fn vlan_push_pop_and_dscp_rewrite_exact_bytes() {
     let mut h = Harness::new(3);
-    h.sw.add_flow("br0", "in_port=p1,actions=mod_vlan_vid:10,mod_vlan_pcp:5,output:p2").unwrap();
-    h.sw.add_flow("br0", "in_port=p2,dl_vlan=10,actions=strip_vlan,output:p1").unwrap();
-    h.sw.add_flow("br0", "in_port=p3,ip,actions=set_field:46->ip_dscp,output:p1").unwrap();
+    h.sw.add_flow(
+        "br0",
+        "in_port=p1,actions=mod_vlan_vid:10,mod_vlan_pcp:5,output:p2",
+    )
+    .unwrap();
+    h.sw.add_flow("br0", "in_port=p2,dl_vlan=10,actions=strip_vlan,output:p1")
+        .unwrap();
+    h.sw.add_flow(
+        "br0",
+        "in_port=p3,ip,actions=set_field:46->ip_dscp,output:p1",
+    )
+    .unwrap();
 
     let plain = udp_frame(mac(2), mac(1), &[], 0, 1, 2, b"payload");
-    let tagged = udp_frame(mac(2), mac(1), &[(0x8100, (5 << 13) | 10)], 0, 1, 2, b"payload");
+    let tagged = udp_frame(
+        mac(2),
+        mac(1),
+        &[(0x8100, (5 << 13) | 10)],
+        0,
+        1,
+        2,
+        b"payload",
+    );
     h.send(1, &[plain.clone()]);
     assert_eq!(h.collect(), vec![vec![], vec![tagged.clone()], vec![]]);
 
@@ -105,14 +132,20 @@ fn bad_frames_are_counted_never_forwarded_wrongly() {
     assert_eq!(h.collect(), vec![vec![], vec![bad_ip]]);
     let mut drops = h.drops("p1");
     drops.sort();
-    assert_eq!(drops, vec![("runt".to_string(), 1), ("vlan-too-deep".to_string(), 1)]);
+    assert_eq!(
+        drops,
+        vec![("runt".to_string(), 1), ("vlan-too-deep".to_string(), 1)]
+    );
 }
 
 #[test]
 fn flood_of_many_flows_through_caches_is_lossless() {
     let mut h = Harness::new(2);
-    h.sw.add_flow("br0", "in_port=p1,actions=output:p2").unwrap();
-    let frames: Vec<Vec<u8>> = (0..600u16).map(|i| udp_frame(mac(2), mac(1), &[], 0, i, 80, b"f")).collect();
+    h.sw.add_flow("br0", "in_port=p1,actions=output:p2")
+        .unwrap();
+    let frames: Vec<Vec<u8>> = (0..600u16)
+        .map(|i| udp_frame(mac(2), mac(1), &[], 0, i, 80, b"f"))
+        .collect();
     for chunk in frames.chunks(300) {
         h.send(1, chunk);
         let out = h.collect();
@@ -120,5 +153,8 @@ fn flood_of_many_flows_through_caches_is_lossless() {
     }
     let pmd = &h.sw.pmds()[0];
     assert_eq!(pmd.packets, 600);
-    assert!(pmd.misses >= 1 && pmd.misses <= 2, "one megaflow serves all 600 flows: {pmd:?}");
+    assert!(
+        pmd.misses >= 1 && pmd.misses <= 2,
+        "one megaflow serves all 600 flows: {pmd:?}"
+    );
 }

@@ -23,7 +23,12 @@ pub struct Packet {
 
 impl Packet {
     pub fn new() -> Self {
-        Packet { buf: vec![0u8; BUF_SIZE].into_boxed_slice(), start: HEADROOM, len: 0, in_port: 0 }
+        Packet {
+            buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            start: HEADROOM,
+            len: 0,
+            in_port: 0,
+        }
     }
 
     /// The frame bytes.
@@ -105,7 +110,10 @@ pub struct PacketPool {
 
 impl PacketPool {
     pub fn with_capacity(n: usize) -> Self {
-        PacketPool { free: (0..n).map(|_| Packet::new()).collect(), grown: 0 }
+        PacketPool {
+            free: (0..n).map(|_| Packet::new()).collect(),
+            grown: 0,
+        }
     }
 
     pub fn get(&mut self) -> Packet {
@@ -134,7 +142,9 @@ pub struct Batch {
 
 impl Batch {
     pub fn new() -> Self {
-        Batch { pkts: Vec::with_capacity(MAX_BURST) }
+        Batch {
+            pkts: Vec::with_capacity(MAX_BURST),
+        }
     }
 
     pub fn len(&self) -> usize {

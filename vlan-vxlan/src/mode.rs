@@ -60,7 +60,10 @@ pub enum Egress {
     Skip,
     Untagged,
     /// Tagged with this TPID and VID.
-    Tagged { tpid: u16, vid: u16 },
+    Tagged {
+        tpid: u16,
+        vid: u16,
+    },
 }
 
 fn vid(tci: u16) -> u16 {
@@ -78,7 +81,13 @@ impl VlanMode {
         let tagged_vid = tags.outer.map(|(_, tci)| vid(tci)).filter(|v| *v != 0);
         let frame_pcp = tags.outer.map(|(_, tci)| pcp(tci)).unwrap_or(0);
         let has_tag = tags.outer.is_some();
-        let ok = |vlan| Ok(Admitted { vlan, pcp: frame_pcp, strip_outer: has_tag });
+        let ok = |vlan| {
+            Ok(Admitted {
+                vlan,
+                pcp: frame_pcp,
+                strip_outer: has_tag,
+            })
+        };
         match self {
             VlanMode::TrunkAll => ok(tagged_vid.unwrap_or(0)),
             VlanMode::Access(tag) => match tagged_vid {
@@ -87,27 +96,46 @@ impl VlanMode {
             },
             VlanMode::Trunk(trunks) => {
                 let v = tagged_vid.unwrap_or(0);
-                if trunks.is_empty() || trunks.contains(v) { ok(v) } else { Err(VlanDrop::VlanNotAllowed) }
+                if trunks.is_empty() || trunks.contains(v) {
+                    ok(v)
+                } else {
+                    Err(VlanDrop::VlanNotAllowed)
+                }
             }
-            VlanMode::NativeUntagged { tag, trunks } | VlanMode::NativeTagged { tag, trunks } => match tagged_vid {
-                None => ok(*tag),
-                Some(v) if v == *tag || trunks.is_empty() || trunks.contains(v) => ok(v),
-                Some(_) => Err(VlanDrop::VlanNotAllowed),
-            },
+            VlanMode::NativeUntagged { tag, trunks } | VlanMode::NativeTagged { tag, trunks } => {
+                match tagged_vid {
+                    None => ok(*tag),
+                    Some(v) if v == *tag || trunks.is_empty() || trunks.contains(v) => ok(v),
+                    Some(_) => Err(VlanDrop::VlanNotAllowed),
+                }
+            }
             VlanMode::Dot1qTunnel { tag, cvlans } => {
                 if let (Some(set), Some(cv)) = (cvlans, tagged_vid)
                     && !set.contains(cv)
                 {
                     return Err(VlanDrop::CvlanNotAllowed);
                 }
-                Ok(Admitted { vlan: *tag, pcp: frame_pcp, strip_outer: false })
+                Ok(Admitted {
+                    vlan: *tag,
+                    pcp: frame_pcp,
+                    strip_outer: false,
+                })
             }
         }
     }
 
     /// How a frame on bridge VLAN `vlan` leaves by this port.
     pub fn egress(&self, vlan: u16) -> Egress {
-        let tagged = |vid| if vid == 0 { Egress::Untagged } else { Egress::Tagged { tpid: TPID_8021Q, vid } };
+        let tagged = |vid| {
+            if vid == 0 {
+                Egress::Untagged
+            } else {
+                Egress::Tagged {
+                    tpid: TPID_8021Q,
+                    vid,
+                }
+            }
+        };
         match self {
             VlanMode::TrunkAll => tagged(vlan),
             VlanMode::Access(tag) => {
@@ -142,7 +170,10 @@ impl VlanMode {
             }
             VlanMode::Dot1qTunnel { tag, .. } => {
                 if vlan == *tag {
-                    Egress::Tagged { tpid: TPID_8021AD, vid: *tag }
+                    Egress::Tagged {
+                        tpid: TPID_8021AD,
+                        vid: *tag,
+                    }
                 } else {
                     Egress::Skip
                 }
@@ -172,7 +203,9 @@ impl VlanMode {
                 (None, None) => Ok(VlanMode::TrunkAll),
                 (Some(t), None) => Ok(VlanMode::Access(t)),
                 (None, Some(tr)) => Ok(VlanMode::Trunk(tr.clone())),
-                (Some(_), Some(_)) => Err("tag= with trunks= needs vlan_mode=native-untagged or native-tagged".into()),
+                (Some(_), Some(_)) => {
+                    Err("tag= with trunks= needs vlan_mode=native-untagged or native-tagged".into())
+                }
             },
             Some("access") => {
                 if trunks.is_some() {
@@ -189,17 +222,22 @@ impl VlanMode {
                     None => VlanMode::TrunkAll,
                 })
             }
-            Some("native-untagged") => {
-                Ok(VlanMode::NativeUntagged { tag: need_tag("native-untagged")?, trunks: trunks_or_all() })
-            }
-            Some("native-tagged") => {
-                Ok(VlanMode::NativeTagged { tag: need_tag("native-tagged")?, trunks: trunks_or_all() })
-            }
+            Some("native-untagged") => Ok(VlanMode::NativeUntagged {
+                tag: need_tag("native-untagged")?,
+                trunks: trunks_or_all(),
+            }),
+            Some("native-tagged") => Ok(VlanMode::NativeTagged {
+                tag: need_tag("native-tagged")?,
+                trunks: trunks_or_all(),
+            }),
             Some("dot1q-tunnel") => {
                 if trunks.is_some() {
                     return Err("vlan_mode=dot1q-tunnel takes no trunks=".into());
                 }
-                Ok(VlanMode::Dot1qTunnel { tag: need_tag("dot1q-tunnel")?, cvlans: cvlans.cloned() })
+                Ok(VlanMode::Dot1qTunnel {
+                    tag: need_tag("dot1q-tunnel")?,
+                    cvlans: cvlans.cloned(),
+                })
             }
             Some(other) => Err(format!(
                 "unknown vlan_mode {other:?} (access, trunk, native-untagged, native-tagged, dot1q-tunnel)"
@@ -215,7 +253,10 @@ mod tests {
     const Q: u16 = TPID_8021Q;
 
     fn tagged(v: u16) -> FrameTags {
-        FrameTags { outer: Some((Q, v)), inner: None }
+        FrameTags {
+            outer: Some((Q, v)),
+            inner: None,
+        }
     }
 
     fn set(s: &str) -> VlanSet {
@@ -225,9 +266,23 @@ mod tests {
     #[test]
     fn access_port() {
         let m = VlanMode::Access(10);
-        assert_eq!(m.admit(FrameTags::default()), Ok(Admitted { vlan: 10, pcp: 0, strip_outer: false }));
+        assert_eq!(
+            m.admit(FrameTags::default()),
+            Ok(Admitted {
+                vlan: 10,
+                pcp: 0,
+                strip_outer: false
+            })
+        );
         // Priority tag: accepted, PCP kept, tag stripped.
-        assert_eq!(m.admit(tagged(5 << 13)), Ok(Admitted { vlan: 10, pcp: 5, strip_outer: true }));
+        assert_eq!(
+            m.admit(tagged(5 << 13)),
+            Ok(Admitted {
+                vlan: 10,
+                pcp: 5,
+                strip_outer: true
+            })
+        );
         assert_eq!(m.admit(tagged(10)), Err(VlanDrop::TaggedOnAccess));
         assert_eq!(m.egress(10), Egress::Untagged);
         assert_eq!(m.egress(20), Egress::Skip);
@@ -249,32 +304,60 @@ mod tests {
 
     #[test]
     fn native_modes() {
-        let nu = VlanMode::NativeUntagged { tag: 5, trunks: set("10") };
+        let nu = VlanMode::NativeUntagged {
+            tag: 5,
+            trunks: set("10"),
+        };
         assert_eq!(nu.admit(FrameTags::default()).unwrap().vlan, 5);
         assert_eq!(nu.admit(tagged(10)).unwrap().vlan, 10);
         assert_eq!(nu.admit(tagged(5)).unwrap().vlan, 5);
         assert_eq!(nu.admit(tagged(11)), Err(VlanDrop::VlanNotAllowed));
         assert_eq!(nu.egress(5), Egress::Untagged);
         assert_eq!(nu.egress(10), Egress::Tagged { tpid: Q, vid: 10 });
-        let nt = VlanMode::NativeTagged { tag: 5, trunks: set("10") };
+        let nt = VlanMode::NativeTagged {
+            tag: 5,
+            trunks: set("10"),
+        };
         assert_eq!(nt.egress(5), Egress::Tagged { tpid: Q, vid: 5 });
         assert_eq!(nt.egress(11), Egress::Skip);
     }
 
     #[test]
     fn dot1q_tunnel() {
-        let m = VlanMode::Dot1qTunnel { tag: 100, cvlans: Some(set("10")) };
-        assert_eq!(m.admit(tagged(10)), Ok(Admitted { vlan: 100, pcp: 0, strip_outer: false }));
+        let m = VlanMode::Dot1qTunnel {
+            tag: 100,
+            cvlans: Some(set("10")),
+        };
+        assert_eq!(
+            m.admit(tagged(10)),
+            Ok(Admitted {
+                vlan: 100,
+                pcp: 0,
+                strip_outer: false
+            })
+        );
         assert_eq!(m.admit(tagged(11)), Err(VlanDrop::CvlanNotAllowed));
         assert_eq!(m.admit(FrameTags::default()).unwrap().vlan, 100);
-        assert_eq!(m.egress(100), Egress::Tagged { tpid: TPID_8021AD, vid: 100 });
+        assert_eq!(
+            m.egress(100),
+            Egress::Tagged {
+                tpid: TPID_8021AD,
+                vid: 100
+            }
+        );
         assert_eq!(m.egress(10), Egress::Skip);
     }
 
     #[test]
     fn settings() {
-        assert_eq!(VlanMode::from_settings(None, None, None, None), Ok(VlanMode::TrunkAll));
-        assert_eq!(VlanMode::from_settings(None, Some(10), None, None), Ok(VlanMode::Access(10)));
+        assert_eq!(
+            VlanMode::from_settings(None, None, None, None),
+            Ok(VlanMode::TrunkAll)
+        );
+        assert_eq!(
+            VlanMode::from_settings(None, Some(10), None, None),
+            Ok(VlanMode::Access(10))
+        );
         assert!(VlanMode::from_settings(None, Some(10), Some(&set("1")), None).is_err());
         assert!(VlanMode::from_settings(Some("native-untagged"), None, None, None).is_err());
         assert!(VlanMode::from_settings(None, Some(4095), None, None).is_err());
@@ -282,7 +365,10 @@ mod tests {
         assert!(VlanMode::from_settings(Some("access"), Some(3), None, Some(&set("1"))).is_err());
         assert_eq!(
             VlanMode::from_settings(Some("dot1q-tunnel"), Some(3), None, Some(&set("1"))),
-            Ok(VlanMode::Dot1qTunnel { tag: 3, cvlans: Some(set("1")) })
+            Ok(VlanMode::Dot1qTunnel {
+                tag: 3,
+                cvlans: Some(set("1"))
+            })
         );
     }
 }

@@ -132,9 +132,15 @@ mod tests {
     #[test]
     fn errors_are_reported_not_panics() {
         let (mut buf, _, len) = frame_in_buf();
-        assert_eq!(push_tag(&mut buf, 2, len, TPID_8021Q, 1), Err(TagError::NoHeadroom));
+        assert_eq!(
+            push_tag(&mut buf, 2, len, TPID_8021Q, 1),
+            Err(TagError::NoHeadroom)
+        );
         assert_eq!(pop_tag(&mut buf, 8, len + 4), Err(TagError::NotTagged));
-        assert_eq!(push_tag(&mut buf, 60, 10, TPID_8021Q, 1), Err(TagError::BadBounds));
+        assert_eq!(
+            push_tag(&mut buf, 60, 10, TPID_8021Q, 1),
+            Err(TagError::BadBounds)
+        );
         assert_eq!(pop_tag(&mut buf, 8, 5), Err(TagError::TooShort));
         assert_eq!(set_vid(&mut [0u8; 10], 5), Err(TagError::NotTagged));
     }

@@ -20,18 +20,29 @@ struct Case {
 
 fn bridge(rules: &[&str]) -> BridgeSnapshot {
     let ports: Vec<BridgePort> = (1..=2)
-        .map(|i| BridgePort { ofport: i, port: Arc::new(NullPort::new(&format!("p{i}"))), drops: Arc::default() })
+        .map(|i| BridgePort {
+            ofport: i,
+            port: Arc::new(NullPort::new(&format!("p{i}"))),
+            drops: Arc::default(),
+        })
         .collect();
     let mut table = RuleTable::new();
     for r in rules {
-        let rule = parse_rule(r, &|n| n.strip_prefix('p').and_then(|d| d.parse().ok())).expect("rule");
+        let rule =
+            parse_rule(r, &|n| n.strip_prefix('p').and_then(|d| d.parse().ok())).expect("rule");
         table.insert(rule);
     }
     let counters = table.rules().iter().map(|_| Arc::default()).collect();
     let mut macs = MacTable::new(8192, 300_000_000_000);
     // NORMAL knows the destination (learned on port 2), so it forwards instead of flooding.
     macs.learn(0, [0x02, 0, 0, 0, 0, 0x02], 2, 0);
-    BridgeSnapshot::new("br0".into(), ports, table, counters, Arc::new(MacShared::new(macs)))
+    BridgeSnapshot::new(
+        "br0".into(),
+        ports,
+        table,
+        counters,
+        Arc::new(MacShared::new(macs)),
+    )
 }
 
 struct Result {
@@ -43,7 +54,7 @@ struct Result {
     miss: u64,
 }
 
-fn run(case: &Case, seconds: f64, ticks_per_ns: f64) -> Result {
+fn run(case: &Case, seconds: f64) -> Result {
     let br = bridge(case.rules);
     let mut local = BridgeLocal::new(&br);
     let mut pool = PacketPool::with_capacity(1024);
@@ -79,8 +90,10 @@ fn run(case: &Case, seconds: f64, ticks_per_ns: f64) -> Result {
     }
     let (ns, cycles) = (t0.elapsed().as_nanos() as f64, (tsc::now() - c0) as f64);
     let s = local.cache.stats();
-    assert_eq!(br.ports[1].port.stats().tx_packets >= pkts, true, "every packet must be forwarded");
-    let _ = ticks_per_ns;
+    assert!(
+        br.ports[1].port.stats().tx_packets >= pkts,
+        "every packet must be forwarded"
+    );
     Result {
         mpps: pkts as f64 / ns * 1e3,
         ns_per_pkt: ns / pkts as f64,
@@ -103,19 +116,50 @@ fn main() {
     let rule = &["in_port=p1,actions=output:p2"][..];
     let normal = &[][..];
     let cases = [
-        Case { name: "rule    1 flow", rules: rule, flows: 1 },
-        Case { name: "rule    1k flows", rules: rule, flows: 1_000 },
-        Case { name: "rule    100k flows", rules: rule, flows: 100_000 },
-        Case { name: "NORMAL  1 flow", rules: normal, flows: 1 },
-        Case { name: "NORMAL  1k flows", rules: normal, flows: 1_000 },
-        Case { name: "NORMAL  100k flows", rules: normal, flows: 100_000 },
+        Case {
+            name: "rule    1 flow",
+            rules: rule,
+            flows: 1,
+        },
+        Case {
+            name: "rule    1k flows",
+            rules: rule,
+            flows: 1_000,
+        },
+        Case {
+            name: "rule    100k flows",
+            rules: rule,
+            flows: 100_000,
+        },
+        Case {
+            name: "NORMAL  1 flow",
+            rules: normal,
+            flows: 1,
+        },
+        Case {
+            name: "NORMAL  1k flows",
+            rules: normal,
+            flows: 1_000,
+        },
+        Case {
+            name: "NORMAL  100k flows",
+            rules: normal,
+            flows: 100_000,
+        },
     ];
     let tpn = tsc::ticks_per_ns(100);
-    println!("pipeline-bench: 64 B UDP frames, batches of {MAX_BURST}, 1 thread, {seconds} s per case, TSC {tpn:.2} GHz");
-    println!("(per packet: frame copy into a buffer as a port would, parse, EMC/megaflow lookup, actions, tx batch)");
-    println!("{:<20} {:>8} {:>10} {:>12} {:>12} {:>12} {:>8}", "case", "Mpps", "ns/pkt", "cycles/pkt", "emc hits", "mf hits", "misses");
+    println!(
+        "pipeline-bench: 64 B UDP frames, batches of {MAX_BURST}, 1 thread, {seconds} s per case, TSC {tpn:.2} GHz"
+    );
+    println!(
+        "(per packet: frame copy into a buffer as a port would, parse, EMC/megaflow lookup, actions, tx batch)"
+    );
+    println!(
+        "{:<20} {:>8} {:>10} {:>12} {:>12} {:>12} {:>8}",
+        "case", "Mpps", "ns/pkt", "cycles/pkt", "emc hits", "mf hits", "misses"
+    );
     for c in &cases {
-        let r = run(c, seconds, tpn);
+        let r = run(c, seconds);
         println!(
             "{:<20} {:>8.2} {:>10.1} {:>12.1} {:>12} {:>12} {:>8}",
             c.name, r.mpps, r.ns_per_pkt, r.cycles_per_pkt, r.emc, r.mega, r.miss

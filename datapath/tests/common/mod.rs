@@ -29,7 +29,15 @@ fn checksum(h: &[u8]) -> u16 {
 }
 
 /// Ethernet + optional tags + IPv4 + UDP, with a payload, valid IPv4 checksum.
-pub fn udp_frame(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)], tos: u8, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub fn udp_frame(
+    dst: [u8; 6],
+    src: [u8; 6],
+    tags: &[(u16, u16)],
+    tos: u8,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&dst);
     f.extend_from_slice(&src);
@@ -71,11 +79,17 @@ impl Harness {
         let mut hosts = Vec::new();
         for i in 1..=n_ports {
             let (port, host) = RingPort::pair(&format!("p{i}"), &format!("h{i}"));
-            let ofport = sw.attach_port("br0", &format!("p{i}"), Arc::new(port)).unwrap();
+            let ofport = sw
+                .attach_port("br0", &format!("p{i}"), Arc::new(port))
+                .unwrap();
             assert_eq!(ofport, i as u32);
             hosts.push(Arc::new(host));
         }
-        Harness { sw, hosts, pool: PacketPool::with_capacity(256) }
+        Harness {
+            sw,
+            hosts,
+            pool: PacketPool::with_capacity(256),
+        }
     }
 
     /// Sends frames into the switch on port `i` (1-based).
@@ -87,7 +101,10 @@ impl Harness {
                 assert!(p.set_data(f));
                 b.push(p).ok().unwrap();
             }
-            assert_eq!(self.hosts[i - 1].tx_burst(&mut b, &mut self.pool), chunk.len());
+            assert_eq!(
+                self.hosts[i - 1].tx_burst(&mut b, &mut self.pool),
+                chunk.len()
+            );
         }
     }
 
@@ -97,7 +114,10 @@ impl Harness {
         let deadline = Instant::now() + Duration::from_secs(5);
         // The PMD drains the bridge-side inboxes; wait for that plus a grace period.
         loop {
-            let busy = self.sw.bridges()[0].ports.iter().any(|p| p.stats.rx_packets < self.expected_rx(&p.name));
+            let busy = self.sw.bridges()[0]
+                .ports
+                .iter()
+                .any(|p| p.stats.rx_packets < self.expected_rx(&p.name));
             if !busy || Instant::now() > deadline {
                 break;
             }
@@ -124,10 +144,19 @@ impl Harness {
 
     fn expected_rx(&self, port: &str) -> u64 {
         let i: usize = port.trim_start_matches('p').parse().unwrap_or(0);
-        self.hosts.get(i.wrapping_sub(1)).map(|h| h.stats().tx_packets).unwrap_or(0)
+        self.hosts
+            .get(i.wrapping_sub(1))
+            .map(|h| h.stats().tx_packets)
+            .unwrap_or(0)
     }
 
     pub fn drops(&self, port: &str) -> Vec<(String, u64)> {
-        self.sw.bridges()[0].ports.iter().find(|p| p.name == port).unwrap().drops.clone()
+        self.sw.bridges()[0]
+            .ports
+            .iter()
+            .find(|p| p.name == port)
+            .unwrap()
+            .drops
+            .clone()
     }
 }
