@@ -20,6 +20,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("del-br", "del-br BRIDGE"),
     ("add-port", "add-port BRIDGE PORT type=TYPE [KEY=VALUE...]"),
     ("del-port", "del-port [BRIDGE] PORT"),
+    (
+        "set",
+        "set port PORT [tag=N] [trunks=LIST] [vlan_mode=MODE] [cvlans=LIST] (empty value clears)",
+    ),
     ("show", "show"),
     ("add-flow", "add-flow BRIDGE RULE"),
     ("del-flows", "del-flows BRIDGE [MATCH]"),
@@ -43,6 +47,11 @@ pub trait Datapath {
         ofport: Option<u32>,
     ) -> Result<u32, DpError>;
     fn del_port(&self, bridge: &str, name: &str) -> Result<(), DpError>;
+    fn set_port(
+        &self,
+        name: &str,
+        changes: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, DpError>;
     fn add_flow(&self, bridge: &str, text: &str) -> Result<(), DpError>;
     fn del_flows(&self, bridge: &str, match_text: Option<&str>) -> Result<usize, DpError>;
     fn dump_flows(&self, bridge: &str) -> Result<Vec<FlowInfo>, DpError>;
@@ -71,6 +80,13 @@ impl Datapath for Switch {
     }
     fn del_port(&self, bridge: &str, name: &str) -> Result<(), DpError> {
         Switch::del_port(self, bridge, name)
+    }
+    fn set_port(
+        &self,
+        name: &str,
+        changes: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, DpError> {
+        Switch::set_port(self, name, changes)
     }
     fn add_flow(&self, bridge: &str, text: &str) -> Result<(), DpError> {
         Switch::add_flow(self, bridge, text)
@@ -306,6 +322,16 @@ impl<D: Datapath> Daemon<D> {
                 };
                 self.mutate(|d| d.del_port(br, port))
             }
+            "set" => {
+                expect_args(cmd, a, 3, usize::MAX)?;
+                if a[0] != "port" {
+                    return Err(format!(
+                        "set: only \"set port PORT KEY=VALUE...\" is supported, not {:?}",
+                        truncate(&a[0], 32)
+                    ));
+                }
+                self.mutate(|d| d.set_port(&a[1], &a[2..]))
+            }
             "add-flow" => {
                 expect_args(cmd, a, 2, 2)?;
                 self.mutate(|d| d.add_flow(&a[0], &a[1]))
@@ -534,6 +560,36 @@ impl<D: Datapath> Daemon<D> {
         Ok(Value::Null)
     }
 
+    fn set_port(&mut self, port: &str, settings: &[String]) -> Result<Value, String> {
+        let Some(br) = self.config.port_bridge(port).map(|b| b.name.clone()) else {
+            return Err(format!("no port named {}", truncate(port, 64)));
+        };
+        if self.port_errors.contains_key(port) {
+            return Err(format!(
+                "port {port} is not running ({}); fix or delete it first",
+                self.port_errors[port]
+            ));
+        }
+        let mut changes = BTreeMap::new();
+        for t in settings {
+            let Some((k, v)) = t.split_once('=') else {
+                return Err(format!(
+                    "bad setting {:?}: expected KEY=VALUE",
+                    truncate(t, 64)
+                ));
+            };
+            if k.is_empty() || changes.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(format!("bad or repeated key in {:?}", truncate(t, 64)));
+            }
+        }
+        let options = self.dp.set_port(port, &changes).map_err(dp_err)?;
+        if let Some(p) = self.port_mut(&br, port) {
+            p.options = options;
+        }
+        info!(port, "port settings changed");
+        Ok(Value::Null)
+    }
+
     fn add_flow(&mut self, br: &str, rule: &str) -> Result<Value, String> {
         self.known_bridge(br)?;
         self.dp.add_flow(br, rule).map_err(dp_err)?;
@@ -722,6 +778,26 @@ pub(crate) mod tests {
             };
             b.ports.push((name.into(), n, spec));
             Ok(n)
+        }
+        fn set_port(
+            &self,
+            name: &str,
+            changes: &BTreeMap<String, String>,
+        ) -> Result<BTreeMap<String, String>, DpError> {
+            let mut s = self.state.lock().unwrap();
+            let p = s
+                .iter_mut()
+                .flat_map(|b| b.ports.iter_mut())
+                .find(|p| p.0 == name)
+                .ok_or_else(|| e("no such port"))?;
+            for (k, v) in changes {
+                if v.is_empty() {
+                    p.2.options.remove(k);
+                } else {
+                    p.2.options.insert(k.clone(), v.clone());
+                }
+            }
+            Ok(p.2.options.clone())
         }
         fn del_port(&self, bridge: &str, name: &str) -> Result<(), DpError> {
             let mut s = self.state.lock().unwrap();

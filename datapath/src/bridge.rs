@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use flowtable::{DropReason, MacTable, PortNo, RuleTable};
 
 use crate::port::Port;
+use vlan_vxlan::VlanMode;
 
 /// Frames dropped by the pipeline, by reason, for one ingress port.
 pub struct DropCounters {
@@ -76,6 +77,7 @@ impl MacShared {
 
 pub struct BridgePort {
     pub ofport: PortNo,
+    pub vlan: VlanMode,
     pub port: Arc<dyn Port>,
     pub drops: Arc<DropCounters>,
 }
@@ -87,6 +89,8 @@ pub struct BridgeSnapshot {
     index: Vec<Option<u16>>,
     /// Every ofport of the bridge, for flooding.
     pub port_nos: Vec<PortNo>,
+    /// VLAN mode of each port, aligned with `ports`.
+    pub vlan_modes: Vec<VlanMode>,
     pub rules: RuleTable,
     /// Counters aligned with `rules.rules()`.
     pub rule_counters: Vec<Arc<RuleCounters>>,
@@ -107,11 +111,13 @@ impl BridgeSnapshot {
             index[p.ofport as usize] = Some(i as u16);
         }
         let port_nos = ports.iter().map(|p| p.ofport).collect();
+        let vlan_modes = ports.iter().map(|p| p.vlan.clone()).collect();
         BridgeSnapshot {
             name,
             ports,
             index,
             port_nos,
+            vlan_modes,
             rules,
             rule_counters,
             macs,

@@ -18,13 +18,20 @@ pub const MAX_MEGAFLOWS: usize = 65536;
 pub struct BridgeLocal {
     pub cache: FlowCache,
     tx: Vec<Batch>,
+    /// When this PMD last refreshed a MAC entry that cached NORMAL flows keep using.
+    refreshed: Vec<(u64, u64)>,
 }
+
+/// Slots of the MAC refresh table, and how often a busy source MAC is re-learned.
+const REFRESH_SLOTS: usize = 256;
+const REFRESH_NS: u64 = 1_000_000_000;
 
 impl BridgeLocal {
     pub fn new(bridge: &BridgeSnapshot) -> Self {
         BridgeLocal {
             cache: FlowCache::new(EMC_SLOTS, MAX_MEGAFLOWS),
             tx: (0..bridge.ports.len()).map(|_| Batch::new()).collect(),
+            refreshed: vec![(u64::MAX, 0); REFRESH_SLOTS],
         }
     }
 }
@@ -52,10 +59,15 @@ pub fn process_batch(
         return;
     };
     let in_ofport = in_port.ofport;
-    let BridgeLocal { cache, tx } = local;
+    let BridgeLocal {
+        cache,
+        tx,
+        refreshed,
+    } = local;
     let mut slow = |k: &flowtable::FlowKey| -> Decision {
         let view = BridgeView {
             ports: &bridge.port_nos,
+            vlan_modes: &bridge.vlan_modes,
             rules: &bridge.rules,
         };
         let mut macs = bridge.macs.lock();
@@ -80,6 +92,9 @@ pub fn process_batch(
         let generation = cache_generation(config_gen, bridge);
         let decision = cache.lookup(&key, generation, &mut slow);
 
+        if let Some((vlan, mac)) = decision.learn {
+            refresh_mac(bridge, refreshed, vlan, mac, in_ofport, now_ns);
+        }
         if decision.rule != run_rule {
             flush_rule_run(bridge, run_rule, run_pkts, run_bytes);
             run_rule = decision.rule;
@@ -98,6 +113,31 @@ pub fn process_batch(
     }
     flush_rule_run(bridge, run_rule, run_pkts, run_bytes);
     flush_all(bridge, tx, pool);
+}
+
+/// Cache hits skip the slow path, so a source MAC that only ever hits would age out of the
+/// table: re-learn it about once a second.
+fn refresh_mac(
+    bridge: &BridgeSnapshot,
+    table: &mut [(u64, u64)],
+    vlan: u16,
+    mac: [u8; 6],
+    port: u32,
+    now_ns: u64,
+) {
+    let mut id = u64::from(vlan) << 48 | u64::from(port) << 56;
+    for (i, b) in mac.iter().enumerate() {
+        id ^= u64::from(*b) << (8 * i);
+    }
+    let slot = (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % table.len();
+    let (seen_id, at) = table[slot];
+    if seen_id == id && now_ns.saturating_sub(at) < REFRESH_NS {
+        return;
+    }
+    table[slot] = (id, now_ns);
+    let mut macs = bridge.macs.lock();
+    macs.learn(vlan, mac, port, now_ns);
+    bridge.macs.sync_generation(&macs);
 }
 
 fn flush_rule_run(bridge: &BridgeSnapshot, rule: Option<usize>, pkts: u64, bytes: u64) {

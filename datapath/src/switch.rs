@@ -16,6 +16,7 @@ use crate::pmd::{self, PmdHandle, RxqRef, Snapshot};
 use crate::port::Port;
 use crate::ports;
 use crate::ring::RingPort;
+use vlan_vxlan::{VlanMode, VlanSet};
 
 /// Start-up settings.
 #[derive(Clone, Debug, Default)]
@@ -35,6 +36,7 @@ const QUIESCE_TIMEOUT: Duration = Duration::from_secs(2);
 struct PortEntry {
     name: String,
     ofport: PortNo,
+    vlan: VlanMode,
     spec: PortSpec,
     port: Arc<dyn Port>,
     ring: Option<Arc<RingPort>>,
@@ -231,11 +233,22 @@ impl Switch {
                 .find(|n| !br.ports.iter().any(|p| p.ofport == *n))
                 .unwrap_or(1),
         };
-        let (port, ring) = self.create_port(&ctl, name, &spec)?;
+        let vlan = vlan_mode(&spec.options)?;
+        let backend = PortSpec {
+            kind: spec.kind.clone(),
+            options: spec
+                .options
+                .iter()
+                .filter(|(k, _)| !VLAN_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let (port, ring) = self.create_port(&ctl, name, &backend)?;
         let br = ctl.bridge_mut(bridge)?;
         br.ports.push(PortEntry {
             name: name.to_string(),
             ofport,
+            vlan,
             spec,
             port,
             ring,
@@ -270,6 +283,7 @@ impl Switch {
         br.ports.push(PortEntry {
             name: name.to_string(),
             ofport,
+            vlan: VlanMode::TrunkAll,
             spec,
             port,
             ring: None,
@@ -311,6 +325,57 @@ impl Switch {
                 "unknown port type {other:?} (known: afxdp, ring)"
             ))),
         }
+    }
+
+    /// Changes a port's VLAN settings (`tag`, `trunks`, `vlan_mode`, `cvlans`; an empty value
+    /// clears one) while traffic flows. Returns the port's options after the change.
+    pub fn set_port(
+        &self,
+        name: &str,
+        changes: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, DpError> {
+        let mut ctl = self.lock();
+        for k in changes.keys() {
+            if !VLAN_KEYS.contains(&k.as_str()) {
+                return Err(DpError(format!(
+                    "cannot set {k:?} on a port (settable: {}); delete and re-add the port to change its type options",
+                    VLAN_KEYS.join(", ")
+                )));
+            }
+        }
+        let (bi, pi) = ctl
+            .bridges
+            .iter()
+            .enumerate()
+            .find_map(|(bi, b)| {
+                b.ports
+                    .iter()
+                    .position(|p| p.name == name)
+                    .map(|pi| (bi, pi))
+            })
+            .ok_or_else(|| DpError(format!("no port named {name}")))?;
+        let mut options = ctl.bridges[bi].ports[pi].spec.options.clone();
+        for (k, v) in changes {
+            if v.is_empty() {
+                options.remove(k);
+            } else {
+                options.insert(k.clone(), v.clone());
+            }
+        }
+        let vlan = vlan_mode(&options)?;
+        let br = &mut ctl.bridges[bi];
+        let entry = &mut br.ports[pi];
+        entry.vlan = vlan;
+        entry.spec.options = options.clone();
+        let ofport = entry.ofport;
+        {
+            // Its VLANs changed: what was learned on it may be on the wrong VLAN now.
+            let mut macs = br.macs.lock();
+            macs.flush_port(ofport);
+            br.macs.sync_generation(&macs);
+        }
+        self.publish(&mut ctl);
+        Ok(options)
     }
 
     pub fn del_port(&self, bridge: &str, name: &str) -> Result<(), DpError> {
@@ -480,6 +545,7 @@ impl Switch {
                 .iter()
                 .map(|p| BridgePort {
                     ofport: p.ofport,
+                    vlan: p.vlan.clone(),
                     port: p.port.clone(),
                     drops: p.drops.clone(),
                 })
@@ -577,6 +643,34 @@ fn unjoin_rings(ctl: &Control, removed: &[PortEntry]) {
             }
         }
     }
+}
+
+/// Port settings that are VLAN configuration (handled by the bridge, not the port backend).
+pub const VLAN_KEYS: &[&str] = &["tag", "trunks", "vlan_mode", "cvlans"];
+
+fn vlan_mode(options: &BTreeMap<String, String>) -> Result<VlanMode, DpError> {
+    let tag = match options.get("tag") {
+        Some(t) => Some(
+            t.parse::<u16>()
+                .map_err(|_| DpError(format!("bad tag {t:?} (1-4094)")))?,
+        ),
+        None => None,
+    };
+    let set = |key: &str| -> Result<Option<VlanSet>, DpError> {
+        options
+            .get(key)
+            .map(|v| VlanSet::parse(v).map_err(|e| DpError(format!("{key}: {e}"))))
+            .transpose()
+    };
+    let trunks = set("trunks")?;
+    let cvlans = set("cvlans")?;
+    VlanMode::from_settings(
+        options.get("vlan_mode").map(String::as_str),
+        tag,
+        trunks.as_ref(),
+        cvlans.as_ref(),
+    )
+    .map_err(DpError)
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), DpError> {

@@ -158,3 +158,87 @@ fn flood_of_many_flows_through_caches_is_lossless() {
         "one megaflow serves all 600 flows: {pmd:?}"
     );
 }
+
+fn settings(kv: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn vlan_access_and_trunk_ports_isolate_and_retag() {
+    let mut h = Harness::new(3);
+    h.sw.set_port("p1", &settings(&[("tag", "10")])).unwrap();
+    h.sw.set_port("p2", &settings(&[("tag", "20")])).unwrap();
+    h.sw.set_port("p3", &settings(&[("trunks", "10,20")]))
+        .unwrap();
+
+    let from1 = simple(BCAST, mac(1), b"vlan10");
+    h.send(1, &[from1.clone()]);
+    let as_tagged10 = udp_frame(BCAST, mac(1), &[(0x8100, 10)], 0, 1000, 2000, b"vlan10");
+    assert_eq!(
+        h.collect(),
+        vec![vec![], vec![], vec![as_tagged10]],
+        "VLAN 10 never reaches the VLAN 20 port"
+    );
+
+    let from3 = udp_frame(
+        BCAST,
+        mac(3),
+        &[(0x8100, (6 << 13) | 20)],
+        0,
+        1000,
+        2000,
+        b"vlan20",
+    );
+    h.send(3, &[from3]);
+    assert_eq!(
+        h.collect(),
+        vec![vec![], vec![simple(BCAST, mac(3), b"vlan20")], vec![]]
+    );
+
+    // A tagged frame on an access port is dropped and counted; a trunk drops VLANs it lacks.
+    h.send(
+        1,
+        &[udp_frame(
+            BCAST,
+            mac(1),
+            &[(0x8100, 20)],
+            0,
+            1000,
+            2000,
+            b"x",
+        )],
+    );
+    h.send(
+        3,
+        &[udp_frame(
+            BCAST,
+            mac(3),
+            &[(0x8100, 30)],
+            0,
+            1000,
+            2000,
+            b"x",
+        )],
+    );
+    assert!(h.collect().iter().all(|f| f.is_empty()));
+    assert_eq!(
+        h.drops("p1"),
+        vec![("vlan-tagged-on-access".to_string(), 1)]
+    );
+    assert_eq!(h.drops("p3"), vec![("vlan-not-allowed".to_string(), 1)]);
+
+    // Moving p2 to VLAN 10 applies to traffic at once.
+    let opts = h.sw.set_port("p2", &settings(&[("tag", "10")])).unwrap();
+    assert_eq!(opts.get("tag").map(String::as_str), Some("10"));
+    h.send(1, &[from1.clone()]);
+    let out = h.collect();
+    assert_eq!(out[1], vec![from1]);
+    assert_eq!(out[2].len(), 1);
+
+    // Bad settings are refused and change nothing.
+    assert!(h.sw.set_port("p2", &settings(&[("tag", "5000")])).is_err());
+    assert!(h.sw.set_port("p2", &settings(&[("iface", "x")])).is_err());
+    assert!(h.sw.set_port("nope", &settings(&[("tag", "1")])).is_err());
+}

@@ -229,6 +229,7 @@ mod tests {
             mask,
             drop: None,
             rule: None,
+            learn: None,
         }
     }
 
@@ -283,6 +284,7 @@ mod tests {
             mask: in_port_mask(),
             drop: Some(DropReason::NoMatch),
             rule: None,
+            learn: None,
         };
         for p in 0..5 {
             let k = FlowKey {

@@ -17,11 +17,17 @@ pub enum DropReason {
     TxFailed,
     TooBig,
     NoBuffer,
+    /// NORMAL: an access port got a frame tagged with a non-zero VID.
+    VlanTaggedOnAccess,
+    /// NORMAL: a trunk or native port got a VLAN it does not carry.
+    VlanNotAllowed,
+    /// NORMAL: a dot1q-tunnel port got a customer VLAN outside its `cvlans`.
+    CvlanNotAllowed,
 }
 
 impl DropReason {
     /// Every reason, in `index()` order (for counter arrays and reports).
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Runt,
         DropReason::VlanTooDeep,
         DropReason::RuleDrop,
@@ -31,6 +37,9 @@ impl DropReason {
         DropReason::TxFailed,
         DropReason::TooBig,
         DropReason::NoBuffer,
+        DropReason::VlanTaggedOnAccess,
+        DropReason::VlanNotAllowed,
+        DropReason::CvlanNotAllowed,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -51,6 +60,9 @@ impl DropReason {
             DropReason::TxFailed => "tx-failed",
             DropReason::TooBig => "too-big",
             DropReason::NoBuffer => "no-buffer",
+            DropReason::VlanTaggedOnAccess => "vlan-tagged-on-access",
+            DropReason::VlanNotAllowed => "vlan-not-allowed",
+            DropReason::CvlanNotAllowed => "cvlan-not-allowed",
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::key::{FlowKey, PortNo, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK};
 use crate::mac_learning::{MacTable, is_multicast};
 use crate::parse::{ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_VLAN};
 use crate::rule::{Action, RuleTable};
+use vlan_vxlan::{Egress, FrameTags, VlanDrop, VlanMode};
 
 /// What the datapath does to the packet, in order. `Output` sends the packet as modified so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,12 +33,29 @@ pub struct Decision {
     pub drop: Option<DropReason>,
     /// Index into `RuleTable::rules()` of the matched rule.
     pub rule: Option<usize>,
+    /// NORMAL learned (VLAN, source MAC) on the input port: the datapath refreshes that entry
+    /// now and then while the flow keeps hitting the caches.
+    pub learn: Option<(u16, [u8; 6])>,
 }
 
 pub struct BridgeView<'a> {
-    /// Every port of the bridge, for flood/all (per-port VLAN membership would filter here).
+    /// Every port of the bridge, for flood/all.
     pub ports: &'a [PortNo],
+    /// VLAN mode of each port, aligned with `ports` (NORMAL only). Empty: every port is a trunk
+    /// of all VLANs.
+    pub vlan_modes: &'a [VlanMode],
     pub rules: &'a RuleTable,
+}
+
+impl BridgeView<'_> {
+    fn vlan_mode(&self, port: PortNo) -> &VlanMode {
+        static TRUNK_ALL: VlanMode = VlanMode::TrunkAll;
+        self.ports
+            .iter()
+            .position(|p| *p == port)
+            .and_then(|i| self.vlan_modes.get(i))
+            .unwrap_or(&TRUNK_ALL)
+    }
 }
 
 /// The behaviour of a bridge without rules.
@@ -59,6 +77,7 @@ pub fn translate(key: &FlowKey, view: &BridgeView, macs: &mut MacTable, now_ns: 
                     mask: with_in_port(mask),
                     drop: Some(DropReason::NoMatch),
                     rule: None,
+                    learn: None,
                 };
             }
         }
@@ -68,7 +87,8 @@ pub fn translate(key: &FlowKey, view: &BridgeView, macs: &mut MacTable, now_ns: 
         mask: with_in_port(lookup_mask),
         out: Vec::new(),
         reason: None,
-        ports: view.ports,
+        view,
+        learn: None,
     };
     for a in actions {
         x.action(a, macs, now_ns);
@@ -89,7 +109,8 @@ struct Xlate<'a> {
     out: Vec<DpAction>,
     /// Why an output was suppressed (kept if nothing was output in the end).
     reason: Option<DropReason>,
-    ports: &'a [PortNo],
+    view: &'a BridgeView<'a>,
+    learn: Option<(u16, [u8; 6])>,
 }
 
 impl Xlate<'_> {
@@ -110,7 +131,7 @@ impl Xlate<'_> {
 
     fn flood(&mut self) {
         let before = self.out.len();
-        for &p in self.ports {
+        for &p in self.view.ports {
             if p != self.work.in_port {
                 self.out.push(DpAction::Output(p));
             }
@@ -187,22 +208,111 @@ impl Xlate<'_> {
         }
     }
 
-    /// Learning L2 switch on the packet's current VLAN.
+    /// Learning L2 switch: the input port's VLAN mode decides the bridge VLAN; learning,
+    /// lookup and flooding stay within that VLAN; each output port gets the frame in the form
+    /// its mode wants (untagged, or tagged with its TPID and VID).
     fn normal(&mut self, macs: &mut MacTable, now_ns: u64) {
         self.depends_on_vlans();
+        self.mask.vlan_tpid = u16::MAX;
         self.mask.dl_src = [0xff; 6];
         self.mask.dl_dst = [0xff; 6];
-        let vlan = self.work.vlan_vid().unwrap_or(0);
-        let (src, dst, in_port) = (self.work.dl_src, self.work.dl_dst, self.work.in_port);
-        macs.learn(vlan, src, in_port, now_ns);
+        let in_port = self.work.in_port;
+        let outer = (self.work.vlan_tci & VLAN_PRESENT != 0)
+            .then_some((self.work.vlan_tpid, self.work.vlan_tci & !VLAN_PRESENT));
+        let inner = (self.work.cvlan_tci & VLAN_PRESENT != 0)
+            .then_some(self.work.cvlan_tci & !VLAN_PRESENT);
+        let admitted = match self
+            .view
+            .vlan_mode(in_port)
+            .admit(FrameTags { outer, inner })
+        {
+            Ok(a) => a,
+            Err(e) => {
+                self.reason = Some(match e {
+                    VlanDrop::TaggedOnAccess => DropReason::VlanTaggedOnAccess,
+                    VlanDrop::VlanNotAllowed => DropReason::VlanNotAllowed,
+                    VlanDrop::CvlanNotAllowed => DropReason::CvlanNotAllowed,
+                });
+                return;
+            }
+        };
+        let vlan = admitted.vlan;
+        let (src, dst) = (self.work.dl_src, self.work.dl_dst);
+        if !is_multicast(&src) {
+            macs.learn(vlan, src, in_port, now_ns);
+            self.learn = Some((vlan, src));
+        }
         let known = if is_multicast(&dst) {
             None
         } else {
             macs.lookup(vlan, dst, now_ns)
         };
+
+        // Output ports with the form each wants, in port order.
+        let mut targets: Vec<(PortNo, Egress)> = Vec::new();
         match known {
-            Some(p) => self.output(p),
-            None => self.flood(),
+            Some(p) if p == in_port => {
+                self.reason = Some(DropReason::IngressIsEgress);
+                return;
+            }
+            Some(p) => {
+                let e = self.view.vlan_mode(p).egress(vlan);
+                if e != Egress::Skip {
+                    targets.push((p, e));
+                }
+            }
+            None => {
+                for &p in self.view.ports {
+                    if p == in_port {
+                        continue;
+                    }
+                    let e = self.view.vlan_mode(p).egress(vlan);
+                    if e != Egress::Skip {
+                        targets.push((p, e));
+                    }
+                }
+            }
+        }
+        if targets.is_empty() {
+            self.reason = Some(DropReason::NoPorts);
+            return;
+        }
+
+        // The tag on top of the "base" frame (the frame without the tag the port strips).
+        // Frames are modified in place between outputs, so each form is reached from the
+        // current one: the form the frame arrived in goes first, unmodified.
+        let mut top: Option<(u16, u16)> = match outer {
+            Some((tpid, tci)) if admitted.strip_outer => Some((tpid, tci & VLAN_VID_MASK)),
+            _ => None,
+        };
+        let as_top = |e: &Egress| match *e {
+            Egress::Tagged { tpid, vid } => Some((tpid, vid)),
+            _ => None,
+        };
+        let mut forms: Vec<Egress> = Vec::new();
+        for (_, e) in &targets {
+            if !forms.contains(e) {
+                forms.push(*e);
+            }
+        }
+        forms.sort_by_key(|f| as_top(f) != top);
+        for form in forms {
+            let want = as_top(&form);
+            if want != top {
+                if top.is_some() {
+                    self.out.push(DpAction::PopVlan);
+                }
+                if let Some((tpid, vid)) = want {
+                    let tci = (u16::from(admitted.pcp) << VLAN_PCP_SHIFT) | vid;
+                    self.out.push(DpAction::PushVlan { tpid, tci });
+                }
+                top = want;
+            }
+            for (p, e) in &targets {
+                if *e == form {
+                    self.out.push(DpAction::Output(*p));
+                }
+            }
         }
     }
 
@@ -227,6 +337,7 @@ impl Xlate<'_> {
             mask: self.mask,
             drop,
             rule,
+            learn: self.learn,
         }
     }
 }

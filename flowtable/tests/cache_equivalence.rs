@@ -188,6 +188,7 @@ fn run(
         let k = key(p);
         let view = BridgeView {
             ports: PORTS,
+            vlan_modes: &[],
             rules: &rules,
         };
         let generation = combined_generation(rules.generation(), macs_a.generation());
@@ -241,6 +242,7 @@ fn caches_actually_hit() {
     for p in &stream {
         let view = BridgeView {
             ports: PORTS,
+            vlan_modes: &[],
             rules: &rules,
         };
         let g = combined_generation(rules.generation(), macs.generation());
@@ -257,6 +259,7 @@ fn caches_actually_hit() {
     });
     let view = BridgeView {
         ports: PORTS,
+        vlan_modes: &[],
         rules: &rules,
     };
     let g = combined_generation(rules.generation(), macs.generation());

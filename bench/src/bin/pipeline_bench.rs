@@ -22,6 +22,7 @@ fn bridge(rules: &[&str]) -> BridgeSnapshot {
     let ports: Vec<BridgePort> = (1..=2)
         .map(|i| BridgePort {
             ofport: i,
+            vlan: Default::default(),
             port: Arc::new(NullPort::new(&format!("p{i}"))),
             drops: Arc::default(),
         })

@@ -30,6 +30,7 @@ fn run(t: &RuleTable, macs: &mut MacTable, k: FlowKey) -> Decision {
         &k,
         &BridgeView {
             ports: PORTS,
+            vlan_modes: &[],
             rules: t,
         },
         macs,
@@ -174,6 +175,7 @@ fn flood_output_to_in_port_and_no_ports() {
     assert_eq!(run(&t, &mut macs, pkt(3, A, B)).actions, outputs(&[1, 2]));
     let lonely = BridgeView {
         ports: &[1],
+        vlan_modes: &[],
         rules: &t,
     };
     let d = translate(&pkt(1, A, B), &lonely, &mut macs, 0);
@@ -196,4 +198,151 @@ fn set_dscp_only_on_ip() {
     arp.dl_type = 0x0806;
     assert_eq!(run(&t, &mut macs, arp).actions, outputs(&[2]));
     assert_eq!(d.mask.masked(&FULL_MASK), d.mask);
+}
+
+mod vlans {
+    use super::*;
+    use vlan_vxlan::{VlanMode, VlanSet};
+
+    const Q: u16 = 0x8100;
+    const AD: u16 = 0x88a8;
+
+    fn tagged(mut k: FlowKey, tpid: u16, tci: u16) -> FlowKey {
+        k.vlan_tpid = tpid;
+        k.vlan_tci = tci | VLAN_PRESENT;
+        k
+    }
+
+    fn run_modes(modes: &[VlanMode], macs: &mut MacTable, k: FlowKey) -> Decision {
+        let ports: Vec<PortNo> = (1..=modes.len() as u32).collect();
+        let t = RuleTable::new();
+        translate(
+            &k,
+            &BridgeView {
+                ports: &ports,
+                vlan_modes: modes,
+                rules: &t,
+            },
+            macs,
+            0,
+        )
+    }
+
+    fn trunks(s: &str) -> VlanMode {
+        VlanMode::Trunk(VlanSet::parse(s).unwrap())
+    }
+
+    #[test]
+    fn access_ports_only_reach_their_vlan_untagged_and_trunks_get_tags() {
+        // 1: access 10, 2: access 20, 3: access 10, 4: trunk 10,20
+        let modes = [
+            VlanMode::Access(10),
+            VlanMode::Access(20),
+            VlanMode::Access(10),
+            trunks("10,20"),
+        ];
+        let mut macs = MacTable::default();
+        let d = run_modes(&modes, &mut macs, pkt(1, A, B));
+        assert_eq!(
+            d.actions,
+            vec![
+                DpAction::Output(3),
+                DpAction::PushVlan { tpid: Q, tci: 10 },
+                DpAction::Output(4)
+            ],
+            "flood stays in VLAN 10: never port 2"
+        );
+        assert_eq!(d.learn, Some((10, A)));
+        // Tagged frame into an access port: dropped with a reason.
+        let d = run_modes(&modes, &mut macs, tagged(pkt(1, A, B), Q, 20));
+        assert_eq!(d.drop, Some(DropReason::VlanTaggedOnAccess));
+        // Priority-tagged frame into an access port: accepted, PCP kept on the trunk.
+        let d = run_modes(&modes, &mut macs, tagged(pkt(3, B, A), Q, 5 << 13));
+        assert_eq!(
+            d.actions,
+            vec![DpAction::PopVlan, DpAction::Output(1)],
+            "A is known on port 1"
+        );
+        // From the trunk on VLAN 20 to an unknown MAC: port 2 only, untagged.
+        let d = run_modes(
+            &modes,
+            &mut macs,
+            tagged(pkt(4, B, [2, 0, 0, 0, 0, 0x99]), Q, 20),
+        );
+        assert_eq!(d.actions, vec![DpAction::PopVlan, DpAction::Output(2)]);
+        // VLAN 30 is not carried by the trunk.
+        let d = run_modes(&modes, &mut macs, tagged(pkt(4, B, A), Q, 30));
+        assert_eq!(d.drop, Some(DropReason::VlanNotAllowed));
+        // Same MAC on two VLANs: learned separately.
+        assert_eq!(macs.lookup(20, B, 0), Some(4));
+        assert_eq!(macs.lookup(10, B, 0), Some(3));
+    }
+
+    #[test]
+    fn trunk_to_trunk_keeps_the_tag_and_native_untagged_strips() {
+        let modes = [
+            VlanMode::TrunkAll,
+            VlanMode::TrunkAll,
+            VlanMode::NativeUntagged {
+                tag: 7,
+                trunks: VlanSet::new(),
+            },
+            VlanMode::NativeTagged {
+                tag: 7,
+                trunks: VlanSet::new(),
+            },
+        ];
+        let mut macs = MacTable::default();
+        let d = run_modes(&modes, &mut macs, tagged(pkt(1, A, B), Q, (3 << 13) | 7));
+        assert_eq!(
+            d.actions,
+            vec![
+                DpAction::Output(2),
+                DpAction::Output(4),
+                DpAction::PopVlan,
+                DpAction::Output(3)
+            ]
+        );
+        // Untagged from the native port: VLAN 7, tagged towards trunks.
+        let d = run_modes(&modes, &mut macs, pkt(3, B, [0xff; 6]));
+        assert_eq!(
+            d.actions,
+            vec![
+                DpAction::PushVlan { tpid: Q, tci: 7 },
+                DpAction::Output(1),
+                DpAction::Output(2),
+                DpAction::Output(4)
+            ]
+        );
+    }
+
+    #[test]
+    fn dot1q_tunnel_pushes_an_outer_service_tag() {
+        let modes = [
+            VlanMode::Dot1qTunnel {
+                tag: 100,
+                cvlans: Some(VlanSet::parse("10").unwrap()),
+            },
+            VlanMode::Trunk(VlanSet::parse("100").unwrap()),
+            VlanMode::Dot1qTunnel {
+                tag: 100,
+                cvlans: None,
+            },
+        ];
+        let mut macs = MacTable::default();
+        let d = run_modes(&modes, &mut macs, tagged(pkt(1, A, B), Q, 10));
+        assert_eq!(
+            d.actions,
+            vec![
+                DpAction::PushVlan { tpid: Q, tci: 100 },
+                DpAction::Output(2),
+                DpAction::PopVlan,
+                DpAction::PushVlan { tpid: AD, tci: 100 },
+                DpAction::Output(3)
+            ],
+            "customer tag kept inside"
+        );
+        let d = run_modes(&modes, &mut macs, tagged(pkt(1, A, B), Q, 11));
+        assert_eq!(d.drop, Some(DropReason::CvlanNotAllowed));
+    }
 }
