@@ -32,6 +32,10 @@ pub fn apply(pkt: &mut Packet, action: &DpAction) -> bool {
             let _ = tag::set_pcp(pkt.data_mut(), pcp);
             true
         }
+        DpAction::SetTunId(id) => {
+            pkt.tun_id = id;
+            true
+        }
         DpAction::SetDscp(dscp) => {
             let _ = qos::set_dscp(pkt.data_mut(), dscp);
             true

@@ -290,6 +290,26 @@ impl AfXdpPort {
     }
 
     /// `"native"` or `"generic"`: how the XDP program is attached.
+    /// Runs a read-only interface ioctl (`SIOCGIF*`) on the port's interface.
+    fn ifreq_get(&self, request: libc::c_ulong) -> Option<libc::ifreq> {
+        let mut req = libc::ifreq {
+            ifr_name: [0; libc::IFNAMSIZ],
+            // SAFETY: the union is plain integers; all zeroes is valid.
+            ifr_ifru: unsafe { std::mem::zeroed() },
+        };
+        for (dst, src) in req
+            .ifr_name
+            .iter_mut()
+            .zip(self.ifname.bytes().take(libc::IFNAMSIZ - 1))
+        {
+            *dst = src as libc::c_char;
+        }
+        // SAFETY: a SIOCGIF* request reads the name from and writes one union member of `req`,
+        // which is a valid ifreq for the duration of the call.
+        let ret = unsafe { libc::ioctl(self.ctl.as_raw_fd(), request, &mut req) };
+        (ret >= 0).then_some(req)
+    }
+
     pub fn xdp_mode(&self) -> &'static str {
         self.xdp_mode
     }
@@ -531,6 +551,24 @@ impl Port for AfXdpPort {
             self.counters.tx_dropped.add(dropped);
         }
         sent
+    }
+
+    fn mac(&self) -> Option<[u8; 6]> {
+        let req = self.ifreq_get(libc::SIOCGIFHWADDR)?;
+        // SAFETY: SIOCGIFHWADDR filled the hwaddr member of the union.
+        let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+        let mut mac = [0u8; 6];
+        for (m, b) in mac.iter_mut().zip(sa.sa_data.iter()) {
+            *m = *b as u8;
+        }
+        Some(mac)
+    }
+
+    fn mtu(&self) -> Option<usize> {
+        let req = self.ifreq_get(libc::SIOCGIFMTU)?;
+        // SAFETY: SIOCGIFMTU filled the mtu member of the union.
+        let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+        usize::try_from(mtu).ok()
     }
 
     fn link_up(&self) -> bool {

@@ -78,6 +78,8 @@ impl MacShared {
 pub struct BridgePort {
     pub ofport: PortNo,
     pub vlan: VlanMode,
+    /// Set when the port terminates tunnels (owns a VTEP address).
+    pub vtep: Option<crate::tunnel::Vtep>,
     pub port: Arc<dyn Port>,
     pub drops: Arc<DropCounters>,
 }

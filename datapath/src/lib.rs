@@ -10,6 +10,7 @@ pub mod pmd;
 pub mod ports;
 pub mod ring;
 pub mod switch;
+pub mod tunnel;
 
 pub use port_api::{counter, packet, port};
 

@@ -82,7 +82,12 @@ pub fn process_batch(
     for mut pkt in batch.drain() {
         pkt.in_port = in_ofport;
         let key = match extract(pkt.data(), in_ofport) {
-            Ok(k) => k,
+            Ok(mut k) => {
+                k.tun_id = pkt.tun_id;
+                k.tun_src = pkt.tun_src;
+                k.tun_dst = pkt.tun_dst;
+                k
+            }
             Err(reason) => {
                 in_port.drops.add(reason, 1);
                 pool.put(pkt);

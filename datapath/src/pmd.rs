@@ -11,6 +11,8 @@ use arc_swap::ArcSwap;
 use crate::bridge::BridgeSnapshot;
 use crate::packet::{Batch, MAX_BURST, PacketPool};
 use crate::pipeline::{BridgeLocal, process_batch};
+use crate::tunnel::{Terminated, TunnelRef, Tunnels, terminate};
+use flowtable::DropReason;
 
 /// One receive queue a PMD polls: indices into the snapshot's bridges and that bridge's ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +28,9 @@ pub struct Snapshot {
     pub bridges: Vec<Arc<BridgeSnapshot>>,
     /// Receive queues per PMD.
     pub assignment: Vec<Vec<RxqRef>>,
+    /// Every tunnel port, for decapsulation on VTEP ports.
+    pub tunnel_ports: Vec<TunnelRef>,
+    pub tunnels: Arc<Tunnels>,
 }
 
 impl Snapshot {
@@ -34,6 +39,8 @@ impl Snapshot {
             generation: 0,
             bridges: Vec::new(),
             assignment: vec![Vec::new(); n_pmds],
+            tunnel_ports: Vec::new(),
+            tunnels: Arc::default(),
         }
     }
 }
@@ -119,6 +126,7 @@ fn run(
     let mut locals: Vec<BridgeLocal> = Vec::new();
     let mut rxqs: Vec<RxqRef> = Vec::new();
     let mut empty_polls: u32 = 0;
+    let mut scratch = RxScratch::default();
     let mut last = Instant::now();
     // Cache counters of caches already discarded by a configuration change.
     let mut base = (0, 0, 0);
@@ -129,6 +137,7 @@ fn run(
             generation = snap.generation;
             base = add3(base, cache_totals(&locals));
             locals = snap.bridges.iter().map(|b| BridgeLocal::new(b)).collect();
+            scratch.decap = snap.tunnel_ports.iter().map(|_| Batch::new()).collect();
             rxqs = snap.assignment.get(id).cloned().unwrap_or_default();
             shared.seen_generation.store(generation, Ordering::Release);
         }
@@ -146,15 +155,27 @@ fn run(
                 continue;
             }
             got += n;
-            process_batch(
-                bridge,
-                &mut locals[q.bridge],
-                generation,
-                q.port,
-                &mut batch,
-                &mut pool,
-                now_ns,
-            );
+            if bp.vtep.is_some() {
+                receive_on_vtep(
+                    &snap,
+                    &mut locals,
+                    q,
+                    &mut batch,
+                    &mut pool,
+                    now_ns,
+                    &mut scratch,
+                );
+            } else {
+                process_batch(
+                    bridge,
+                    &mut locals[q.bridge],
+                    generation,
+                    q.port,
+                    &mut batch,
+                    &mut pool,
+                    now_ns,
+                );
+            }
         }
 
         let now = Instant::now();
@@ -173,6 +194,115 @@ fn run(
             }
         }
         debug_assert!(batch.len() <= MAX_BURST);
+    }
+}
+
+/// Per-PMD buffers of the VTEP receive path.
+#[derive(Default)]
+struct RxScratch {
+    pass: Batch,
+    /// One batch per tunnel port of the snapshot.
+    decap: Vec<Batch>,
+    replies: Vec<[u8; 60]>,
+}
+
+/// A batch from a VTEP port: ARP for the VTEP address is answered, VXLAN packets for local
+/// tunnel ports continue decapsulated on those ports' bridges, the rest is switched as usual.
+fn receive_on_vtep(
+    snap: &Snapshot,
+    locals: &mut [BridgeLocal],
+    q: &RxqRef,
+    batch: &mut Batch,
+    pool: &mut PacketPool,
+    now_ns: u64,
+    scratch: &mut RxScratch,
+) {
+    let bridge = &snap.bridges[q.bridge];
+    let bp = &bridge.ports[q.port];
+    let Some(vtep) = &bp.vtep else { return };
+    for mut p in batch.drain() {
+        match terminate(
+            p.data(),
+            vtep,
+            &snap.tunnels,
+            &snap.tunnel_ports,
+            &mut scratch.replies,
+        ) {
+            Terminated::Pass => {
+                let _ = scratch.pass.push(p);
+            }
+            Terminated::Consumed => pool.put(p),
+            Terminated::Drop(reason) => {
+                let r = if reason == "tnl-no-port" {
+                    DropReason::TnlNoPort
+                } else {
+                    DropReason::TnlMalformed
+                };
+                bp.drops.add(r, 1);
+                pool.put(p);
+            }
+            Terminated::Decap {
+                target,
+                vni,
+                src,
+                dst,
+                offset,
+                len,
+            } => {
+                let (_, start, _) = p.raw_mut();
+                if !p.set_bounds(start + offset, len) {
+                    bp.drops.add(DropReason::TnlMalformed, 1);
+                    pool.put(p);
+                    continue;
+                }
+                p.tun_id = u64::from(vni);
+                p.tun_src = u32::from(src);
+                p.tun_dst = u32::from(dst);
+                match scratch.decap.get_mut(target) {
+                    Some(b) => {
+                        let _ = b.push(p);
+                    }
+                    None => pool.put(p),
+                }
+            }
+        }
+    }
+    if !scratch.replies.is_empty() {
+        let mut out = Batch::new();
+        for r in scratch.replies.drain(..) {
+            let mut p = pool.get();
+            p.set_data(&r);
+            let _ = out.push(p);
+        }
+        bp.port.tx_burst(&mut out, pool);
+    }
+    if !scratch.pass.is_empty() {
+        process_batch(
+            bridge,
+            &mut locals[q.bridge],
+            snap.generation,
+            q.port,
+            &mut scratch.pass,
+            pool,
+            now_ns,
+        );
+    }
+    for (i, b) in scratch.decap.iter_mut().enumerate() {
+        if b.is_empty() {
+            continue;
+        }
+        let Some(t) = snap.tunnel_ports.get(i) else {
+            b.recycle(pool);
+            continue;
+        };
+        let bytes: usize = b.iter().map(|p| p.len()).sum();
+        t.vxlan.count_rx(b.len() as u64, bytes as u64);
+        match (snap.bridges.get(t.bridge), locals.get_mut(t.bridge)) {
+            (Some(tb), Some(local)) => {
+                process_batch(tb, local, snap.generation, t.port, b, pool, now_ns)
+            }
+            _ => b.recycle(pool),
+        }
     }
 }
 

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use crate::afxdp::{AfXdpOptions, AfXdpPort};
 use crate::api::{DpError, PortSpec};
 use crate::port::Port;
+use crate::tunnel::{TunnelKey, VxlanConfig};
+use std::net::Ipv4Addr;
 
 /// `type=afxdp iface=IF [xdp-mode=best-effort|native|generic] [queue=N] [frames=N]
 /// [zero-copy=true|false]`.
@@ -48,4 +50,79 @@ pub fn open_afxdp(name: &str, spec: &PortSpec) -> Result<Arc<dyn Port>, DpError>
 fn number(key: &str, v: &str) -> Result<u32, DpError> {
     v.parse()
         .map_err(|_| DpError(format!("bad value {v:?} for {key} (a number)")))
+}
+
+/// `type=vxlan remote_ip=A.B.C.D [local_ip=A.B.C.D] [key=VNI|flow] [dst_port=4789] [ttl=64]`.
+pub fn vxlan_config(spec: &PortSpec) -> Result<VxlanConfig, DpError> {
+    crate::switch::check_port_options(spec, &["remote_ip", "local_ip", "key", "dst_port", "ttl"])?;
+    let ip = |k: &str| -> Result<Option<Ipv4Addr>, DpError> {
+        spec.options
+            .get(k)
+            .map(|v| {
+                v.parse::<Ipv4Addr>()
+                    .map_err(|_| DpError(format!("bad {k} {v:?} (an IPv4 address)")))
+            })
+            .transpose()
+    };
+    let remote_ip =
+        ip("remote_ip")?.ok_or_else(|| DpError::new("type=vxlan needs remote_ip=A.B.C.D"))?;
+    let key = match spec.options.get("key").map(String::as_str) {
+        None => TunnelKey::Vni(0),
+        Some("flow") => TunnelKey::Flow,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if n < 1 << 24 => TunnelKey::Vni(n),
+            _ => {
+                return Err(DpError(format!(
+                    "bad key {v:?} (a VNI 0-16777215, or flow)"
+                )));
+            }
+        },
+    };
+    let dst_port = match spec.options.get("dst_port") {
+        Some(v) => v
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| DpError(format!("bad dst_port {v:?}")))?,
+        None => vlan_vxlan::VXLAN_PORT,
+    };
+    let ttl = match spec.options.get("ttl") {
+        Some(v) => v
+            .parse::<u8>()
+            .ok()
+            .filter(|t| *t != 0)
+            .ok_or_else(|| DpError(format!("bad ttl {v:?} (1-255)")))?,
+        None => 64,
+    };
+    Ok(VxlanConfig {
+        remote_ip,
+        local_ip: ip("local_ip")?,
+        key,
+        dst_port,
+        ttl,
+    })
+}
+
+/// `A.B.C.D/LEN` (LEN 0-32; a bare address is /32).
+pub fn parse_prefix(v: &str) -> Result<(Ipv4Addr, u8), DpError> {
+    let (a, l) = v.split_once('/').unwrap_or((v, "32"));
+    let ip = a
+        .parse::<Ipv4Addr>()
+        .map_err(|_| DpError(format!("bad address {a:?} in {v:?}")))?;
+    let len = l
+        .parse::<u8>()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| DpError(format!("bad prefix length in {v:?}")))?;
+    Ok((ip, len))
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(v: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = v.split(':');
+    for b in mac.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
 }

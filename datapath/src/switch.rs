@@ -16,6 +16,8 @@ use crate::pmd::{self, PmdHandle, RxqRef, Snapshot};
 use crate::port::Port;
 use crate::ports;
 use crate::ring::RingPort;
+use crate::tunnel::{NeighEntry, Route, RouteTable, TunnelRef, Tunnels, Vtep, VxlanPort};
+use std::net::Ipv4Addr;
 use vlan_vxlan::{VlanMode, VlanSet};
 
 /// Start-up settings.
@@ -40,12 +42,28 @@ struct PortEntry {
     spec: PortSpec,
     port: Arc<dyn Port>,
     ring: Option<Arc<RingPort>>,
+    /// Set for `type=vxlan` ports.
+    vxlan: Option<Arc<VxlanPort>>,
     drops: Arc<DropCounters>,
 }
 
 type RuleId = (u16, FlowKey, FlowKey);
-/// A created port, and its ring handle when it is a ring port (for joining peers).
-type NewPort = (Arc<dyn Port>, Option<Arc<RingPort>>);
+/// A created port, with its ring or vxlan handle when it is one of those.
+struct NewPort {
+    port: Arc<dyn Port>,
+    ring: Option<Arc<RingPort>>,
+    vxlan: Option<Arc<VxlanPort>>,
+}
+
+impl NewPort {
+    fn plain(port: Arc<dyn Port>) -> Self {
+        NewPort {
+            port,
+            ring: None,
+            vxlan: None,
+        }
+    }
+}
 
 struct BridgeCtl {
     name: String,
@@ -78,6 +96,8 @@ impl BridgeCtl {
 struct Control {
     bridges: Vec<BridgeCtl>,
     generation: u64,
+    /// Operator tunnel routes (`tnl-route-add`).
+    routes: Vec<Route>,
 }
 
 impl Control {
@@ -104,6 +124,7 @@ impl Control {
 
 pub struct Switch {
     ctl: Mutex<Control>,
+    tunnels: Arc<Tunnels>,
     config: Arc<ArcSwap<Snapshot>>,
     pmds: Mutex<Vec<PmdHandle>>,
     n_pmds: usize,
@@ -142,7 +163,9 @@ impl Switch {
             ctl: Mutex::new(Control {
                 bridges: Vec::new(),
                 generation: 0,
+                routes: Vec::new(),
             }),
+            tunnels: Arc::default(),
             config,
             n_pmds: pmds.len(),
             pmds: Mutex::new(pmds),
@@ -234,16 +257,17 @@ impl Switch {
                 .unwrap_or(1),
         };
         let vlan = vlan_mode(&spec.options)?;
+        vtep_setting(&spec.options)?;
         let backend = PortSpec {
             kind: spec.kind.clone(),
             options: spec
                 .options
                 .iter()
-                .filter(|(k, _)| !VLAN_KEYS.contains(&k.as_str()))
+                .filter(|(k, _)| !SWITCH_KEYS.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         };
-        let (port, ring) = self.create_port(&ctl, name, &backend)?;
+        let NewPort { port, ring, vxlan } = self.create_port(&ctl, name, &backend)?;
         let br = ctl.bridge_mut(bridge)?;
         br.ports.push(PortEntry {
             name: name.to_string(),
@@ -252,6 +276,7 @@ impl Switch {
             spec,
             port,
             ring,
+            vxlan,
             drops: Arc::default(),
         });
         br.ports.sort_by_key(|p| p.ofport);
@@ -287,6 +312,7 @@ impl Switch {
             spec,
             port,
             ring: None,
+            vxlan: None,
             drops: Arc::default(),
         });
         br.ports.sort_by_key(|p| p.ofport);
@@ -318,11 +344,24 @@ impl Switch {
                         }
                     }
                 }
-                Ok((ring.clone() as Arc<dyn Port>, Some(ring)))
+                Ok(NewPort {
+                    port: ring.clone(),
+                    ring: Some(ring),
+                    vxlan: None,
+                })
             }
-            "afxdp" => Ok((ports::open_afxdp(name, spec)?, None)),
+            "afxdp" => Ok(NewPort::plain(ports::open_afxdp(name, spec)?)),
+            "vxlan" => {
+                let cfg = ports::vxlan_config(spec)?;
+                let vx = Arc::new(VxlanPort::new(name, cfg, self.tunnels.clone()));
+                Ok(NewPort {
+                    port: vx.clone(),
+                    ring: None,
+                    vxlan: Some(vx),
+                })
+            }
             other => Err(DpError(format!(
-                "unknown port type {other:?} (known: afxdp, ring)"
+                "unknown port type {other:?} (known: afxdp, ring, vxlan)"
             ))),
         }
     }
@@ -336,10 +375,10 @@ impl Switch {
     ) -> Result<BTreeMap<String, String>, DpError> {
         let mut ctl = self.lock();
         for k in changes.keys() {
-            if !VLAN_KEYS.contains(&k.as_str()) {
+            if !SWITCH_KEYS.contains(&k.as_str()) {
                 return Err(DpError(format!(
                     "cannot set {k:?} on a port (settable: {}); delete and re-add the port to change its type options",
-                    VLAN_KEYS.join(", ")
+                    SWITCH_KEYS.join(", ")
                 )));
             }
         }
@@ -363,6 +402,7 @@ impl Switch {
             }
         }
         let vlan = vlan_mode(&options)?;
+        vtep_setting(&options)?;
         let br = &mut ctl.bridges[bi];
         let entry = &mut br.ports[pi];
         entry.vlan = vlan;
@@ -508,6 +548,84 @@ impl Switch {
             .collect()
     }
 
+    /// Adds (or replaces) a tunnel route: remote VTEPs in `prefix` are reached through the
+    /// VTEP port `port`, via `gw` when given.
+    pub fn tnl_route_add(&self, prefix: &str, port: &str, gw: Option<&str>) -> Result<(), DpError> {
+        let (ip, len) = ports::parse_prefix(prefix)?;
+        let gw = match gw {
+            Some(g) => Some(
+                g.parse::<Ipv4Addr>()
+                    .map_err(|_| DpError(format!("bad gateway address {g:?}")))?,
+            ),
+            None => None,
+        };
+        let mut ctl = self.lock();
+        let (_, entry) = ctl
+            .find_port(port)
+            .ok_or_else(|| DpError(format!("no port named {port}")))?;
+        if vtep_setting(&entry.spec.options)?.is_none() {
+            return Err(DpError(format!(
+                "port {port} has no vtep_ip: set one with \"set port {port} vtep_ip=A.B.C.D/LEN\""
+            )));
+        }
+        let net = Ipv4Addr::from(
+            u32::from(ip)
+                & if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(len))
+                },
+        );
+        ctl.routes.retain(|r| !(r.prefix == net && r.len == len));
+        ctl.routes.push(Route {
+            prefix: net,
+            len,
+            port: port.to_string(),
+            gw,
+            user: true,
+        });
+        self.publish(&mut ctl);
+        Ok(())
+    }
+
+    pub fn tnl_route_del(&self, prefix: &str) -> Result<(), DpError> {
+        let (ip, len) = ports::parse_prefix(prefix)?;
+        let net = Ipv4Addr::from(
+            u32::from(ip)
+                & if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(len))
+                },
+        );
+        let mut ctl = self.lock();
+        let before = ctl.routes.len();
+        ctl.routes.retain(|r| !(r.prefix == net && r.len == len));
+        if ctl.routes.len() == before {
+            return Err(DpError(format!("no tunnel route {net}/{len}")));
+        }
+        self.publish(&mut ctl);
+        Ok(())
+    }
+
+    /// Every tunnel route in use: the VTEPs' connected networks, then the operator's routes.
+    pub fn tnl_routes(&self) -> Vec<Route> {
+        self.tunnels.routes.load().all_routes()
+    }
+
+    /// Operator routes only (what the control plane persists).
+    pub fn tnl_user_routes(&self) -> Vec<Route> {
+        self.lock().routes.clone()
+    }
+
+    pub fn tnl_neigh(&self) -> Vec<NeighEntry> {
+        self.tunnels.neigh().entries()
+    }
+
+    pub fn tnl_neigh_flush(&self) {
+        self.tunnels.neigh().flush();
+    }
+
     /// Stops PMD threads and releases every port.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -546,6 +664,7 @@ impl Switch {
                 .map(|p| BridgePort {
                     ofport: p.ofport,
                     vlan: p.vlan.clone(),
+                    vtep: make_vtep(p),
                     port: p.port.clone(),
                     drops: p.drops.clone(),
                 })
@@ -570,10 +689,39 @@ impl Switch {
             )));
         }
         let generation = ctl.generation;
+        // Tunnels: VTEPs with their connected routes, then the operator's routes.
+        let mut table = RouteTable::default();
+        let mut tunnel_ports = Vec::new();
+        for (bi, b) in ctl.bridges.iter().enumerate() {
+            for (pi, p) in b.ports.iter().enumerate() {
+                if let Some(v) = make_vtep(p) {
+                    table.routes.push(Route {
+                        prefix: v.ip,
+                        len: v.prefix_len,
+                        port: v.port_name.clone(),
+                        gw: None,
+                        user: false,
+                    });
+                    table.vteps.push(v);
+                }
+                if let Some(vx) = &p.vxlan {
+                    tunnel_ports.push(TunnelRef {
+                        bridge: bi,
+                        port: pi,
+                        cfg: vx.cfg.clone(),
+                        vxlan: vx.clone(),
+                    });
+                }
+            }
+        }
+        table.routes.extend(ctl.routes.iter().cloned());
+        self.tunnels.routes.store(Arc::new(table));
         self.config.store(Arc::new(Snapshot {
             generation,
             bridges,
             assignment,
+            tunnel_ports,
+            tunnels: self.tunnels.clone(),
         }));
         let deadline = Instant::now() + QUIESCE_TIMEOUT;
         let pmds = self.pmds.lock().unwrap_or_else(|e| e.into_inner());
@@ -647,6 +795,47 @@ fn unjoin_rings(ctl: &Control, removed: &[PortEntry]) {
 
 /// Port settings that are VLAN configuration (handled by the bridge, not the port backend).
 pub const VLAN_KEYS: &[&str] = &["tag", "trunks", "vlan_mode", "cvlans"];
+/// Every port setting the switch handles itself: VLANs, and the VTEP address of an underlay
+/// port (`vtep_ip=A.B.C.D/LEN`, with `vtep_mac=` for ports without a MAC of their own).
+pub const SWITCH_KEYS: &[&str] = &[
+    "tag",
+    "trunks",
+    "vlan_mode",
+    "cvlans",
+    "vtep_ip",
+    "vtep_mac",
+];
+
+type VtepSetting = Option<(Ipv4Addr, u8, Option<[u8; 6]>)>;
+
+fn vtep_setting(options: &BTreeMap<String, String>) -> Result<VtepSetting, DpError> {
+    let mac = match options.get("vtep_mac") {
+        Some(m) => Some(ports::parse_mac(m).ok_or_else(|| DpError(format!("bad vtep_mac {m:?}")))?),
+        None => None,
+    };
+    let Some(v) = options.get("vtep_ip") else {
+        if mac.is_some() {
+            return Err(DpError::new("vtep_mac= needs vtep_ip="));
+        }
+        return Ok(None);
+    };
+    let (ip, len) = ports::parse_prefix(v)?;
+    Ok(Some((ip, len, mac)))
+}
+
+/// The VTEP a port is, if it has a `vtep_ip`.
+fn make_vtep(p: &PortEntry) -> Option<Vtep> {
+    let (ip, prefix_len, mac) = vtep_setting(&p.spec.options).ok().flatten()?;
+    let mac = mac.or_else(|| p.port.mac())?;
+    Some(Vtep {
+        port_name: p.name.clone(),
+        port: p.port.clone(),
+        ip,
+        prefix_len,
+        mac,
+        mtu: p.port.mtu().unwrap_or(1500),
+    })
+}
 
 fn vlan_mode(options: &BTreeMap<String, String>) -> Result<VlanMode, DpError> {
     let tag = match options.get("tag") {

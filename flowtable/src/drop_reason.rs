@@ -23,11 +23,15 @@ pub enum DropReason {
     VlanNotAllowed,
     /// NORMAL: a dot1q-tunnel port got a customer VLAN outside its `cvlans`.
     CvlanNotAllowed,
+    /// A packet for a local VTEP with invalid outer headers.
+    TnlMalformed,
+    /// A VXLAN packet for a local VTEP that matches no tunnel port (VNI, remote, UDP port).
+    TnlNoPort,
 }
 
 impl DropReason {
     /// Every reason, in `index()` order (for counter arrays and reports).
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Runt,
         DropReason::VlanTooDeep,
         DropReason::RuleDrop,
@@ -40,6 +44,8 @@ impl DropReason {
         DropReason::VlanTaggedOnAccess,
         DropReason::VlanNotAllowed,
         DropReason::CvlanNotAllowed,
+        DropReason::TnlMalformed,
+        DropReason::TnlNoPort,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -63,6 +69,8 @@ impl DropReason {
             DropReason::VlanTaggedOnAccess => "vlan-tagged-on-access",
             DropReason::VlanNotAllowed => "vlan-not-allowed",
             DropReason::CvlanNotAllowed => "cvlan-not-allowed",
+            DropReason::TnlMalformed => "tnl-malformed",
+            DropReason::TnlNoPort => "tnl-no-port",
         }
     }
 }

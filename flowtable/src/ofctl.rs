@@ -518,6 +518,9 @@ fn action(tok: &str, ports: &dyn Fn(&str) -> Option<PortNo>) -> Result<Action, R
             _ => return Err(bad(v, "mod_nw_tos", "0-255, a multiple of 4")),
         },
         ("set_field", Some(s)) => set_field(s)?,
+        ("set_tunnel" | "set_tunnel64", Some(v)) => {
+            Action::SetTunId(num("set_tunnel", v, u64::MAX)?)
+        }
         (_, None) => match port(tok, ports) {
             Ok(p) => Action::Output(p),
             Err(_) => return Err(err(format!("unknown action \"{tok}\""))),
@@ -534,6 +537,7 @@ fn set_field(s: &str) -> Result<Action, RuleError> {
         "vlan_vid" => Action::SetVlanVid(num("vlan_vid", v, 4095)? as u16),
         "vlan_pcp" => Action::SetVlanPcp(num("vlan_pcp", v, 7)? as u8),
         "ip_dscp" => Action::SetDscp(num("ip_dscp", v, 63)? as u8),
+        "tun_id" => Action::SetTunId(num("tun_id", v, u64::MAX)?),
         _ => return Err(err(format!("unsupported set_field target \"{field}\""))),
     })
 }

@@ -53,6 +53,8 @@ pub enum Action {
     SetVlanVid(u16),
     SetVlanPcp(u8),
     SetDscp(u8),
+    /// Tunnel key (VNI) for a tunnel port with `key=flow`.
+    SetTunId(u64),
 }
 
 #[derive(Clone, Debug, PartialEq)]

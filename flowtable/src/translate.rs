@@ -21,6 +21,8 @@ pub enum DpAction {
     SetVlanVid(u16),
     SetVlanPcp(u8),
     SetDscp(u8),
+    /// Sets the packet's tunnel key (used by tunnel ports with `key=flow`).
+    SetTunId(u64),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -195,6 +197,10 @@ impl Xlate<'_> {
                 } else {
                     self.push_vlan(ETH_TYPE_VLAN, u16::from(pcp) << VLAN_PCP_SHIFT);
                 }
+            }
+            Action::SetTunId(id) => {
+                self.out.push(DpAction::SetTunId(id));
+                self.work.tun_id = id;
             }
             Action::SetDscp(dscp) => {
                 // Only meaningful for IP packets; OpenFlow prerequisites make it a no-op else.

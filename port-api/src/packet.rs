@@ -19,6 +19,11 @@ pub struct Packet {
     len: usize,
     /// OpenFlow port number of the port it arrived on (per bridge).
     pub in_port: u32,
+    /// Tunnel metadata: VNI and outer IPv4 source/destination of a decapsulated packet, or the
+    /// VNI a rule chose for encapsulation (`set_field:N->tun_id`). Zero otherwise.
+    pub tun_id: u64,
+    pub tun_src: u32,
+    pub tun_dst: u32,
 }
 
 impl Packet {
@@ -28,6 +33,9 @@ impl Packet {
             start: HEADROOM,
             len: 0,
             in_port: 0,
+            tun_id: 0,
+            tun_src: 0,
+            tun_dst: 0,
         }
     }
 
@@ -51,6 +59,7 @@ impl Packet {
     /// Replaces the frame with `bytes`; false (and an empty packet) if it does not fit.
     pub fn set_data(&mut self, bytes: &[u8]) -> bool {
         self.start = HEADROOM;
+        self.clear_meta();
         if bytes.len() > MAX_FRAME {
             self.len = 0;
             return false;
@@ -64,6 +73,7 @@ impl Packet {
     /// `len` is clamped to [`MAX_FRAME`].
     pub fn prepare(&mut self, len: usize) -> &mut [u8] {
         self.start = HEADROOM;
+        self.clear_meta();
         self.len = len.min(MAX_FRAME);
         &mut self.buf[HEADROOM..HEADROOM + self.len]
     }
@@ -86,11 +96,21 @@ impl Packet {
         }
     }
 
+    fn clear_meta(&mut self) {
+        self.in_port = 0;
+        self.tun_id = 0;
+        self.tun_src = 0;
+        self.tun_dst = 0;
+    }
+
     /// Copies frame and metadata into `other` (used by flooding).
     pub fn clone_into(&self, other: &mut Packet) {
         other.start = self.start;
         other.len = self.len;
         other.in_port = self.in_port;
+        other.tun_id = self.tun_id;
+        other.tun_src = self.tun_src;
+        other.tun_dst = self.tun_dst;
         other.buf[self.start..self.start + self.len].copy_from_slice(self.data());
     }
 }

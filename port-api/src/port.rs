@@ -67,6 +67,16 @@ pub trait Port: Send + Sync {
 
     fn stats(&self) -> PortStats;
 
+    /// The port's own Ethernet address, where it has one (kernel interfaces).
+    fn mac(&self) -> Option<[u8; 6]> {
+        None
+    }
+
+    /// The largest L3 packet the port carries (the interface MTU), where known.
+    fn mtu(&self) -> Option<usize> {
+        None
+    }
+
     /// Type-specific facts for `show` (e.g. `iface`, `xdp_mode`), as key/value pairs.
     fn status(&self) -> Vec<(String, String)> {
         Vec::new()

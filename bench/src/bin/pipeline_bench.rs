@@ -23,6 +23,7 @@ fn bridge(rules: &[&str]) -> BridgeSnapshot {
         .map(|i| BridgePort {
             ofport: i,
             vlan: Default::default(),
+            vtep: None,
             port: Arc::new(NullPort::new(&format!("p{i}"))),
             drops: Arc::default(),
         })
