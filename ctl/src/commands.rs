@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use datapath::tunnel::{NeighEntry, Route};
 use datapath::{BridgeInfo, DpError, FdbEntry, FlowInfo, PmdInfo, PortSpec, Switch};
 use serde::Serialize;
 use serde_json::Value;
@@ -30,6 +31,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("dump-flows", "dump-flows BRIDGE"),
     ("dump-ports", "dump-ports BRIDGE"),
     ("fdb-show", "fdb-show BRIDGE"),
+    ("tnl-route-add", "tnl-route-add A.B.C.D/LEN PORT [GATEWAY]"),
+    ("tnl-route-del", "tnl-route-del A.B.C.D/LEN"),
+    ("tnl-route-show", "tnl-route-show"),
+    ("tnl-neigh-show", "tnl-neigh-show"),
+    ("tnl-neigh-flush", "tnl-neigh-flush"),
     ("pmd-stats", "pmd-stats"),
     ("version", "version"),
 ];
@@ -58,6 +64,11 @@ pub trait Datapath {
     fn bridges(&self) -> Vec<BridgeInfo>;
     fn bridge(&self, name: &str) -> Result<BridgeInfo, DpError>;
     fn fdb(&self, bridge: &str) -> Result<Vec<FdbEntry>, DpError>;
+    fn tnl_route_add(&self, prefix: &str, port: &str, gw: Option<&str>) -> Result<(), DpError>;
+    fn tnl_route_del(&self, prefix: &str) -> Result<(), DpError>;
+    fn tnl_routes(&self) -> Vec<Route>;
+    fn tnl_neigh(&self) -> Vec<NeighEntry>;
+    fn tnl_neigh_flush(&self);
     fn pmds(&self) -> Vec<PmdInfo>;
     fn shutdown(&self);
 }
@@ -106,6 +117,21 @@ impl Datapath for Switch {
     fn fdb(&self, bridge: &str) -> Result<Vec<FdbEntry>, DpError> {
         Switch::fdb(self, bridge)
     }
+    fn tnl_route_add(&self, prefix: &str, port: &str, gw: Option<&str>) -> Result<(), DpError> {
+        Switch::tnl_route_add(self, prefix, port, gw)
+    }
+    fn tnl_route_del(&self, prefix: &str) -> Result<(), DpError> {
+        Switch::tnl_route_del(self, prefix)
+    }
+    fn tnl_routes(&self) -> Vec<Route> {
+        Switch::tnl_routes(self)
+    }
+    fn tnl_neigh(&self) -> Vec<NeighEntry> {
+        Switch::tnl_neigh(self)
+    }
+    fn tnl_neigh_flush(&self) {
+        Switch::tnl_neigh_flush(self)
+    }
     fn pmds(&self) -> Vec<PmdInfo> {
         Switch::pmds(self)
     }
@@ -143,6 +169,25 @@ pub fn rule_text(f: &FlowInfo) -> String {
         f.text.clone()
     } else {
         format!("priority={},{}", f.priority, f.text)
+    }
+}
+
+/// Whether two `A.B.C.D/LEN` texts name the same network.
+fn prefix_eq(a: &str, b: &str) -> bool {
+    let norm = |p: &str| -> Option<(u32, u8)> {
+        let (ip, len) = p.split_once('/').unwrap_or((p, "32"));
+        let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+        let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
+        let m = if len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(len))
+        };
+        Some((u32::from(ip) & m, len))
+    };
+    match (norm(a), norm(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
     }
 }
 
@@ -239,6 +284,11 @@ impl<D: Datapath> Daemon<D> {
                 break;
             }
             pending = failed.into_iter().map(|(b, p, _)| (b, p)).collect();
+        }
+        for r in &cfg.tnl_routes {
+            if let Err(e) = self.dp.tnl_route_add(&r.prefix, &r.port, r.gw.as_deref()) {
+                error!(route = %r.prefix, port = %r.port, "cannot restore tunnel route: {e}");
+            }
         }
         let mut restored_flows = 0;
         for b in &cfg.bridges {
@@ -381,6 +431,49 @@ impl<D: Datapath> Daemon<D> {
                     })
                     .collect();
                 to_value(&ports)
+            }
+            "tnl-route-add" => {
+                expect_args(cmd, a, 2, 3)?;
+                self.mutate(|d| d.tnl_route_add(&a[0], &a[1], a.get(2).map(String::as_str)))
+            }
+            "tnl-route-del" => {
+                expect_args(cmd, a, 1, 1)?;
+                self.mutate(|d| d.tnl_route_del(&a[0]))
+            }
+            "tnl-route-show" => {
+                expect_args(cmd, a, 0, 0)?;
+                let rows: Vec<RouteRow> = self
+                    .dp
+                    .tnl_routes()
+                    .into_iter()
+                    .map(|r| RouteRow {
+                        prefix: format!("{}/{}", r.prefix, r.len),
+                        port: r.port,
+                        gw: r.gw.map(|g| g.to_string()),
+                        origin: if r.user { "static" } else { "connected" }.into(),
+                    })
+                    .collect();
+                to_value(&rows)
+            }
+            "tnl-neigh-show" => {
+                expect_args(cmd, a, 0, 0)?;
+                let rows: Vec<NeighRow> = self
+                    .dp
+                    .tnl_neigh()
+                    .into_iter()
+                    .map(|n| NeighRow {
+                        ip: n.ip.to_string(),
+                        mac: mac_string(&n.mac),
+                        port: n.port,
+                        age: n.age_secs,
+                    })
+                    .collect();
+                to_value(&rows)
+            }
+            "tnl-neigh-flush" => {
+                expect_args(cmd, a, 0, 0)?;
+                self.dp.tnl_neigh_flush();
+                Ok(Value::Null)
             }
             "fdb-show" => {
                 expect_args(cmd, a, 1, 1)?;
@@ -587,6 +680,41 @@ impl<D: Datapath> Daemon<D> {
             p.options = options;
         }
         info!(port, "port settings changed");
+        Ok(Value::Null)
+    }
+
+    fn tnl_route_add(
+        &mut self,
+        prefix: &str,
+        port: &str,
+        gw: Option<&str>,
+    ) -> Result<Value, String> {
+        self.dp.tnl_route_add(prefix, port, gw).map_err(dp_err)?;
+        // Keep the canonical form the datapath stored (network address, explicit length).
+        let stored = self
+            .dp
+            .tnl_routes()
+            .into_iter()
+            .filter(|r| r.user && r.port == port)
+            .map(|r| format!("{}/{}", r.prefix, r.len))
+            .find(|p| prefix_eq(p, prefix))
+            .unwrap_or_else(|| prefix.to_string());
+        self.config
+            .tnl_routes
+            .retain(|r| !prefix_eq(&r.prefix, &stored));
+        self.config.tnl_routes.push(config::RouteConfig {
+            prefix: stored,
+            port: port.to_string(),
+            gw: gw.map(str::to_string),
+        });
+        Ok(Value::Null)
+    }
+
+    fn tnl_route_del(&mut self, prefix: &str) -> Result<Value, String> {
+        self.dp.tnl_route_del(prefix).map_err(dp_err)?;
+        self.config
+            .tnl_routes
+            .retain(|r| !prefix_eq(&r.prefix, prefix));
         Ok(Value::Null)
     }
 
@@ -799,6 +927,19 @@ pub(crate) mod tests {
             }
             Ok(p.2.options.clone())
         }
+        fn tnl_route_add(&self, _: &str, _: &str, _: Option<&str>) -> Result<(), DpError> {
+            Err(e("no tunnels in the fake datapath"))
+        }
+        fn tnl_route_del(&self, _: &str) -> Result<(), DpError> {
+            Err(e("no tunnels in the fake datapath"))
+        }
+        fn tnl_routes(&self) -> Vec<Route> {
+            Vec::new()
+        }
+        fn tnl_neigh(&self) -> Vec<NeighEntry> {
+            Vec::new()
+        }
+        fn tnl_neigh_flush(&self) {}
         fn del_port(&self, bridge: &str, name: &str) -> Result<(), DpError> {
             let mut s = self.state.lock().unwrap();
             let b = s
@@ -1106,6 +1247,7 @@ pub(crate) mod tests {
         };
         let cfg = Config {
             version: 1,
+            tnl_routes: vec![],
             bridges: vec![
                 BridgeConfig {
                     name: "br0".into(),

@@ -23,6 +23,19 @@ pub struct Config {
     pub version: u32,
     #[serde(default)]
     pub bridges: Vec<BridgeConfig>,
+    /// Operator tunnel routes (`tnl-route-add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tnl_routes: Vec<RouteConfig>,
+}
+
+/// One `tnl-route-add PREFIX PORT [GW]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub prefix: String,
+    pub port: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw: Option<String>,
 }
 
 impl Default for Config {
@@ -30,6 +43,7 @@ impl Default for Config {
         Config {
             version: CONFIG_VERSION,
             bridges: Vec::new(),
+            tnl_routes: Vec::new(),
         }
     }
 }
@@ -180,6 +194,11 @@ pub(crate) mod tests {
     pub(crate) fn sample() -> Config {
         Config {
             version: 1,
+            tnl_routes: vec![RouteConfig {
+                prefix: "10.9.0.0/16".into(),
+                port: "p1".into(),
+                gw: Some("192.168.1.254".into()),
+            }],
             bridges: vec![BridgeConfig {
                 name: "br0".into(),
                 ports: vec![

@@ -18,7 +18,10 @@ pub fn render_text(command: &str, result: &Value) -> String {
         }
     }
     match command {
-        "add-br" | "del-br" | "add-port" | "del-port" | "add-flow" | "del-flows" => String::new(),
+        "add-br" | "del-br" | "add-port" | "del-port" | "add-flow" | "del-flows" | "set"
+        | "tnl-route-add" | "tnl-route-del" | "tnl-neigh-flush" => String::new(),
+        "tnl-route-show" => typed(result, |r: Vec<RouteRow>| tnl_routes(&r)),
+        "tnl-neigh-show" => typed(result, |r: Vec<NeighRow>| tnl_neigh(&r)),
         "version" => typed(result, |v: VersionInfo| {
             format!(
                 "vswitchctl {}\n{} {} (protocol version {})\n",
@@ -139,6 +142,38 @@ pub fn fdb_show(rows: &[FdbRow]) -> String {
             "{:>w$}  {:>4}  {}  {:>3}",
             r.port, r.vlan, r.mac, r.age
         );
+    }
+    out
+}
+
+/// `tnl-route-show`, after `ovs-appctl ovs/route/show`.
+pub fn tnl_routes(rows: &[RouteRow]) -> String {
+    let mut out = String::from("Route Table:\n");
+    for r in rows {
+        let _ = write!(
+            out,
+            "{} {} dev {}",
+            if r.origin == "static" {
+                "User:"
+            } else {
+                "Cached:"
+            },
+            r.prefix,
+            r.port
+        );
+        if let Some(gw) = &r.gw {
+            let _ = write!(out, " GW {gw}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `tnl-neigh-show`, after `ovs-appctl tnl/neigh/show`.
+pub fn tnl_neigh(rows: &[NeighRow]) -> String {
+    let mut out = format!("{:<16} {:<18} {:<8} {}\n", "IP", "MAC", "Bridge", "Age");
+    for r in rows {
+        let _ = writeln!(out, "{:<16} {:<18} {:<8} {}", r.ip, r.mac, r.port, r.age);
     }
     out
 }

@@ -90,6 +90,25 @@ pub struct PortStatsEntry {
     pub drops: BTreeMap<String, u64>,
 }
 
+/// One route of `tnl-route-show`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRow {
+    pub prefix: String,
+    pub port: String,
+    pub gw: Option<String>,
+    /// "connected" (from a VTEP address) or "static" (tnl-route-add).
+    pub origin: String,
+}
+
+/// One entry of `tnl-neigh-show`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighRow {
+    pub ip: String,
+    pub mac: String,
+    pub port: String,
+    pub age: u64,
+}
+
 /// One entry of `fdb-show`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FdbRow {
