@@ -291,6 +291,11 @@ impl Xlate<'_> {
             Some((tpid, tci)) if admitted.strip_outer => Some((tpid, tci & VLAN_VID_MASK)),
             _ => None,
         };
+        let base_tagged = if admitted.strip_outer {
+            inner.is_some()
+        } else {
+            outer.is_some()
+        };
         let as_top = |e: &Egress| match *e {
             Egress::Tagged { tpid, vid } => Some((tpid, vid)),
             _ => None,
@@ -310,6 +315,12 @@ impl Xlate<'_> {
                 }
                 if let Some((tpid, vid)) = want {
                     let tci = (u16::from(admitted.pcp) << VLAN_PCP_SHIFT) | vid;
+                    // Over a customer tag the outer tag is an 802.1ad service tag.
+                    let tpid = if base_tagged && tpid == ETH_TYPE_VLAN {
+                        vlan_vxlan::TPID_8021AD
+                    } else {
+                        tpid
+                    };
                     self.out.push(DpAction::PushVlan { tpid, tci });
                 }
                 top = want;

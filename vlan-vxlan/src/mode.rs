@@ -2,7 +2,7 @@
 //! which frames a port admits and on which bridge VLAN, and how a frame on a bridge VLAN leaves
 //! by a port. Used by the NORMAL action.
 
-use crate::tag::{TPID_8021AD, TPID_8021Q};
+use crate::tag::TPID_8021Q;
 use crate::vlan_set::VlanSet;
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -19,7 +19,8 @@ pub enum VlanMode {
     /// `vlan_mode=native-tagged tag=N trunks=LIST`: untagged in on N, everything tagged out.
     NativeTagged { tag: u16, trunks: VlanSet },
     /// `vlan_mode=dot1q-tunnel tag=N [cvlans=LIST]`: every frame (customer-tagged or not) on
-    /// service VLAN N; leaves with an 802.1ad outer tag N pushed (the customer tag kept).
+    /// service VLAN N, the customer tag kept as payload; frames of VLAN N leave with the service
+    /// tag removed (exposing the customer tag). On trunks such frames carry an 802.1ad outer tag.
     Dot1qTunnel { tag: u16, cvlans: Option<VlanSet> },
 }
 
@@ -170,10 +171,7 @@ impl VlanMode {
             }
             VlanMode::Dot1qTunnel { tag, .. } => {
                 if vlan == *tag {
-                    Egress::Tagged {
-                        tpid: TPID_8021AD,
-                        vid: *tag,
-                    }
+                    Egress::Untagged
                 } else {
                     Egress::Skip
                 }
@@ -338,13 +336,7 @@ mod tests {
         );
         assert_eq!(m.admit(tagged(11)), Err(VlanDrop::CvlanNotAllowed));
         assert_eq!(m.admit(FrameTags::default()).unwrap().vlan, 100);
-        assert_eq!(
-            m.egress(100),
-            Egress::Tagged {
-                tpid: TPID_8021AD,
-                vid: 100
-            }
-        );
+        assert_eq!(m.egress(100), Egress::Untagged);
         assert_eq!(m.egress(10), Egress::Skip);
     }
 

@@ -317,7 +317,7 @@ mod vlans {
     }
 
     #[test]
-    fn dot1q_tunnel_pushes_an_outer_service_tag() {
+    fn dot1q_tunnel_keeps_customer_tags_under_a_service_tag() {
         let modes = [
             VlanMode::Dot1qTunnel {
                 tag: 100,
@@ -334,13 +334,20 @@ mod vlans {
         assert_eq!(
             d.actions,
             vec![
-                DpAction::PushVlan { tpid: Q, tci: 100 },
-                DpAction::Output(2),
-                DpAction::PopVlan,
+                DpAction::Output(3),
                 DpAction::PushVlan { tpid: AD, tci: 100 },
-                DpAction::Output(3)
+                DpAction::Output(2),
             ],
-            "customer tag kept inside"
+            "customer tag kept: as is to the other tunnel port, under an 802.1ad tag on the trunk"
+        );
+        // From the trunk, service VLAN 100 (802.1ad outer over customer tag 10): the service
+        // tag is removed towards the tunnel ports.
+        let mut k = tagged(pkt(2, B, [0xff; 6]), AD, 100);
+        k.cvlan_tci = 10 | VLAN_PRESENT;
+        let d = run_modes(&modes, &mut macs, k);
+        assert_eq!(
+            d.actions,
+            vec![DpAction::PopVlan, DpAction::Output(1), DpAction::Output(3)]
         );
         let d = run_modes(&modes, &mut macs, tagged(pkt(1, A, B), Q, 11));
         assert_eq!(d.drop, Some(DropReason::CvlanNotAllowed));
