@@ -33,6 +33,15 @@ pub struct Snapshot {
     pub tunnels: Arc<Tunnels>,
 }
 
+impl RxScratch {
+    pub fn for_snapshot(snap: &Snapshot) -> Self {
+        RxScratch {
+            decap: snap.tunnel_ports.iter().map(|_| Batch::new()).collect(),
+            ..Default::default()
+        }
+    }
+}
+
 impl Snapshot {
     pub fn empty(n_pmds: usize) -> Self {
         Snapshot {
@@ -197,18 +206,18 @@ fn run(
     }
 }
 
-/// Per-PMD buffers of the VTEP receive path.
+/// Per-PMD buffers of the VTEP receive path (one decap batch per tunnel port of the snapshot).
 #[derive(Default)]
-struct RxScratch {
+pub struct RxScratch {
     pass: Batch,
     /// One batch per tunnel port of the snapshot.
-    decap: Vec<Batch>,
+    pub decap: Vec<Batch>,
     replies: Vec<[u8; 60]>,
 }
 
 /// A batch from a VTEP port: ARP for the VTEP address is answered, VXLAN packets for local
 /// tunnel ports continue decapsulated on those ports' bridges, the rest is switched as usual.
-fn receive_on_vtep(
+pub fn receive_on_vtep(
     snap: &Snapshot,
     locals: &mut [BridgeLocal],
     q: &RxqRef,
