@@ -19,6 +19,9 @@ type Case = (
     &'static [(&'static str, &'static [(u16, u16)])],
 );
 
+/// Per port: payload → the tags it arrived with.
+type Seen = BTreeMap<String, Vec<(u16, u16)>>;
+
 const PORTS: [(&str, &str); 5] = [
     ("a1", "tag=10"),
     ("a2", "tag=20"),
@@ -118,8 +121,7 @@ fn vlan_modes_times_ingress_tagging() {
         std::thread::sleep(Duration::from_millis(30));
     }
 
-    // port -> payload -> tags seen
-    let mut seen: BTreeMap<&str, BTreeMap<String, Vec<(u16, u16)>>> = BTreeMap::new();
+    let mut seen: BTreeMap<&str, Seen> = BTreeMap::new();
     for (p, child) in listeners {
         let out = child.wait_with_output().unwrap();
         for line in String::from_utf8_lossy(&out.stdout).lines() {
