@@ -1,5 +1,6 @@
 //! VXLAN through the real pipeline over ring ports: ARP for the VTEP address, neighbour
 //! resolution, encapsulation, decapsulation into the bridge, drops by reason.
+#![allow(clippy::cloned_ref_to_slice_refs)]
 
 mod common;
 
