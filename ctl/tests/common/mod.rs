@@ -120,7 +120,11 @@ impl Lab {
 
     /// Starts a vswitchd named `name` inside `ns`, with its own socket and state file.
     pub fn start_daemon(&mut self, name: &str, ns: &str) {
-        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))
+            .unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_vswitchd")])
             .arg("--socket")
@@ -140,6 +144,29 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("vswitchd {name} did not come up: {}", self.log(name));
+    }
+
+    /// Stops daemon `name` with SIGTERM (it must exit cleanly) and starts it again with the same
+    /// socket and state file.
+    pub fn restart_daemon(&mut self, name: &str, ns: &str) {
+        let i = self
+            .daemons
+            .iter()
+            .position(|(n, _)| n == name)
+            .expect("daemon");
+        let (_, mut c) = self.daemons.remove(i);
+        // SAFETY: kill(2) on a child we spawned.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                assert!(st.success(), "vswitchd {name} exited with {st} on SIGTERM");
+                break;
+            }
+            assert!(Instant::now() < deadline, "vswitchd {name} ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.start_daemon(name, ns);
     }
 
     pub fn log(&self, name: &str) -> String {
