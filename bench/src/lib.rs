@@ -2,4 +2,5 @@
 
 pub mod frames;
 pub mod null_port;
+pub mod testpmd;
 pub mod tsc;

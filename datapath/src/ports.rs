@@ -126,3 +126,48 @@ pub fn parse_mac(v: &str) -> Option<[u8; 6]> {
     }
     parts.next().is_none().then_some(mac)
 }
+
+/// `type=vhost-user path=SOCK [mode=client|server] [queues=N] [mtu=N] [mac=aa:bb:cc:dd:ee:ff]`.
+/// Client mode (the default) connects to the front-end's socket (QEMU `server=on`) and
+/// reconnects by itself; server mode creates the socket.
+pub fn open_vhost_user(name: &str, spec: &PortSpec) -> Result<Arc<dyn Port>, DpError> {
+    use vhost_user::{Mode, VhostUserOptions, VhostUserPort};
+    crate::switch::check_port_options(spec, &["path", "mode", "queues", "mtu", "mac"])?;
+    let path = spec
+        .options
+        .get("path")
+        .ok_or_else(|| DpError::new("type=vhost-user needs path=SOCKET"))?;
+    let mode = match spec.options.get("mode").map(String::as_str) {
+        None | Some("client") => Mode::Client,
+        Some("server") => Mode::Server,
+        Some(m) => return Err(DpError(format!("bad mode {m:?} (client or server)"))),
+    };
+    let mut opts = VhostUserOptions::new(path, mode);
+    if let Some(q) = spec.options.get("queues") {
+        opts.max_queue_pairs = match q.parse::<usize>() {
+            Ok(n) if (1..=vhost_user::MAX_QUEUE_PAIRS).contains(&n) => n,
+            _ => {
+                return Err(DpError(format!(
+                    "bad queues {q:?} (1-{})",
+                    vhost_user::MAX_QUEUE_PAIRS
+                )));
+            }
+        };
+    }
+    if let Some(m) = spec.options.get("mtu") {
+        opts.mtu = match m.parse::<u16>() {
+            Ok(n) if (68..=(crate::packet::MAX_FRAME - 18) as u16).contains(&n) => n,
+            _ => {
+                return Err(DpError(format!(
+                    "bad mtu {m:?} (68-{})",
+                    crate::packet::MAX_FRAME - 18
+                )));
+            }
+        };
+    }
+    if let Some(m) = spec.options.get("mac") {
+        opts.mac = Some(parse_mac(m).ok_or_else(|| DpError(format!("bad mac {m:?}")))?);
+    }
+    let port = VhostUserPort::new(name, opts).map_err(|e| DpError(format!("port {name}: {e}")))?;
+    Ok(Arc::new(port))
+}

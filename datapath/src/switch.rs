@@ -351,6 +351,7 @@ impl Switch {
                 })
             }
             "afxdp" => Ok(NewPort::plain(ports::open_afxdp(name, spec)?)),
+            "vhost-user" => Ok(NewPort::plain(ports::open_vhost_user(name, spec)?)),
             "vxlan" => {
                 let cfg = ports::vxlan_config(spec)?;
                 let vx = Arc::new(VxlanPort::new(name, cfg, self.tunnels.clone()));
@@ -361,7 +362,7 @@ impl Switch {
                 })
             }
             other => Err(DpError(format!(
-                "unknown port type {other:?} (known: afxdp, ring, vxlan)"
+                "unknown port type {other:?} (known: afxdp, ring, vhost-user, vxlan)"
             ))),
         }
     }

@@ -1,0 +1,228 @@
+//! Moving frames between the switch's packet buffers and a running ring.
+//!
+//! [`dequeue_burst`] takes the frames the guest transmitted (a guest TX queue): it strips the
+//! virtio-net header and copies the frame into a pool packet. [`enqueue_burst`] delivers frames
+//! to the guest (a guest RX queue): header plus frame into one posted chain, or, with mergeable
+//! receive buffers, across as many chains as needed (`num_buffers` in the header).
+//!
+//! A bad chain costs one dropped frame (counted by reason) and is handed back to the guest with
+//! length 0; a [`RingFault`] stops the burst and the caller marks the queue broken.
+
+use port_api::{Batch, MAX_FRAME, PacketPool};
+
+use crate::ring::{RingFault, Seg, SplitRing};
+use crate::stats::{DropReason, QueueStats};
+use crate::virtio_net::rx_header;
+
+/// Frames shorter than an Ethernet header are dropped.
+const MIN_FRAME: usize = 14;
+
+/// Reusable per-ring buffers, so bursts allocate nothing once warm.
+#[derive(Default)]
+pub struct Scratch {
+    segs: Vec<Seg>,
+    /// Chains gathered for one frame (mergeable receive): head and length.
+    chains: Vec<(u16, u32)>,
+}
+
+/// What a burst did.
+#[derive(Debug, Default)]
+pub struct Burst {
+    /// Frames received (dequeue) or delivered (enqueue).
+    pub done: usize,
+    /// The driver wants an interrupt.
+    pub notify: bool,
+    /// The ring cannot be used any more.
+    pub fault: Option<RingFault>,
+}
+
+/// Takes up to `out.room()` frames from a guest TX ring into `out`.
+pub fn dequeue_burst(
+    ring: &mut SplitRing,
+    scratch: &mut Scratch,
+    pool: &mut PacketPool,
+    out: &mut Batch,
+    stats: &QueueStats,
+) -> Burst {
+    let mut burst = Burst::default();
+    let pending = match ring.available() {
+        Ok(n) => n,
+        Err(f) => return fault(burst, f),
+    };
+    let n = usize::from(pending).min(out.room());
+    for _ in 0..n {
+        let head = match ring.pop_head() {
+            Ok(h) => h,
+            Err(f) => return fault(burst, f),
+        };
+        match read_frame(ring, scratch, head, pool) {
+            Ok(pkt) => {
+                stats.count(pkt.len());
+                if let Err(pkt) = out.push(pkt) {
+                    pool.put(pkt);
+                } else {
+                    burst.done += 1;
+                }
+            }
+            Err(reason) => stats.drop(reason, 1),
+        }
+        if let Err(f) = ring.push_used(head, 0) {
+            return fault(burst, f);
+        }
+    }
+    publish(ring, burst)
+}
+
+fn read_frame(
+    ring: &SplitRing,
+    scratch: &mut Scratch,
+    head: u16,
+    pool: &mut PacketPool,
+) -> Result<port_api::Packet, DropReason> {
+    scratch.segs.clear();
+    let total = ring.walk(head, false, &mut scratch.segs)? as usize;
+    let len = total
+        .checked_sub(ring.hdr_len)
+        .ok_or(DropReason::BadLength)?;
+    if len < MIN_FRAME {
+        return Err(DropReason::BadLength);
+    }
+    if len > MAX_FRAME {
+        return Err(DropReason::Oversize);
+    }
+    let mut pkt = pool.get();
+    match ring.gather(&scratch.segs, ring.hdr_len, pkt.prepare(len)) {
+        Ok(()) => Ok(pkt),
+        Err(e) => {
+            pool.put(pkt);
+            Err(e.into())
+        }
+    }
+}
+
+/// Delivers every packet of `pkts` to a guest RX ring (or drops it, counted by reason). The
+/// buffers go back to `pool`.
+pub fn enqueue_burst(
+    ring: &mut SplitRing,
+    scratch: &mut Scratch,
+    pkts: &mut Batch,
+    pool: &mut PacketPool,
+    stats: &QueueStats,
+) -> Burst {
+    let mut burst = Burst::default();
+    let mut avail = match ring.available() {
+        Ok(n) => n,
+        Err(f) => {
+            stats.drop(DropReason::NotReady, pkts.len() as u64);
+            pkts.recycle(pool);
+            return fault(burst, f);
+        }
+    };
+    for pkt in pkts.drain() {
+        if burst.fault.is_some() {
+            stats.drop(DropReason::NotReady, 1);
+        } else {
+            match write_frame(ring, scratch, &mut avail, pkt.data()) {
+                Ok(Ok(())) => {
+                    stats.count(pkt.len());
+                    burst.done += 1;
+                }
+                Ok(Err(reason)) => stats.drop(reason, 1),
+                Err(f) => {
+                    stats.drop(DropReason::NotReady, 1);
+                    burst.fault = Some(f);
+                }
+            }
+        }
+        pool.put(pkt);
+    }
+    if burst.fault.is_some() {
+        return burst;
+    }
+    publish(ring, burst)
+}
+
+/// Writes one frame into the ring. The outer error is a ring fault, the inner a dropped frame.
+fn write_frame(
+    ring: &mut SplitRing,
+    scratch: &mut Scratch,
+    avail: &mut u16,
+    frame: &[u8],
+) -> Result<Result<(), DropReason>, RingFault> {
+    let hdr_len = ring.hdr_len;
+    let need = hdr_len + frame.len();
+    scratch.segs.clear();
+    scratch.chains.clear();
+
+    if !ring.mrg_rxbuf {
+        if *avail == 0 {
+            return Ok(Err(DropReason::NoGuestBuffer));
+        }
+        let head = ring.pop_head()?;
+        *avail -= 1;
+        let res = match ring.walk(head, true, &mut scratch.segs) {
+            Err(e) => Err(e.into()),
+            Ok(cap) if (cap as usize) < need => Err(DropReason::GuestBufferTooSmall),
+            Ok(_) => {
+                let hdr = rx_header(hdr_len, 1);
+                ring.scatter(&scratch.segs, &[&hdr[..hdr_len], frame])
+                    .map_err(DropReason::from)
+            }
+        };
+        let used = if res.is_ok() { need as u32 } else { 0 };
+        ring.push_used(head, used)?;
+        return Ok(res);
+    }
+
+    // Mergeable buffers: gather chains until header and frame fit.
+    let mut cap = 0usize;
+    while cap < need {
+        if *avail == 0 {
+            // Not enough buffers for the whole frame: leave the gathered ones for later.
+            let n = scratch.chains.len() as u16;
+            ring.unpop(n);
+            *avail += n;
+            return Ok(Err(DropReason::NoGuestBuffer));
+        }
+        let head = ring.pop_head()?;
+        *avail -= 1;
+        match ring.walk(head, true, &mut scratch.segs) {
+            Ok(len) => {
+                cap += len as usize;
+                scratch.chains.push((head, len));
+            }
+            Err(e) => {
+                // Hand every chain taken for this frame back empty, the bad one last.
+                for &(h, _) in &scratch.chains {
+                    ring.push_used(h, 0)?;
+                }
+                ring.push_used(head, 0)?;
+                return Ok(Err(e.into()));
+            }
+        }
+    }
+    let hdr = rx_header(hdr_len, scratch.chains.len() as u16);
+    let res = ring
+        .scatter(&scratch.segs, &[&hdr[..hdr_len], frame])
+        .map_err(DropReason::from);
+    let mut left = if res.is_ok() { need } else { 0 };
+    for &(h, len) in &scratch.chains {
+        let used = left.min(len as usize);
+        ring.push_used(h, used as u32)?;
+        left -= used;
+    }
+    Ok(res)
+}
+
+fn fault(mut burst: Burst, f: RingFault) -> Burst {
+    burst.fault = Some(f);
+    burst
+}
+
+fn publish(ring: &mut SplitRing, mut burst: Burst) -> Burst {
+    match ring.publish_used() {
+        Ok(notify) => burst.notify = notify,
+        Err(f) => burst.fault = Some(f),
+    }
+    burst
+}

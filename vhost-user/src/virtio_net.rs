@@ -1,0 +1,142 @@
+//! virtio-net facts the port needs: the feature bits it offers, their names, the size of the
+//! `virtio_net_hdr` in front of every frame, and the device configuration space.
+//!
+//! Offered: VERSION_1, MRG_RXBUF, INDIRECT_DESC, EVENT_IDX, MQ, MTU, STATUS (and MAC when a MAC
+//! address is configured), plus vhost-user's PROTOCOL_FEATURES. Not offered: checksum and
+//! segmentation offloads (CSUM, GUEST_CSUM, TSO/UFO/USO: the switch does no segmentation, so the
+//! guest must hand over complete, checksummed frames), CTRL_VQ (the front-end owns the control
+//! queue), packed rings, IOMMU_PLATFORM and LOG_ALL (no dirty logging, hence no live migration).
+
+use virtio_bindings::bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::bindings::virtio_net::{
+    VIRTIO_NET_F_MAC, VIRTIO_NET_F_MQ, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_MTU,
+    VIRTIO_NET_F_STATUS,
+};
+use virtio_bindings::bindings::virtio_ring::{
+    VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+};
+
+/// vhost-user's own feature bit: the front-end may use the protocol-feature messages.
+pub const VHOST_USER_F_PROTOCOL_FEATURES: u32 = 30;
+
+const fn bit(b: u32) -> u64 {
+    1u64 << b
+}
+
+/// Virtio feature bits the port offers (MAC is added when a MAC address is configured).
+pub const OFFERED_FEATURES: u64 = bit(VIRTIO_F_VERSION_1)
+    | bit(VIRTIO_NET_F_MRG_RXBUF)
+    | bit(VIRTIO_RING_F_INDIRECT_DESC)
+    | bit(VIRTIO_RING_F_EVENT_IDX)
+    | bit(VIRTIO_NET_F_MQ)
+    | bit(VIRTIO_NET_F_MTU)
+    | bit(VIRTIO_NET_F_STATUS)
+    | bit(VHOST_USER_F_PROTOCOL_FEATURES);
+
+/// The MAC feature bit, offered only with a configured MAC address.
+pub const MAC_FEATURE: u64 = bit(VIRTIO_NET_F_MAC);
+
+const NAMES: &[(u32, &str)] = &[
+    (VIRTIO_NET_F_MTU, "MTU"),
+    (VIRTIO_NET_F_MAC, "MAC"),
+    (VIRTIO_NET_F_MRG_RXBUF, "MRG_RXBUF"),
+    (VIRTIO_NET_F_STATUS, "STATUS"),
+    (VIRTIO_NET_F_MQ, "MQ"),
+    (VIRTIO_RING_F_INDIRECT_DESC, "INDIRECT_DESC"),
+    (VIRTIO_RING_F_EVENT_IDX, "EVENT_IDX"),
+    (VHOST_USER_F_PROTOCOL_FEATURES, "PROTOCOL_FEATURES"),
+    (VIRTIO_F_VERSION_1, "VERSION_1"),
+];
+
+/// Feature names separated by `|` (unknown bits as `bitN`), for `status()`.
+pub fn feature_names(features: u64) -> String {
+    let mut names = Vec::new();
+    for b in 0..64u32 {
+        if features & bit(b) == 0 {
+            continue;
+        }
+        match NAMES.iter().find(|(nb, _)| *nb == b) {
+            Some((_, name)) => names.push((*name).to_string()),
+            None => names.push(format!("bit{b}")),
+        }
+    }
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join("|")
+    }
+}
+
+/// Whether mergeable receive buffers were negotiated.
+pub fn has_mrg_rxbuf(features: u64) -> bool {
+    features & bit(VIRTIO_NET_F_MRG_RXBUF) != 0
+}
+
+pub fn has_event_idx(features: u64) -> bool {
+    features & bit(VIRTIO_RING_F_EVENT_IDX) != 0
+}
+
+pub fn has_indirect(features: u64) -> bool {
+    features & bit(VIRTIO_RING_F_INDIRECT_DESC) != 0
+}
+
+pub fn has_protocol_features(features: u64) -> bool {
+    features & bit(VHOST_USER_F_PROTOCOL_FEATURES) != 0
+}
+
+/// Size of the `virtio_net_hdr` in front of each frame: 12 bytes (with `num_buffers`) for
+/// VERSION_1 or MRG_RXBUF, else the legacy 10 bytes.
+pub fn header_len(features: u64) -> usize {
+    if features & (bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_NET_F_MRG_RXBUF)) != 0 {
+        12
+    } else {
+        10
+    }
+}
+
+/// The receive header the port writes: no offload flags, `num_buffers` (bytes 10..12) when the
+/// header has the field.
+pub fn rx_header(hdr_len: usize, num_buffers: u16) -> [u8; 12] {
+    let mut h = [0u8; 12];
+    if hdr_len >= 12 {
+        h[10..12].copy_from_slice(&num_buffers.to_le_bytes());
+    }
+    h
+}
+
+/// `VIRTIO_NET_S_LINK_UP` in the config space status field.
+const LINK_UP: u16 = 1;
+
+/// The `virtio_net_config` space: mac[6], status, max_virtqueue_pairs, mtu (little endian).
+pub fn config_space(mac: [u8; 6], max_queue_pairs: u16, mtu: u16) -> [u8; 12] {
+    let mut c = [0u8; 12];
+    c[0..6].copy_from_slice(&mac);
+    c[6..8].copy_from_slice(&LINK_UP.to_le_bytes());
+    c[8..10].copy_from_slice(&max_queue_pairs.to_le_bytes());
+    c[10..12].copy_from_slice(&mtu.to_le_bytes());
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_sizes() {
+        assert_eq!(header_len(0), 10);
+        assert_eq!(header_len(bit(VIRTIO_F_VERSION_1)), 12);
+        assert_eq!(header_len(bit(VIRTIO_NET_F_MRG_RXBUF)), 12);
+        assert_eq!(rx_header(12, 3)[10..12], [3, 0]);
+        assert_eq!(rx_header(10, 3), [0; 12]);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(feature_names(0), "none");
+        let n = feature_names(OFFERED_FEATURES);
+        assert!(n.contains("MRG_RXBUF") && n.contains("VERSION_1") && n.contains("EVENT_IDX"));
+        assert_eq!(feature_names(1), "bit0");
+        // No offloads are offered.
+        assert_eq!(OFFERED_FEATURES & 0b11, 0);
+    }
+}
