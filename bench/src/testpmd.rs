@@ -110,15 +110,13 @@ impl Testpmd {
         let mut sum = 0;
         let mut found = false;
         for l in &lines[start..end] {
-            if let Some(i) = l.find(key) {
-                if let Some(v) = l[i + key.len()..]
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                {
-                    sum += v;
-                    found = true;
-                }
+            let value = l
+                .find(key)
+                .and_then(|i| l[i + key.len()..].split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok());
+            if let Some(v) = value {
+                sum += v;
+                found = true;
             }
         }
         found.then_some(sum)
