@@ -510,6 +510,8 @@ impl<D: Datapath> Daemon<D> {
                         emc_hits: p.emc_hits,
                         megaflow_hits: p.megaflow_hits,
                         misses: p.misses,
+                        busy_ns: p.busy_ns,
+                        idle_ns: p.idle_ns,
                     })
                     .collect();
                 to_value(&rows)
@@ -1064,6 +1066,8 @@ pub(crate) mod tests {
                 emc_hits: 7,
                 megaflow_hits: 2,
                 misses: 1,
+                busy_ns: 3_000,
+                idle_ns: 1_000,
             }]
         }
         fn shutdown(&self) {}

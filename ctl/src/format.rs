@@ -208,6 +208,22 @@ pub fn pmd_stats(rows: &[PmdRow]) -> String {
         let _ = writeln!(out, "  emc hits: {}", p.emc_hits);
         let _ = writeln!(out, "  megaflow hits: {}", p.megaflow_hits);
         let _ = writeln!(out, "  misses: {}", p.misses);
+        let total = p.busy_ns + p.idle_ns;
+        if total > 0 {
+            let _ = writeln!(
+                out,
+                "  busy: {:.1} % of {:.1} s polled",
+                p.busy_ns as f64 * 100.0 / total as f64,
+                total as f64 / 1e9
+            );
+            if p.packets > 0 {
+                let _ = writeln!(
+                    out,
+                    "  busy ns/packet: {:.1}",
+                    p.busy_ns as f64 / p.packets as f64
+                );
+            }
+        }
     }
     out
 }

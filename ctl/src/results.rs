@@ -129,6 +129,10 @@ pub struct PmdRow {
     pub emc_hits: u64,
     pub megaflow_hits: u64,
     pub misses: u64,
+    #[serde(default)]
+    pub busy_ns: u64,
+    #[serde(default)]
+    pub idle_ns: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -59,6 +59,9 @@ pub struct PmdInfo {
     pub emc_hits: u64,
     pub megaflow_hits: u64,
     pub misses: u64,
+    /// Time spent in polls that found packets (processing them included), and in empty polls.
+    pub busy_ns: u64,
+    pub idle_ns: u64,
 }
 
 /// Every control error is a one-line message for the operator.

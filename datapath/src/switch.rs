@@ -544,6 +544,8 @@ impl Switch {
                     emc_hits: s.emc_hits.load(Ordering::Relaxed),
                     megaflow_hits: s.megaflow_hits.load(Ordering::Relaxed),
                     misses: s.misses.load(Ordering::Relaxed),
+                    busy_ns: s.busy_ns.load(Ordering::Relaxed),
+                    idle_ns: s.idle_ns.load(Ordering::Relaxed),
                 }
             })
             .collect()
