@@ -572,24 +572,9 @@ impl Port for AfXdpPort {
     }
 
     fn link_up(&self) -> bool {
-        let mut req = libc::ifreq {
-            ifr_name: [0; libc::IFNAMSIZ],
-            // SAFETY: the union is plain integers; all zeroes is valid.
-            ifr_ifru: unsafe { std::mem::zeroed() },
-        };
-        for (dst, src) in req
-            .ifr_name
-            .iter_mut()
-            .zip(self.ifname.bytes().take(libc::IFNAMSIZ - 1))
-        {
-            *dst = src as libc::c_char;
-        }
-        // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into `req`, which is a
-        // valid ifreq for the duration of the call.
-        let ret = unsafe { libc::ioctl(self.ctl.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
-        if ret < 0 {
+        let Some(req) = self.ifreq_get(libc::SIOCGIFFLAGS) else {
             return false;
-        }
+        };
         // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
         let flags = i32::from(unsafe { req.ifr_ifru.ifru_flags });
         flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0
