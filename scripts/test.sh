@@ -15,8 +15,12 @@ cargo clippy -q --workspace --all-targets -- -D warnings
 echo "== tests"
 cargo test --workspace
 
-echo "== pipeline benchmark (smoke: checks it runs; speed is judged from full runs)"
+echo "== benchmarks in smoke mode (correctness only: frames arrive, none lost at a low rate)"
 cargo run -q --release -p bench --bin pipeline-bench -- --quick
+./target/release/vswitch-pktgen --ring --rate 100000 --seconds 1 --max-loss 0
+if [ "$(id -u)" = 0 ]; then
+    ./bench/afxdp-bench.sh --smoke
+fi
 
 echo "== fuzz smoke"
 ./scripts/fuzz.sh 15

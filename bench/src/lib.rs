@@ -1,6 +1,7 @@
 //! Benchmarks and traffic generation for vswitch.
 
 pub mod frames;
+pub mod histogram;
 pub mod null_port;
 pub mod testpmd;
 pub mod tsc;

@@ -5,7 +5,7 @@
 //! (bridge → tunnel port → underlay) and decapsulation (underlay VTEP → bridge) with 1 and 1,000
 //! flows.
 //!
-//! Usage: pipeline-bench [--seconds S] [--quick]
+//! Usage: pipeline-bench [--seconds S] [--quick] [--only TEXT]  (cases whose name contains TEXT)
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -282,7 +282,14 @@ fn main() {
         "{:<20} {:>8} {:>10} {:>12} {:>12} {:>12} {:>8}",
         "case", "Mpps", "ns/pkt", "cycles/pkt", "emc hits", "mf hits", "misses"
     );
-    for c in &cases {
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
+    for c in cases
+        .iter()
+        .filter(|c| only.is_none_or(|o| c.name.contains(o.as_str())))
+    {
         let r = run(c, seconds);
         println!(
             "{:<20} {:>8.2} {:>10.1} {:>12.1} {:>12} {:>12} {:>8}",

@@ -1,0 +1,363 @@
+//! vswitch-pktgen: sends UDP frames with N flows, at a set rate or flat out, out of one port and
+//! counts what comes back on another, with a sequence number and a send timestamp in every
+//! frame: reports Mpps, loss and latency percentiles.
+//!
+//! Ports: AF_XDP on kernel interfaces (`--tx-iface`, `--rx-iface`, e.g. veths towards a switch
+//! under test), or `--ring`: an in-process vswitch bridge between two ring ports.
+//!
+//! Usage:
+//!   vswitch-pktgen --tx-iface IF --rx-iface IF [--xdp-mode best-effort|native|generic]
+//!   vswitch-pktgen --ring [--rules normal|port]
+//!   common: [--size 64..1518] [--flows N] [--rate PPS (0 = flat out)] [--seconds S]
+//!           [--count N] [--warmup S] [--max-loss PCT]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bench::histogram::Histogram;
+use datapath::afxdp::{AfXdpOptions, AfXdpPort};
+use datapath::packet::{Batch, MAX_BURST, PacketPool};
+use datapath::port::Port;
+use datapath::ring::RingPort;
+use datapath::{Switch, SwitchConfig};
+
+/// The probe: magic (2 bytes), sequence number (8), send time in ns (8) = 18 bytes, which fits
+/// the UDP payload of a 64-byte frame.
+const MAGIC: u16 = 0x7670;
+/// Offset of the probe payload: Ethernet 14 + IPv4 20 + UDP 8.
+const PAYLOAD: usize = 42;
+
+struct Args {
+    tx_iface: Option<String>,
+    rx_iface: Option<String>,
+    ring: bool,
+    rules: String,
+    xdp_mode: String,
+    size: usize,
+    flows: u32,
+    rate: f64,
+    seconds: f64,
+    count: u64,
+    warmup: f64,
+    /// Exit with status 4 if the loss exceeds this percentage (smoke tests).
+    max_loss: Option<f64>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        tx_iface: None,
+        rx_iface: None,
+        ring: false,
+        rules: "normal".into(),
+        xdp_mode: "best-effort".into(),
+        size: 64,
+        flows: 1,
+        rate: 0.0,
+        seconds: 5.0,
+        count: u64::MAX,
+        warmup: 0.5,
+        max_loss: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let num = |v: String| v.parse::<f64>().map_err(|_| format!("bad number {v:?}"));
+        match flag.as_str() {
+            "--tx-iface" => a.tx_iface = Some(val()?),
+            "--rx-iface" => a.rx_iface = Some(val()?),
+            "--ring" => a.ring = true,
+            "--rules" => a.rules = val()?,
+            "--xdp-mode" => a.xdp_mode = val()?,
+            "--size" => a.size = num(val()?)? as usize,
+            "--flows" => a.flows = num(val()?)? as u32,
+            "--rate" => a.rate = num(val()?)?,
+            "--seconds" => a.seconds = num(val()?)?,
+            "--count" => a.count = num(val()?)? as u64,
+            "--warmup" => a.warmup = num(val()?)?,
+            "--max-loss" => a.max_loss = Some(num(val()?)?),
+            "-h" | "--help" => return Err(usage()),
+            other => return Err(format!("unknown argument {other:?}\n{}", usage())),
+        }
+    }
+    if !(64..=1518).contains(&a.size) {
+        return Err("--size must be 64-1518 (bytes on the wire, FCS included)".into());
+    }
+    if a.flows == 0 {
+        return Err("--flows must be at least 1".into());
+    }
+    if !a.ring && (a.tx_iface.is_none() || a.rx_iface.is_none()) {
+        return Err(format!(
+            "give --tx-iface and --rx-iface, or --ring\n{}",
+            usage()
+        ));
+    }
+    Ok(a)
+}
+
+fn usage() -> String {
+    "usage: vswitch-pktgen (--tx-iface IF --rx-iface IF [--xdp-mode M] | --ring [--rules normal|port]) \
+     [--size 64] [--flows 1] [--rate PPS] [--seconds 5] [--count N] [--warmup 0.5]"
+        .into()
+}
+
+/// Frame of flow `flow` (size without FCS = `size - 4`), probe payload left zero.
+fn template(flow: u32, size: usize) -> Vec<u8> {
+    let len = size - 4;
+    let mut f = vec![0u8; len];
+    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip_len = (len - 14) as u16;
+    let src = 0x0a00_0000u32 | (flow >> 16);
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    ip[6] = 0x40;
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src.to_be_bytes());
+    ip[16..20].copy_from_slice(&[10, 1, 0, 1]);
+    let mut sum: u32 = ip
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let udp = &mut f[34..42];
+    udp[0..2].copy_from_slice(&((flow & 0xffff) as u16).to_be_bytes());
+    udp[2..4].copy_from_slice(&9u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    f
+}
+
+/// The two ports the generator uses, and what keeps them alive.
+struct Rig {
+    tx: Arc<dyn Port>,
+    rx: Arc<dyn Port>,
+    _switch: Option<Switch>,
+}
+
+fn rig(a: &Args) -> Result<Rig, String> {
+    if a.ring {
+        let sw = Switch::start(SwitchConfig::default()).map_err(|e| e.to_string())?;
+        sw.add_bridge("br0").map_err(|e| e.to_string())?;
+        let (p1, h1) = RingPort::pair("p1", "h1");
+        let (p2, h2) = RingPort::pair("p2", "h2");
+        sw.attach_port("br0", "p1", Arc::new(p1))
+            .map_err(|e| e.to_string())?;
+        sw.attach_port("br0", "p2", Arc::new(p2))
+            .map_err(|e| e.to_string())?;
+        if a.rules == "port" {
+            sw.add_flow("br0", "in_port=p1,actions=output:p2")
+                .map_err(|e| e.to_string())?;
+        }
+        return Ok(Rig {
+            tx: Arc::new(h1),
+            rx: Arc::new(h2),
+            _switch: Some(sw),
+        });
+    }
+    let mut opts = AfXdpOptions::default();
+    opts.mode = a
+        .xdp_mode
+        .parse()
+        .map_err(|e: datapath::afxdp::ParseXdpModeError| e.to_string())?;
+    let open = |name: &str, ifname: &str| {
+        AfXdpPort::open(name, ifname, opts.clone()).map_err(|e| e.to_string())
+    };
+    let tx = open("gen-tx", a.tx_iface.as_deref().unwrap_or_default())?;
+    let rx = open("gen-rx", a.rx_iface.as_deref().unwrap_or_default())?;
+    Ok(Rig {
+        tx: Arc::new(tx),
+        rx: Arc::new(rx),
+        _switch: None,
+    })
+}
+
+struct Tally {
+    sent: u64,
+    received: u64,
+    foreign: u64,
+    out_of_order: u64,
+    last_seq: u64,
+    latency: Histogram,
+}
+
+fn receive(rx: &dyn Port, pool: &mut PacketPool, t: &mut Tally, epoch: Instant, count_from: u64) {
+    let mut b = Batch::new();
+    if rx.rx_burst(0, pool, &mut b) == 0 {
+        return;
+    }
+    let now = epoch.elapsed().as_nanos() as u64;
+    for p in b.drain() {
+        let d = p.data();
+        let probe = d.get(PAYLOAD..PAYLOAD + 18);
+        match probe {
+            Some(pr) if u16::from_le_bytes([pr[0], pr[1]]) == MAGIC => {
+                let seq = u64::from_le_bytes(pr[2..10].try_into().unwrap_or_default());
+                let ts = u64::from_le_bytes(pr[10..18].try_into().unwrap_or_default());
+                if seq >= count_from {
+                    t.received += 1;
+                    if seq < t.last_seq {
+                        t.out_of_order += 1;
+                    }
+                    t.last_seq = seq;
+                    t.latency.record(now.saturating_sub(ts));
+                }
+            }
+            _ => t.foreign += 1,
+        }
+        pool.put(p);
+    }
+}
+
+fn main() {
+    let a = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("vswitch-pktgen: {e}");
+            std::process::exit(2);
+        }
+    };
+    let rig = match rig(&a) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vswitch-pktgen: {e}");
+            std::process::exit(1);
+        }
+    };
+    let templates: Vec<Vec<u8>> = (0..a.flows).map(|f| template(f, a.size)).collect();
+    let mut pool = PacketPool::with_capacity(1024);
+    let epoch = Instant::now();
+    let mut t = Tally {
+        sent: 0,
+        received: 0,
+        foreign: 0,
+        out_of_order: 0,
+        last_seq: 0,
+        latency: Histogram::default(),
+    };
+    // Frames sent during the warm-up (learning, cache fill) are not counted.
+    let warm_end = epoch + Duration::from_secs_f64(a.warmup);
+    let end = warm_end + Duration::from_secs_f64(a.seconds);
+    let mut seq: u64 = 0;
+    let mut first_counted: Option<u64> = None;
+    let mut counted_start = None;
+    let mut next = 0usize;
+    let interval_ns = if a.rate > 0.0 { 1e9 / a.rate } else { 0.0 };
+    loop {
+        let now = Instant::now();
+        if now >= end || t.sent >= a.count {
+            break;
+        }
+        if now >= warm_end && first_counted.is_none() {
+            first_counted = Some(seq);
+            counted_start = Some(now);
+        }
+        // Pacing: how many frames are due by now.
+        let due = if interval_ns > 0.0 {
+            let elapsed = now.duration_since(epoch).as_nanos() as f64;
+            ((elapsed / interval_ns) as u64)
+                .saturating_sub(seq)
+                .min(MAX_BURST as u64) as usize
+        } else {
+            MAX_BURST
+        };
+        if due > 0 {
+            let mut b = Batch::new();
+            let ts = epoch.elapsed().as_nanos() as u64;
+            for _ in 0..due {
+                let mut p = pool.get();
+                let f = p.prepare(templates[next].len());
+                f.copy_from_slice(&templates[next]);
+                f[PAYLOAD..PAYLOAD + 2].copy_from_slice(&MAGIC.to_le_bytes());
+                f[PAYLOAD + 2..PAYLOAD + 10].copy_from_slice(&seq.to_le_bytes());
+                f[PAYLOAD + 10..PAYLOAD + 18].copy_from_slice(&ts.to_le_bytes());
+                let _ = b.push(p);
+                seq += 1;
+                next = (next + 1) % templates.len();
+            }
+            let n = b.len() as u64;
+            rig.tx.tx_burst(&mut b, &mut pool);
+            if first_counted.is_some() {
+                t.sent += n;
+            }
+        }
+        receive(
+            &*rig.rx,
+            &mut pool,
+            &mut t,
+            epoch,
+            first_counted.unwrap_or(u64::MAX),
+        );
+    }
+    // Let what is in flight arrive (bounded).
+    let drain_end = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < drain_end {
+        receive(
+            &*rig.rx,
+            &mut pool,
+            &mut t,
+            epoch,
+            first_counted.unwrap_or(u64::MAX),
+        );
+    }
+    let secs = counted_start
+        .map(|s| s.elapsed().as_secs_f64() - 0.5)
+        .unwrap_or(0.0)
+        .max(1e-9);
+    let loss = if t.sent > 0 {
+        100.0 * (t.sent.saturating_sub(t.received)) as f64 / t.sent as f64
+    } else {
+        0.0
+    };
+    let us = |ns: u64| ns as f64 / 1000.0;
+    println!(
+        "pktgen: size {} B, {} flow(s), rate {}, {:.1} s: sent {} ({:.3} Mpps), received {} ({:.3} Mpps), loss {:.2} %",
+        a.size,
+        a.flows,
+        if a.rate > 0.0 {
+            format!("{:.0} pps", a.rate)
+        } else {
+            "flat out".into()
+        },
+        secs,
+        t.sent,
+        t.sent as f64 / secs / 1e6,
+        t.received,
+        t.received as f64 / secs / 1e6,
+        loss
+    );
+    println!(
+        "pktgen: latency us P50 {:.1} P90 {:.1} P99 {:.1} max {:.1}; reordered {}, other frames {}",
+        us(t.latency.percentile(50.0)),
+        us(t.latency.percentile(90.0)),
+        us(t.latency.percentile(99.0)),
+        us(t.latency.max()),
+        t.out_of_order,
+        t.foreign
+    );
+    println!(
+        "PKTGEN_RESULT sent={} received={} tx_mpps={:.4} rx_mpps={:.4} loss_pct={:.3} p50_us={:.1} p90_us={:.1} p99_us={:.1}",
+        t.sent,
+        t.received,
+        t.sent as f64 / secs / 1e6,
+        t.received as f64 / secs / 1e6,
+        loss,
+        us(t.latency.percentile(50.0)),
+        us(t.latency.percentile(90.0)),
+        us(t.latency.percentile(99.0))
+    );
+    if t.received == 0 {
+        eprintln!("vswitch-pktgen: nothing came back");
+        std::process::exit(3);
+    }
+    if let Some(max) = a.max_loss
+        && loss > max
+    {
+        eprintln!("vswitch-pktgen: loss {loss:.3} % is above the allowed {max} %");
+        std::process::exit(4);
+    }
+}
