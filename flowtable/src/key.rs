@@ -10,23 +10,27 @@ pub const VLAN_PCP_SHIFT: u16 = 13;
 
 /// Parsed fields of one frame. Fields a frame does not have are zero. The same struct, with
 /// ones in the examined bits, is used as a mask.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+///
+/// `repr(C)` with the fields ordered so that there is no padding: the key is exactly ten
+/// 64-bit words, which hashing, comparing and masking work on directly.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Eq, Hash)]
 pub struct FlowKey {
-    pub in_port: PortNo,
     /// Tunnel metadata (VXLAN VNI and outer IPv4 source/destination); zero when not tunnelled.
     pub tun_id: u64,
+    pub in_port: PortNo,
     pub tun_src: u32,
     pub tun_dst: u32,
-    pub dl_dst: [u8; 6],
-    pub dl_src: [u8; 6],
-    /// Outer VLAN tag: PCP << 13 | VLAN_PRESENT | VID; 0 when untagged.
-    pub vlan_tci: u16,
-    /// TPID of the outer tag (0x8100 or 0x88a8); 0 when untagged.
-    pub vlan_tpid: u16,
-    /// Inner (customer) tag of a double-tagged frame, same layout as `vlan_tci`.
-    pub cvlan_tci: u16,
     /// Ethertype after the tags.
     pub dl_type: u16,
+    /// Outer VLAN tag: PCP << 13 | VLAN_PRESENT | VID; 0 when untagged.
+    pub vlan_tci: u16,
+    pub dl_dst: [u8; 6],
+    /// TPID of the outer tag (0x8100 or 0x88a8); 0 when untagged.
+    pub vlan_tpid: u16,
+    pub dl_src: [u8; 6],
+    /// Inner (customer) tag of a double-tagged frame, same layout as `vlan_tci`.
+    pub cvlan_tci: u16,
     /// IPv4 (first 4 bytes, rest zero) or IPv6 source/destination; ARP sender/target IPv4.
     pub nw_src: [u8; 16],
     pub nw_dst: [u8; 16],
@@ -40,6 +44,20 @@ pub struct FlowKey {
     /// TCP/UDP ports; ICMP type and code.
     pub tp_src: u16,
     pub tp_dst: u16,
+}
+
+const KEY_WORDS: usize = 10;
+// The word view below relies on this: the fields above add up to 80 bytes, so no padding.
+const _: () = assert!(std::mem::size_of::<FlowKey>() == KEY_WORDS * 8);
+const _: () = assert!(std::mem::align_of::<FlowKey>() == 8);
+
+impl PartialEq for FlowKey {
+    #[inline]
+    fn eq(&self, other: &FlowKey) -> bool {
+        // Branch-free over the ten words (a slice compare would call memcmp).
+        let (a, b) = (self.words(), other.words());
+        (0..KEY_WORDS).fold(0, |acc, i| acc | (a[i] ^ b[i])) == 0
+    }
 }
 
 /// All-ones mask: every field examined (an exact match).
@@ -67,48 +85,6 @@ pub const FULL_MASK: FlowKey = FlowKey {
 // FxHash constant (from Firefox / rustc-hash): odd, with well-spread bits.
 const FX_K: u64 = 0xf135_7aea_2e62_a9c5;
 
-fn and_bytes<const N: usize>(a: [u8; N], b: [u8; N]) -> [u8; N] {
-    std::array::from_fn(|i| a[i] & b[i])
-}
-
-fn or_bytes<const N: usize>(a: [u8; N], b: [u8; N]) -> [u8; N] {
-    std::array::from_fn(|i| a[i] | b[i])
-}
-
-/// Zero-extends up to 8 bytes into a little-endian word.
-fn word(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .rev()
-        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
-}
-
-/// Builds a key from two keys, combining each field (scalars with `$op`, byte arrays with `$arr`).
-macro_rules! fieldwise {
-    ($a:expr, $b:expr, $op:tt, $arr:ident) => {
-        FlowKey {
-            in_port: $a.in_port $op $b.in_port,
-            tun_id: $a.tun_id $op $b.tun_id,
-            tun_src: $a.tun_src $op $b.tun_src,
-            tun_dst: $a.tun_dst $op $b.tun_dst,
-            dl_dst: $arr($a.dl_dst, $b.dl_dst),
-            dl_src: $arr($a.dl_src, $b.dl_src),
-            vlan_tci: $a.vlan_tci $op $b.vlan_tci,
-            vlan_tpid: $a.vlan_tpid $op $b.vlan_tpid,
-            cvlan_tci: $a.cvlan_tci $op $b.cvlan_tci,
-            dl_type: $a.dl_type $op $b.dl_type,
-            nw_src: $arr($a.nw_src, $b.nw_src),
-            nw_dst: $arr($a.nw_dst, $b.nw_dst),
-            nw_proto: $a.nw_proto $op $b.nw_proto,
-            nw_tos: $a.nw_tos $op $b.nw_tos,
-            nw_ttl: $a.nw_ttl $op $b.nw_ttl,
-            nw_frag: $a.nw_frag $op $b.nw_frag,
-            tp_src: $a.tp_src $op $b.tp_src,
-            tp_dst: $a.tp_dst $op $b.tp_dst,
-        }
-    };
-}
-
 impl FlowKey {
     /// All-ones mask (same as [`FULL_MASK`]).
     pub const fn full_mask() -> FlowKey {
@@ -118,38 +94,31 @@ impl FlowKey {
     /// Field-wise AND: the key as seen through `mask`.
     #[inline]
     pub fn masked(&self, mask: &FlowKey) -> FlowKey {
-        fieldwise!(self, mask, &, and_bytes)
+        let (a, m) = (self.words(), mask.words());
+        FlowKey::from_words(std::array::from_fn(|i| a[i] & m[i]))
     }
 
     /// Field-wise OR, used to accumulate masks.
     #[inline]
     pub fn union(&self, other: &FlowKey) -> FlowKey {
-        fieldwise!(self, other, |, or_bytes)
+        let (a, b) = (self.words(), other.words());
+        FlowKey::from_words(std::array::from_fn(|i| a[i] | b[i]))
     }
 
-    /// The key packed into ten 64-bit words (every field, no padding), the input of `fast_hash`.
+    /// The key as ten 64-bit words (every field, no padding), for hashing and comparing.
     #[inline]
-    fn words(&self) -> [u64; 10] {
-        let w16 = |v: u16| u64::from(v);
-        let src = u128::from_le_bytes(self.nw_src);
-        let dst = u128::from_le_bytes(self.nw_dst);
-        [
-            self.tun_id,
-            u64::from(self.in_port) | u64::from(self.tun_src) << 32,
-            u64::from(self.tun_dst) | w16(self.dl_type) << 32 | w16(self.vlan_tci) << 48,
-            word(&self.dl_dst) | w16(self.vlan_tpid) << 48,
-            word(&self.dl_src) | w16(self.cvlan_tci) << 48,
-            src as u64,
-            (src >> 64) as u64,
-            dst as u64,
-            (dst >> 64) as u64,
-            u64::from(self.nw_proto)
-                | u64::from(self.nw_tos) << 8
-                | u64::from(self.nw_ttl) << 16
-                | u64::from(self.nw_frag) << 24
-                | w16(self.tp_src) << 32
-                | w16(self.tp_dst) << 48,
-        ]
+    fn words(&self) -> &[u64; KEY_WORDS] {
+        // SAFETY: FlowKey is repr(C), 80 bytes with 8-byte alignment and no padding (asserted
+        // above), and made only of integers, so its bytes are initialised and can be read as
+        // ten u64 words for as long as `self` is borrowed.
+        unsafe { &*(self as *const FlowKey as *const [u64; KEY_WORDS]) }
+    }
+
+    #[inline]
+    fn from_words(w: [u64; KEY_WORDS]) -> FlowKey {
+        // SAFETY: same layout as above, and every bit pattern is a valid FlowKey (integers
+        // only).
+        unsafe { std::mem::transmute::<[u64; KEY_WORDS], FlowKey>(w) }
     }
 
     /// Fast, deterministic, non-cryptographic hash of every field (FxHash-style rotate/xor/

@@ -11,12 +11,14 @@ pub const HEADROOM: usize = 256;
 /// Largest frame a buffer holds (without headroom).
 pub const MAX_FRAME: usize = 2048;
 const BUF_SIZE: usize = HEADROOM + MAX_FRAME;
+const _: () = assert!(BUF_SIZE <= u16::MAX as usize);
 
 /// One frame and the metadata the pipeline attaches to it.
 pub struct Packet {
-    buf: Box<[u8]>,
-    start: usize,
-    len: usize,
+    buf: Box<[u8; BUF_SIZE]>,
+    // u16 keeps the struct small (it moves between batches); BUF_SIZE fits.
+    start: u16,
+    len: u16,
     /// OpenFlow port number of the port it arrived on (per bridge).
     pub in_port: u32,
     /// Tunnel metadata: VNI and outer IPv4 source/destination of a decapsulated packet, or the
@@ -29,8 +31,8 @@ pub struct Packet {
 impl Packet {
     pub fn new() -> Self {
         Packet {
-            buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
-            start: HEADROOM,
+            buf: Box::new([0u8; BUF_SIZE]),
+            start: HEADROOM as u16,
             len: 0,
             in_port: 0,
             tun_id: 0,
@@ -41,15 +43,17 @@ impl Packet {
 
     /// The frame bytes.
     pub fn data(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
+        let (s, l) = (usize::from(self.start), usize::from(self.len));
+        &self.buf[s..s + l]
     }
 
     pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.start + self.len]
+        let (s, l) = (usize::from(self.start), usize::from(self.len));
+        &mut self.buf[s..s + l]
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        usize::from(self.len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -58,38 +62,41 @@ impl Packet {
 
     /// Replaces the frame with `bytes`; false (and an empty packet) if it does not fit.
     pub fn set_data(&mut self, bytes: &[u8]) -> bool {
-        self.start = HEADROOM;
+        self.start = HEADROOM as u16;
         self.clear_meta();
         if bytes.len() > MAX_FRAME {
             self.len = 0;
             return false;
         }
         self.buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
-        self.len = bytes.len();
+        self.len = bytes.len() as u16;
         true
     }
 
     /// A writable frame area of `len` bytes at the default offset, for ports that copy in place.
     /// `len` is clamped to [`MAX_FRAME`].
     pub fn prepare(&mut self, len: usize) -> &mut [u8] {
-        self.start = HEADROOM;
+        self.start = HEADROOM as u16;
         self.clear_meta();
-        self.len = len.min(MAX_FRAME);
-        &mut self.buf[HEADROOM..HEADROOM + self.len]
+        let len = len.min(MAX_FRAME);
+        self.len = len as u16;
+        &mut self.buf[HEADROOM..HEADROOM + len]
     }
 
     /// The whole buffer and the frame's bounds in it, for header push/pop helpers that move the
     /// frame start into or out of the headroom.
     pub fn raw_mut(&mut self) -> (&mut [u8], usize, usize) {
-        (&mut self.buf, self.start, self.len)
+        let (s, l) = (usize::from(self.start), usize::from(self.len));
+        (&mut self.buf[..], s, l)
     }
 
     /// Sets new frame bounds after [`Packet::raw_mut`] edits. Out-of-range bounds are refused.
     pub fn set_bounds(&mut self, start: usize, len: usize) -> bool {
         match start.checked_add(len) {
             Some(end) if end <= self.buf.len() => {
-                self.start = start;
-                self.len = len;
+                // BUF_SIZE < 65536, so both fit.
+                self.start = start as u16;
+                self.len = len as u16;
                 true
             }
             _ => false,
@@ -111,7 +118,8 @@ impl Packet {
         other.tun_id = self.tun_id;
         other.tun_src = self.tun_src;
         other.tun_dst = self.tun_dst;
-        other.buf[self.start..self.start + self.len].copy_from_slice(self.data());
+        let (s, l) = (usize::from(self.start), usize::from(self.len));
+        other.buf[s..s + l].copy_from_slice(self.data());
     }
 }
 
