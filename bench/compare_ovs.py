@@ -204,10 +204,14 @@ class Testpmd:
         self.p = env.spawn(f"testpmd-{tag}", argv, stdin=subprocess.PIPE)
         self.sock = None
         self.tpath = os.path.join("/var/run/dpdk", self.prefix, "dpdk_telemetry.v2")
-        # Server sockets appear once EAL has probed the vdevs.
-        wait_until("testpmd's vhost-user sockets", 30,
-                   lambda: self._alive() and all(os.path.exists(s) for s in socks))
-        wait_until("testpmd's telemetry socket", 30,
+        # In server mode virtio_user blocks in accept() for its first client while EAL probes
+        # the vdevs, one after the other: the switch must connect before testpmd is ready.
+        wait_until("testpmd's first vhost-user socket", 30,
+                   lambda: self._alive() and os.path.exists(socks[0]))
+
+    def wait_ready(self):
+        """Both vdevs probed (the switch connected to both) and the telemetry socket up."""
+        wait_until("testpmd's telemetry socket (the switch connecting to both ports)", 60,
                    lambda: self._alive() and os.path.exists(self.tpath))
 
     def _alive(self):
@@ -535,6 +539,7 @@ def run_switch_round(env, args, kind, rnd, ghz, results, rss):
             tp = Testpmd(env, f"{tag}{case[0]}", socks, args.huge)
             if sw is None:
                 sw = Vswitch(env, args.bindir, tag, socks) if kind == "v" else Ovs(env, tag, socks)
+            tp.wait_ready()
             r = measure(env, sw, tp, case, args.seconds, ghz, args.warm)
             r["round"] = rnd
             pid = sw.pid()

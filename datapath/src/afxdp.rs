@@ -1,7 +1,8 @@
 //! AF_XDP port: one queue of a kernel interface, through an AF_XDP socket (the `xdp` crate) and
 //! the `xsk_redirect` XDP program (the `ebpf` crate).
 //!
-//! One UMEM of `frame_count` 4 KiB frames backs the socket. Half of it at most is lent to the
+//! One UMEM of `frame_count` 2 KiB frames (enough for MTU 1500 plus the kernel's 256-byte XDP
+//! headroom; 4 MiB for the default 2048 frames) backs the socket. Half of it at most is lent to the
 //! kernel through the fill ring for receive, the other half at most is in flight on transmit, so
 //! neither side can starve the other. Frames are copied into and out of pool [`Packet`](crate::packet::Packet)s; the
 //! socket is bound in copy mode unless zero-copy is asked for.
@@ -78,7 +79,7 @@ pub struct AfXdpOptions {
     pub mode: XdpModeRequest,
     /// Interface queue the socket binds to.
     pub queue: u32,
-    /// UMEM frames (4 KiB each); at least 64. Each ring gets the largest power of two up to
+    /// UMEM frames (2 KiB each); at least 64. Each ring gets the largest power of two up to
     /// `frame_count / 2`, capped at 2048.
     pub frame_count: u32,
     /// Bind in zero-copy mode (fails if the driver does not support it; veth does not).
@@ -90,7 +91,7 @@ impl Default for AfXdpOptions {
         AfXdpOptions {
             mode: XdpModeRequest::Auto,
             queue: 0,
-            frame_count: 4096,
+            frame_count: 2048,
             zero_copy: false,
         }
     }
@@ -191,7 +192,7 @@ impl AfXdpPort {
             cause,
         };
         let umem_cfg = UmemCfgBuilder {
-            frame_size: FrameSize::FourK,
+            frame_size: FrameSize::TwoK,
             frame_count: opts.frame_count,
             ..Default::default()
         }

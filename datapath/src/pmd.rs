@@ -77,7 +77,7 @@ pub struct PmdHandle {
 }
 
 /// Packet buffers per PMD: enough for every transmit batch to fill while a batch is received.
-const POOL_SIZE: usize = 4096;
+const POOL_SIZE: usize = 1024;
 
 pub fn spawn(
     id: usize,

@@ -267,7 +267,9 @@ impl Switch {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         };
-        let NewPort { port, ring, vxlan } = self.create_port(&ctl, name, &backend)?;
+        let created = self.create_port(&ctl, name, &backend);
+        release_freed_memory();
+        let NewPort { port, ring, vxlan } = created?;
         let br = ctl.bridge_mut(bridge)?;
         br.ports.push(PortEntry {
             name: name.to_string(),
@@ -793,6 +795,15 @@ fn unjoin_rings(ctl: &Control, removed: &[PortEntry]) {
                 }
             }
         }
+    }
+}
+
+/// Gives memory freed by port set-up back to the system: loading an XDP program parses the
+/// kernel's BTF (megabytes), which the allocator would otherwise keep.
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
