@@ -14,7 +14,7 @@ pub const VLAN_PCP_SHIFT: u16 = 13;
 /// `repr(C)` with the fields ordered so that there is no padding: the key is exactly ten
 /// 64-bit words, which hashing, comparing and masking work on directly.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Eq)]
 pub struct FlowKey {
     /// Tunnel metadata (VXLAN VNI and outer IPv4 source/destination); zero when not tunnelled.
     pub tun_id: u64,
@@ -50,6 +50,12 @@ const KEY_WORDS: usize = 10;
 // The word view below relies on this: the fields above add up to 80 bytes, so no padding.
 const _: () = assert!(std::mem::size_of::<FlowKey>() == KEY_WORDS * 8);
 const _: () = assert!(std::mem::align_of::<FlowKey>() == 8);
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.words().hash(state);
+    }
+}
 
 impl PartialEq for FlowKey {
     #[inline]
