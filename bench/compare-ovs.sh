@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side performance comparison: vswitch vs Open vSwitch 3.1 with DPDK, vhost-user loop.
 #
-#   ./bench/compare-ovs.sh [--rounds N] [--seconds S] [--smoke] [--cases p2p,normal] [--keep]
+#   ./bench/compare-ovs.sh [--rounds N] [--seconds S] [--smoke] [--cases p2p,normal]
+#                          [--only vswitch|ovs] [--keep]
 #
 # Run as root. Installs dpdk-dev (dpdk-testpmd) and openvswitch-switch-dpdk if missing, builds
 # the vswitch release binaries, reserves 2 MiB hugepages if too few are free (the old count is
@@ -20,14 +21,16 @@ SECONDS_=10
 SMOKE=0
 KEEP=0
 CASES="p2p,normal"
+SWITCHES="v,o"
 HUGE_PAGES_NEEDED=512 # 2 MiB pages: OVS socket-mem 512 MiB + one testpmd (-m 128) + slack
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS="$2"; shift 2 ;;
         --seconds) SECONDS_="$2"; shift 2 ;;
         --cases) CASES="$2"; shift 2 ;;
+        --only) case "$2" in vswitch) SWITCHES=v ;; ovs) SWITCHES=o ;; *) usage 2 >&2 ;; esac; shift 2 ;;
         --smoke) SMOKE=1; shift ;;
         --keep) KEEP=1; shift ;; # keep the work dir (logs) even on success
         -h|--help) usage 0 ;;
@@ -44,7 +47,7 @@ log() { echo "[$(date +%H:%M:%S)] $*"; }
 OVS_BIN=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
 pkgs=()
 command -v dpdk-testpmd >/dev/null || pkgs+=(dpdk-dev dpdk)
-if [ "$SMOKE" = 0 ] && [ ! -x "$OVS_BIN" ]; then pkgs+=(openvswitch-switch-dpdk); fi
+if [ "$SMOKE" = 0 ] && [ "$SWITCHES" != v ] && [ ! -x "$OVS_BIN" ]; then pkgs+=(openvswitch-switch-dpdk); fi
 command -v ip >/dev/null || pkgs+=(iproute2)
 command -v python3 >/dev/null || pkgs+=(python3)
 if [ "${#pkgs[@]}" -gt 0 ]; then
@@ -153,6 +156,6 @@ fi
 # ---- run --------------------------------------------------------------------------------------
 log "work dir $WORK"
 python3 "$HERE/compare_ovs.py" --work "$WORK" --bindir "$BINDIR" --rounds "$ROUNDS" \
-    --seconds "$SECONDS_" --cases "$CASES" ${HUGE_ARGS[@]+"${HUGE_ARGS[@]}"} \
+    --seconds "$SECONDS_" --cases "$CASES" --switches "$SWITCHES" ${HUGE_ARGS[@]+"${HUGE_ARGS[@]}"} \
     $([ "$SMOKE" = 1 ] && echo --smoke --warm 1)
 FAILED=0

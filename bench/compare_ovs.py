@@ -37,9 +37,9 @@ OVS_SOCKET_MEM_MB = 512
 TESTPMD_MEM_MB = 128
 
 CASES = {
-    # name: (description, flows, testpmd forward mode)
-    "p2p": ("port-to-port rules p1->p2, p2->p1", 1),
-    "normal": ("NORMAL (MAC learning)", 1),
+    # name: table label
+    "p2p": "vhost p2p rules, 64B, 1 flow",
+    "normal": "vhost NORMAL, 64B, 1 flow",
 }
 
 
@@ -572,7 +572,7 @@ def table(results, args, ghz, rss):
         return statistics.median(xs) if xs else None
 
     lines = []
-    hdr = (f"{'scenario':34s} {'switch':8s} {'Mpps median [min-max]':24s} {'cyc/pkt':>8s} "
+    hdr = (f"{'scenario':29s} {'switch':8s} {'Mpps median [min-max]':24s} {'cyc/pkt':>8s} "
            f"{'idle %':>7s} {'load1':>6s} {'vsw/OVS Mpps':>12s} {'vsw/OVS cyc/pkt':>15s}")
     lines.append(hdr)
     lines.append("-" * len(hdr))
@@ -595,8 +595,8 @@ def table(results, args, ghz, rss):
                 ratio_m = f"{meds['vswitch'][0] / meds['OVS 3.1'][0]:.2f}"
                 if meds["vswitch"][1] and meds["OVS 3.1"][1]:
                     ratio_c = f"{meds['vswitch'][1] / meds['OVS 3.1'][1]:.2f}"
-            scen = f"vhost {CASES[case][0]}, 64 B, 1 flow"
-            lines.append(f"{scen:34s} {sw:8s} {mpps:24s} {fmt(c, '8.0f')} {fmt(idle, '7.1f')} "
+            scen = CASES[case]
+            lines.append(f"{scen:29s} {sw:8s} {mpps:24s} {fmt(c, '8.0f')} {fmt(idle, '7.1f')} "
                          f"{fmt(load, '6.2f')} {ratio_m:>12s} {ratio_c:>15s}")
     lines.append("")
     n = len({r['round'] for r in results})

@@ -159,11 +159,13 @@ fn rig(a: &Args) -> Result<Rig, String> {
             _switch: Some(sw),
         });
     }
-    let mut opts = AfXdpOptions::default();
-    opts.mode = a
-        .xdp_mode
-        .parse()
-        .map_err(|e: datapath::afxdp::ParseXdpModeError| e.to_string())?;
+    let opts = AfXdpOptions {
+        mode: a
+            .xdp_mode
+            .parse()
+            .map_err(|e: datapath::afxdp::ParseXdpModeError| e.to_string())?,
+        ..AfXdpOptions::default()
+    };
     let open = |name: &str, ifname: &str| {
         AfXdpPort::open(name, ifname, opts.clone()).map_err(|e| e.to_string())
     };
