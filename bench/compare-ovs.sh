@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side performance comparison: vswitch vs Open vSwitch 3.1 with DPDK, vhost-user loop.
 #
-#   ./bench/compare-ovs.sh [--rounds N] [--seconds S] [--smoke] [--cases p2p,normal]
+#   ./bench/compare-ovs.sh [--rounds N] [--seconds S] [--smoke] [--cases p2p,normal,p2p-1k]
 #                          [--only vswitch|ovs] [--keep]
 #
 # Run as root. Installs dpdk-dev (dpdk-testpmd) and openvswitch-switch-dpdk if missing, builds
@@ -20,9 +20,9 @@ ROUNDS=3
 SECONDS_=10
 SMOKE=0
 KEEP=0
-CASES="p2p,normal"
+CASES="p2p,normal,p2p-1k"
 SWITCHES="v,o"
-HUGE_PAGES_NEEDED=512 # 2 MiB pages: OVS socket-mem 512 MiB + one testpmd (-m 128) + slack
+HUGE_PAGES_NEEDED=1024 # 2 MiB pages: OVS socket-mem 512 MiB + testpmd (-m 128) + OVS mempools, as peer.md
 
 usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do

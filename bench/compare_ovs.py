@@ -36,10 +36,16 @@ MAC1 = "02:00:00:00:0a:02"  # testpmd port1, attached to switch port p2
 OVS_SOCKET_MEM_MB = 512
 TESTPMD_MEM_MB = 128
 
+FLOWGEN = ["--forward-mode=flowgen", "--flowgen-flows=1000", "--txpkts=64"]
 CASES = {
-    # name: table label
-    "p2p": "vhost p2p rules, 64B, 1 flow",
-    "normal": "vhost NORMAL, 64B, 1 flow",
+    # name: (table label, rules, extra testpmd args, testpmd start command)
+    # Closed loop: 2 x 32 x 32 seeded frames loop through io forward (peer.md's scenario).
+    "p2p": ("loop, p2p rules, 1 flow", "p2p", [], "start tx_first 32"),
+    "normal": ("loop, NORMAL, 1 flow", "normal", [], "start tx_first 32"),
+    # Open loop: testpmd flowgen sends 1000 flows (dst IP varies) on both ports as fast as it
+    # can and drops what it receives. No NORMAL variant: flowgen (DPDK 22.11) sends the same
+    # fixed source MAC out of both ports, so MAC learning would see a move on every batch.
+    "p2p-1k": ("flowgen, p2p rules, 1000 flows", "p2p", FLOWGEN, "start"),
 }
 
 
@@ -201,6 +207,7 @@ class Testpmd:
             argv += ["--vdev", f"net_virtio_user{i},path={s},server=1,queue_size=1024,mac={mac}"]
         argv += ["--", "-i", "--nb-cores=1", "--forward-mode=io",
                  f"--eth-peer=0,{MAC1}", f"--eth-peer=1,{MAC0}", *extra_args]
+        # (a later --forward-mode in extra_args wins)
         self.p = env.spawn(f"testpmd-{tag}", argv, stdin=subprocess.PIPE)
         self.sock = None
         self.tpath = os.path.join("/var/run/dpdk", self.prefix, "dpdk_telemetry.v2")
@@ -226,14 +233,22 @@ class Testpmd:
         self.p.stdin.flush()
 
     def telemetry(self, query):
-        if self.sock is None:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            s.settimeout(5)
-            s.connect(self.tpath)
-            s.recv(65536)  # banner
-            self.sock = s
-        self.sock.send(query.encode())
-        return json.loads(self.sock.recv(1 << 20).decode())
+        try:
+            if self.sock is None:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                s.settimeout(5)
+                s.connect(self.tpath)
+                s.recv(65536)  # banner
+                self.sock = s
+            self.sock.send(query.encode())
+            return json.loads(self.sock.recv(1 << 20).decode())
+        except (OSError, ValueError) as e:
+            if self.sock:
+                self.sock.close()
+                self.sock = None
+            time.sleep(0.5)
+            self._alive()
+            raise Fail(f"testpmd telemetry {query}: {e}")
 
     def stats(self):
         """(rx, tx) summed over ports 0 and 1, and a monotonic timestamp."""
@@ -339,6 +354,12 @@ class Vswitch:
                 return int(f.read().strip())
         except (OSError, ValueError):
             return self.p.pid
+
+    def fdb(self):
+        try:
+            return self.ctl("fdb-show", "br0")
+        except Fail as e:
+            return str(e)
 
     def port_summary(self):
         try:
@@ -467,6 +488,12 @@ class Ovs:
         except (OSError, ValueError):
             return self.p.pid
 
+    def fdb(self):
+        try:
+            return self.appctl("fdb/show", "br0")
+        except Fail as e:
+            return str(e)
+
     def port_summary(self):
         out = {}
         for port in ("p1", "p2"):
@@ -496,10 +523,11 @@ class Ovs:
 
 def measure(env, sw, tp, case, seconds, ghz, warm):
     """One window on a running switch and testpmd: returns a result dict."""
-    sw.set_case(case)
+    _, rules, _, start = CASES[case]
+    sw.set_case(rules)
     wait_until(f"{sw.name} ports connected", 30, sw.connected)
     wait_until("testpmd links up", 30, tp.links_up)
-    tp.cmd("start tx_first 32")
+    tp.cmd(start)
     rx0 = tp.stats()[0]
     wait_until("frames looping through the switch", 15, lambda: tp.stats()[0] > rx0 + 10000)
     time.sleep(warm)
@@ -536,7 +564,7 @@ def run_switch_round(env, args, kind, rnd, ghz, results, rss):
         for case in args.cases:
             # A fresh testpmd per case (its seeded frames are the whole load); the switch's
             # client ports reconnect to it by themselves.
-            tp = Testpmd(env, f"{tag}{case[0]}", socks, args.huge)
+            tp = Testpmd(env, f"{tag}{args.cases.index(case)}", socks, args.huge, CASES[case][2])
             if sw is None:
                 sw = Vswitch(env, args.bindir, tag, socks) if kind == "v" else Ovs(env, tag, socks)
             tp.wait_ready()
@@ -545,6 +573,7 @@ def run_switch_round(env, args, kind, rnd, ghz, results, rss):
             pid = sw.pid()
             rss[sw.name] = proc_status(pid)
             r["ports"] = sw.port_summary()
+            r["fdb"] = sw.fdb() if CASES[case][1] == "normal" else ""
             results.append(r)
             extra = f" (OVS TSC from PMD cycles: {r['ovs_tsc_ghz']:.3f} GHz)" \
                 if "ovs_tsc_ghz" in r else ""
@@ -572,7 +601,7 @@ def table(results, args, ghz, rss):
         return statistics.median(xs) if xs else None
 
     lines = []
-    hdr = (f"{'scenario':29s} {'switch':8s} {'Mpps median [min-max]':24s} {'cyc/pkt':>8s} "
+    hdr = (f"{'scenario':31s} {'switch':8s} {'Mpps median [min-max]':24s} {'cyc/pkt':>8s} "
            f"{'idle %':>7s} {'load1':>6s} {'vsw/OVS Mpps':>12s} {'vsw/OVS cyc/pkt':>15s}")
     lines.append(hdr)
     lines.append("-" * len(hdr))
@@ -595,18 +624,23 @@ def table(results, args, ghz, rss):
                 ratio_m = f"{meds['vswitch'][0] / meds['OVS 3.1'][0]:.2f}"
                 if meds["vswitch"][1] and meds["OVS 3.1"][1]:
                     ratio_c = f"{meds['vswitch'][1] / meds['OVS 3.1'][1]:.2f}"
-            scen = CASES[case]
-            lines.append(f"{scen:29s} {sw:8s} {mpps:24s} {fmt(c, '8.0f')} {fmt(idle, '7.1f')} "
+            scen = CASES[case][0]
+            lines.append(f"{scen:31s} {sw:8s} {mpps:24s} {fmt(c, '8.0f')} {fmt(idle, '7.1f')} "
                          f"{fmt(load, '6.2f')} {ratio_m:>12s} {ratio_c:>15s}")
     lines.append("")
     n = len({r['round'] for r in results})
-    lines.append(f"{n} round(s) x {args.seconds:g} s windows, interleaved; medians over rounds. "
+    lines.append(f"vhost-user <-> switch <-> vhost-user, 64 B frames; {n} round(s) x "
+                 f"{args.seconds:g} s windows, switches interleaved; medians over rounds. "
                  "Mpps = frames the switch delivered to testpmd (sum of RX over both testpmd ports "
                  "per second, both directions).")
     lines.append(f"cycles/packet: OVS = pmd-stats-show 'avg processing cycles per packet' (TSC "
                  f"cycles); vswitch = busy_ns x {ghz:.3f} GHz / packets (TSC frequency from "
                  "/proc/cpuinfo 'cpu MHz'). idle % = idle / (idle + busy) of the PMD on CPU1. "
                  "load1 = median 1-min load average at window start.")
+    tsc = [r["ovs_tsc_ghz"] for r in results if "ovs_tsc_ghz" in r]
+    if tsc:
+        lines.append(f"cross-check: OVS PMD (idle + processing) cycles / window wall time = "
+                     f"{statistics.median(tsc):.3f} GHz (median), the TSC rate OVS counts in.")
     for name, st in rss.items():
         extra = f"; plus hugepage socket-mem {OVS_SOCKET_MEM_MB} MiB reserved by DPDK" \
             if name == "OVS 3.1" else ""
@@ -625,7 +659,7 @@ def main():
     ap.add_argument("--warm", type=float, default=2)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--no-huge", dest="huge", action="store_false")
-    ap.add_argument("--cases", default="p2p,normal")
+    ap.add_argument("--cases", default="p2p,normal,p2p-1k")
     ap.add_argument("--switches", default="v,o")
     args = ap.parse_args()
     args.cases = [c for c in args.cases.split(",") if c]

@@ -29,10 +29,8 @@ for pair in busybox:busybox-static cpio:cpio depmod:kmod modprobe:kmod /usr/sbin
     command -v "$cmd" >/dev/null 2>&1 || PATH=$PATH:/sbin:/usr/sbin command -v "$cmd" >/dev/null 2>&1 \
         || need_pkgs+=("$pkg")
 done
-# busybox-static specifically: the guest needs a static busybox.
-if [ -x /bin/busybox ] && ! file -L /bin/busybox 2>/dev/null | grep -q 'statically linked'; then
-    dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
-fi
+# busybox-static specifically: the guest needs a static busybox (ldd fails on static ELFs).
+if [ -x /bin/busybox ] && ldd /bin/busybox >/dev/null 2>&1; then need_pkgs+=(busybox-static); fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "${VSGUEST_NO_APT:-0}" = 1 ] || [ "$(id -u)" != 0 ]; then
         log "missing packages: ${need_pkgs[*]}"; exit 1
@@ -42,7 +40,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 export PATH=$PATH:/sbin:/usr/sbin
 BUSYBOX=/bin/busybox
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || { log "$BUSYBOX is not static (install busybox-static)"; exit 1; }
+! ldd "$BUSYBOX" >/dev/null 2>&1 || { log "$BUSYBOX is not static (install busybox-static)"; exit 1; }
 
 # --- which kernel -------------------------------------------------------------------------
 kpkg=${VSGUEST_KERNEL_PKG:-}
@@ -76,6 +74,7 @@ kver=$(dpkg-deb -f "$deb" Version)
 # --- up to date? --------------------------------------------------------------------------
 tool_versions=$(dpkg-query -W -f='${Package}=${Version}\n' busybox-static iproute2 ethtool iperf3 2>/dev/null || true)
 stamp_want=$(printf '%s\n' "kernel=$kpkg=$kver" "$tool_versions" \
+    "modules=${VSGUEST_MODULES:-default}" \
     "build=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)" \
     "init=$(sha256sum "$HERE/guest-init.sh" | cut -c1-16)")
 if [ "${VSGUEST_FORCE:-0}" != 1 ] && [ -f "$OUT/stamp" ] && [ -s "$OUT/vmlinuz" ] \
@@ -124,6 +123,7 @@ mkdir -p "$st$(dirname "$interp")"; [ -e "$st$interp" ] || cp -L "$interp" "$st$
 : > "$st/lib/modules/load.list"
 builtin_list=
 for m in ${VSGUEST_MODULES:-virtio_pci virtio_net 8021q}; do
+    deps=$(modprobe -d "$mbase" -S "$kname" --show-depends "$m") || { log "module $m not in $kpkg"; exit 1; }
     while read -r kind path _; do
         case $kind in
         insmod)
@@ -139,7 +139,7 @@ for m in ${VSGUEST_MODULES:-virtio_pci virtio_net 8021q}; do
             echo "$base" >> "$st/lib/modules/load.list" ;;
         builtin) builtin_list="$builtin_list $path" ;;
         esac
-    done < <(modprobe -d "$mbase" -S "$kname" --show-depends "$m")
+    done <<< "$deps"
 done
 log "modules: $(tr '\n' ' ' < "$st/lib/modules/load.list")${builtin_list:+; built in:$builtin_list}"
 

@@ -328,6 +328,8 @@ def cmd_wait_ready(a):
         except (OSError, KeyError, ValueError):
             pass
     print(line, file=sys.stdout if ok else sys.stderr)
+    if ok and " carrier=0 " in line:
+        return 3  # booted, address set, but the link never came up (vs.carrier timeout)
     if not ok:
         tail = console(gdir(a.name)).splitlines()[-15:]
         print("\n".join("  | " + x for x in tail), file=sys.stderr)
