@@ -3,7 +3,11 @@
 set -euo pipefail
 
 PKGS=(build-essential pkg-config clang llvm libbpf-dev linux-libc-dev
-      iproute2 ethtool iperf3 iputils-ping procps kmod python3)
+      iproute2 ethtool iperf3 iputils-ping procps kmod python3 tcpdump valgrind
+      # vhost-user front-end and traffic generator
+      dpdk-dev
+      # real guests: QEMU, and what the guest image is built from
+      qemu-system-x86 busybox-static cpio xz-utils zstd)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -16,10 +16,19 @@ echo "== tests"
 cargo test --workspace
 
 echo "== benchmarks in smoke mode (correctness only: frames arrive, none lost at a low rate)"
-cargo run -q --release -p bench --bin pipeline-bench -- --quick
+cargo build -q --release -p ctl -p bench
+./target/release/pipeline-bench --quick
 ./target/release/vswitch-pktgen --ring --rate 100000 --seconds 1 --max-loss 0
 if [ "$(id -u)" = 0 ]; then
     ./bench/afxdp-bench.sh --smoke
+    ./bench/compare-ovs.sh --smoke
+fi
+
+echo "== real guests (QEMU) on vhost-user ports"
+if [ "$(id -u)" = 0 ]; then
+    ./tests-guest/vswitchd-pair.sh
+else
+    echo "SKIP: real guests need root"
 fi
 
 echo "== fuzz smoke"

@@ -4,6 +4,7 @@
 #   A: untagged: ping, iperf3 3 s.
 #   B: access ports tag=100 vs tag=200: no ping; `set port g2 tag=100`: ping.
 #   C: g2's port made a trunk (tag cleared), g2 uses eth0.100: ping from the access port on 100.
+#   D: vswitchd restarted from its state file: ping again, the guests untouched.
 # Env: VSWITCHD / VSWITCHCTL (default target/release/…), VSGUEST_IMG, SELFTEST_KEEP=1.
 set -uo pipefail
 
@@ -95,6 +96,17 @@ gx ${P}-g2 'ip addr flush dev eth0 && ip link add link eth0 name eth0.100 type v
 check "C: g2 on eth0.100" test "$rc" = 0
 gx -t 20 ${P}-g1 'ping -c 3 -W 2 10.0.0.2' >/dev/null; rc=$?
 check "C: access tag=100 reaches trunk guest's eth0.100" test "$rc" = 0
+
+echo "== D: vswitchd restart (the guests are not touched)"
+kill "$VD"; for _ in $(seq 100); do kill -0 "$VD" 2>/dev/null || break; sleep 0.1; done
+"$VSWITCHD" --socket "$SOCK" --state "$VSGUEST_RUN/state.json" ${VSWITCHD_ARGS:-} >> "$VSGUEST_RUN/vswitchd.log" 2>&1 &
+VD=$!
+for _ in $(seq 100); do ctl version >/dev/null 2>&1 && break; sleep 0.1; done
+rc=1
+for _ in $(seq 15); do
+    gx -t 10 ${P}-g1 'ping -c 1 -W 1 10.0.0.2' >/dev/null && { rc=0; break; }
+done
+check "D: traffic resumes after a vswitchd restart" test "$rc" = 0
 
 [ $fail -gt 0 ] && { dump; grep -E 'WARN|ERROR' "$VSGUEST_RUN/vswitchd.log" | sed 's/^[^ ]* *//' | sort | uniq -c | sort -rn | head -5; }
 echo "vswitchd-pair: $(elapsed "$T0") s total"

@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use vhost::vhost_user::{BackendReqHandler, Error, Listener};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+
+use vhost::vhost_user::{BackendReqHandler, Error, Listener, VhostUserBackendReqHandlerMut};
 
 use crate::device::Shared;
 use crate::protocol::Protocol;
@@ -90,8 +93,9 @@ pub fn run(
         shared.connected.store(true, Ordering::Release);
         tracing::info!(port = %name, "vhost-user front-end connected");
 
+        let early = stream.try_clone().ok();
         let mut handler = BackendReqHandler::from_stream(stream, Arc::clone(&protocol));
-        let reason = serve(&mut handler, &shared);
+        let reason = serve(&mut handler, early.as_ref(), &protocol, &shared);
 
         shared.connected.store(false, Ordering::Release);
         *control.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
@@ -108,8 +112,20 @@ pub fn run(
 }
 
 /// Serves messages until the connection ends; returns why it ended.
-fn serve(handler: &mut BackendReqHandler<Mutex<Protocol>>, shared: &Shared) -> Error {
+fn serve(
+    handler: &mut BackendReqHandler<Mutex<Protocol>>,
+    early: Option<&UnixStream>,
+    protocol: &Mutex<Protocol>,
+    shared: &Shared,
+) -> Error {
     loop {
+        if let Some(stream) = early {
+            match early_vring_enable(stream, protocol) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => return Error::SocketError(e),
+            }
+        }
         match handler.handle_request() {
             Ok(()) => {}
             // The handler refused the request; the front-end got an error reply if it asked
@@ -174,4 +190,79 @@ fn next_connection(name: &str, endpoint: &Endpoint, control: &Control) -> Option
             },
         }
     }
+}
+
+/// vhost-user request code of SET_VRING_ENABLE, and header flag bits.
+const SET_VRING_ENABLE: u32 = 18;
+const FLAG_VERSION_1: u32 = 0x1;
+const FLAG_REPLY: u32 = 0x4;
+const FLAG_NEED_REPLY: u32 = 0x8;
+const HEADER_LEN: usize = 12;
+const VRING_STATE_LEN: usize = 8;
+
+/// QEMU (7.2 and older) sends SET_VRING_ENABLE before SET_FEATURES once the protocol features
+/// were exchanged; the `vhost` crate refuses it until SET_FEATURES has acknowledged
+/// PROTOCOL_FEATURES, which would leave the rings disabled for good. Such an early request is
+/// read and applied here instead (as DPDK's vhost library does). Returns true if it handled the
+/// next message.
+fn early_vring_enable(stream: &UnixStream, protocol: &Mutex<Protocol>) -> std::io::Result<bool> {
+    if protocol
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .protocol_features_acked()
+    {
+        return Ok(false);
+    }
+    let mut peek = [0u8; HEADER_LEN + VRING_STATE_LEN];
+    // SAFETY: recv writes at most `peek.len()` bytes into `peek`, which outlives the call; the
+    // fd belongs to `stream`, which is borrowed for the duration. MSG_PEEK leaves the data in
+    // the socket for the `vhost` crate's handler when the message is not ours.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            peek.as_mut_ptr().cast(),
+            peek.len(),
+            libc::MSG_PEEK,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let word = |i: usize| u32::from_le_bytes([peek[i], peek[i + 1], peek[i + 2], peek[i + 3]]);
+    if (n as usize) < peek.len() || word(0) != SET_VRING_ENABLE || word(8) != VRING_STATE_LEN as u32
+    {
+        return Ok(false);
+    }
+    let flags = word(4);
+    let mut msg = [0u8; HEADER_LEN + VRING_STATE_LEN];
+    let mut reader = stream;
+    reader.read_exact(&mut msg)?;
+    let (index, num) = (word(12), word(16));
+    let result = match num {
+        0 | 1 => protocol
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_vring_enable(index, num == 1),
+        _ => Err(Error::InvalidParam),
+    };
+    tracing::debug!(
+        index,
+        enable = num,
+        ok = result.is_ok(),
+        "vhost-user SET_VRING_ENABLE before SET_FEATURES"
+    );
+    let reply_ack = protocol
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .reply_ack();
+    if flags & FLAG_NEED_REPLY != 0 && reply_ack {
+        let mut reply = [0u8; HEADER_LEN + 8];
+        reply[0..4].copy_from_slice(&SET_VRING_ENABLE.to_le_bytes());
+        reply[4..8].copy_from_slice(&(FLAG_VERSION_1 | FLAG_REPLY).to_le_bytes());
+        reply[8..12].copy_from_slice(&8u32.to_le_bytes());
+        reply[12..20].copy_from_slice(&u64::from(result.is_err()).to_le_bytes());
+        let mut writer = stream;
+        writer.write_all(&reply)?;
+    }
+    Ok(true)
 }

@@ -73,6 +73,17 @@ impl Protocol {
         }
     }
 
+    /// Whether the front-end has acknowledged PROTOCOL_FEATURES with SET_FEATURES (the
+    /// `vhost` crate refuses SET_VRING_ENABLE until then).
+    pub fn protocol_features_acked(&self) -> bool {
+        virtio_net::has_protocol_features(self.features)
+    }
+
+    /// Whether REPLY_ACK was negotiated with SET_PROTOCOL_FEATURES.
+    pub fn reply_ack(&self) -> bool {
+        self.protocol_features & VhostUserProtocolFeatures::REPLY_ACK.bits() != 0
+    }
+
     fn offered_features(&self) -> u64 {
         let mac = if self.config.mac.is_some() {
             virtio_net::MAC_FEATURE
@@ -137,10 +148,12 @@ fn region_desc(r: &VhostUserMemoryRegion) -> RegionDesc {
 
 impl VhostUserBackendReqHandlerMut for Protocol {
     fn set_owner(&mut self) -> Result<()> {
+        tracing::trace!("vhost-user set_owner");
         Ok(())
     }
 
     fn reset_owner(&mut self) -> Result<()> {
+        tracing::trace!("vhost-user reset_owner");
         self.reset();
         Ok(())
     }
@@ -151,10 +164,15 @@ impl VhostUserBackendReqHandlerMut for Protocol {
     }
 
     fn get_features(&mut self) -> Result<u64> {
+        tracing::trace!("vhost-user get_features");
         Ok(self.offered_features())
     }
 
     fn set_features(&mut self, features: u64) -> Result<()> {
+        tracing::trace!(
+            features = format_args!("{features:#x}"),
+            "vhost-user set_features"
+        );
         if features & !self.offered_features() != 0 {
             return Err(refused(format!("features {features:#x} were not offered")));
         }
@@ -178,6 +196,7 @@ impl VhostUserBackendReqHandlerMut for Protocol {
         files: Vec<File>,
         _postcopy_listening: Option<bool>,
     ) -> Result<Option<Vec<VhostUserMemoryRegionBase>>> {
+        tracing::trace!("vhost-user set_mem_table");
         let descs: Vec<RegionDesc> = ctx.iter().map(region_desc).collect();
         let memory = MemoryTable::from_regions(&descs, files).inspect_err(|e| {
             tracing::warn!("vhost-user memory table refused: {e}");
@@ -187,6 +206,7 @@ impl VhostUserBackendReqHandlerMut for Protocol {
     }
 
     fn set_vring_num(&mut self, index: u32, num: u32) -> Result<()> {
+        tracing::trace!(index, num, "vhost-user set_vring_num");
         if num == 0 || num > u32::from(MAX_RING_SIZE) || !num.is_power_of_two() {
             return Err(refused(format!("invalid ring size {num}")));
         }
@@ -206,6 +226,7 @@ impl VhostUserBackendReqHandlerMut for Protocol {
         available: u64,
         _log: u64,
     ) -> Result<()> {
+        tracing::trace!("vhost-user set_vring_addr");
         self.update_vring(index, |v| {
             v.addrs = Some(VringAddrs {
                 desc: descriptor,
@@ -218,6 +239,7 @@ impl VhostUserBackendReqHandlerMut for Protocol {
     }
 
     fn set_vring_base(&mut self, index: u32, base: u32) -> Result<()> {
+        tracing::trace!(index, base, "vhost-user set_vring_base");
         let base = u16::try_from(base).map_err(|_| refused(format!("invalid ring base {base}")))?;
         self.update_vring(index, |v| {
             v.base = base;
@@ -226,6 +248,7 @@ impl VhostUserBackendReqHandlerMut for Protocol {
     }
 
     fn get_vring_base(&mut self, index: u32) -> Result<VhostUserVringState> {
+        tracing::trace!(index, "vhost-user get_vring_base");
         let slot = self
             .shared
             .vrings
@@ -244,6 +267,7 @@ impl VhostUserBackendReqHandlerMut for Protocol {
     }
 
     fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> Result<()> {
+        tracing::trace!(index, "vhost-user set_vring_kick");
         // The port polls; the kick fd is kept open (the front-end expects that) but never read.
         self.update_vring(u32::from(index), |v| {
             v.kick = fd;
@@ -272,6 +296,10 @@ impl VhostUserBackendReqHandlerMut for Protocol {
     }
 
     fn set_protocol_features(&mut self, features: u64) -> Result<()> {
+        tracing::trace!(
+            features = format_args!("{features:#x}"),
+            "vhost-user set_protocol_features"
+        );
         if features & !offered_protocol_features().bits() != 0 {
             return Err(refused(format!(
                 "protocol features {features:#x} were not offered"
