@@ -13,7 +13,9 @@ cargo fmt --all --check
 cargo clippy -q --workspace --all-targets -- -D warnings
 
 echo "== tests"
-cargo test --workspace
+TEST_LOG=$(mktemp)
+trap 'rm -f "$TEST_LOG"' EXIT
+cargo test --workspace --all-targets 2>&1 | tee "$TEST_LOG"
 
 echo "== benchmarks in smoke mode (correctness only: frames arrive, none lost at a low rate)"
 cargo build -q --release -p ctl -p bench
@@ -33,3 +35,7 @@ fi
 
 echo "== fuzz smoke"
 ./scripts/fuzz.sh 15
+
+# One closing line for the whole run: the cargo test totals (the smoke, guest and fuzz steps
+# above exit non-zero on any failure).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$TEST_LOG"
