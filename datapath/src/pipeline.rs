@@ -161,7 +161,19 @@ fn execute(
     pool: &mut PacketPool,
     in_port: &crate::bridge::BridgePort,
 ) {
-    let last_output = acts.iter().rposition(|a| matches!(a, DpAction::Output(_)));
+    // The common case: one output, no rewrite.
+    if let [DpAction::Output(p)] = acts {
+        match bridge.port_index(*p) {
+            Some(idx) => enqueue(bridge, tx, idx, pkt, pool),
+            None => pool.put(pkt),
+        }
+        return;
+    }
+    // Translation never leaves actions after the last output.
+    let last_output = match acts.last() {
+        Some(DpAction::Output(_)) => Some(acts.len() - 1),
+        _ => acts.iter().rposition(|a| matches!(a, DpAction::Output(_))),
+    };
     let Some(last_output) = last_output else {
         in_port.drops.add(DropReason::RuleDrop, 1);
         pool.put(pkt);
