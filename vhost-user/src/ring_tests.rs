@@ -385,6 +385,171 @@ fn walk_reports_errors() {
     assert_eq!(segs.len(), 4);
 }
 
+/// Guest memory of two regions, `[0, split)` and `[split + gap, 0x10000)`.
+fn two_regions(split: u64, gap: u64) -> std::sync::Arc<crate::ring::GuestMem> {
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+    let second = split + gap;
+    std::sync::Arc::new(
+        GuestMemoryMmap::<()>::from_ranges(&[
+            (GuestAddress(0), split as usize),
+            (GuestAddress(second), (0x10000 - second) as usize),
+        ])
+        .unwrap(),
+    )
+}
+
+fn ring_config(desc: u64, avail: u64, used: u64) -> crate::ring::RingConfig {
+    crate::ring::RingConfig {
+        desc,
+        avail,
+        used,
+        size: 8,
+        base: 0,
+        event_idx: false,
+        indirect: true,
+        hdr_len: HDR,
+        mrg_rxbuf: false,
+    }
+}
+
+#[test]
+fn ring_spanning_regions_is_refused() {
+    // The available ring (0x1000..0x1016) crosses from one region into the next.
+    let g = MockGuest::with_memory(two_regions(0x1008, 0), 8);
+    let cfg = ring_config(0, MockGuest::AVAIL, MockGuest::USED);
+    let err = SplitRing::new(g.mem.clone(), cfg).err();
+    assert_eq!(err, Some(RingFault::SpansRegions("available ring")));
+    // The used ring half outside memory, and misaligned.
+    let g = MockGuest::new(0x10000, 8);
+    let cfg = ring_config(0, MockGuest::AVAIL, 0xfff0);
+    let err = SplitRing::new(g.mem.clone(), cfg).err();
+    assert_eq!(err, Some(RingFault::Inaccessible("used ring")));
+    let cfg = ring_config(0, MockGuest::AVAIL, MockGuest::USED + 1);
+    let err = SplitRing::new(g.mem.clone(), cfg).err();
+    assert_eq!(err, Some(RingFault::Inaccessible("used ring")));
+}
+
+/// Buffers and indirect tables may span two adjacent regions (the slow path copies them).
+#[test]
+fn buffers_spanning_regions() {
+    let split = 0x8000;
+    let mut g = MockGuest::with_memory(two_regions(split, 0), 8);
+    // TX: header and frame in one buffer across the boundary.
+    let f = frame(100, 11);
+    let buf = split - 50;
+    g.write(buf + HDR as u64, &f);
+    g.write_desc(0, buf, (HDR + 100) as u32, 0, 0);
+    g.publish(&[0]);
+    let mut ring = g.ring(true, false, false);
+    let stats = QueueStats::default();
+    let (frames, fault) = dequeue(&mut ring, &stats);
+    assert_eq!(fault, None);
+    assert_eq!(frames, vec![f]);
+    // TX through an indirect table across the boundary (entry 1 straddles it).
+    let mut g = MockGuest::with_memory(two_regions(split, 0), 8);
+    let table = split - 24;
+    let f2 = frame(80, 12);
+    g.write(BUF + HDR as u64, &f2[..40]);
+    g.write(BUF + 0x100, &f2[40..]);
+    g.write_desc_at(table, 0, BUF, (HDR + 40) as u32, NEXT, 1);
+    g.write_desc_at(table, 1, BUF + 0x100, 40, 0, 0);
+    g.write_desc(1, table, 32, INDIRECT, 0);
+    g.publish(&[1]);
+    let mut ring = g.ring(true, false, false);
+    let (frames, fault) = dequeue(&mut ring, &stats);
+    assert_eq!(fault, None);
+    assert_eq!(frames, vec![f2]);
+
+    // RX: a writable buffer across the boundary.
+    let mut g = MockGuest::with_memory(two_regions(split, 0), 8);
+    let buf = split - 30;
+    g.write_desc(0, buf, 2048, WRITE, 0);
+    g.publish(&[0]);
+    let mut ring = g.ring(false, false, false);
+    let f = frame(200, 13);
+    let (done, _, fault) = enqueue(&mut ring, std::slice::from_ref(&f), &stats);
+    assert_eq!((done, fault), (1, None));
+    assert_eq!(g.read(buf + HDR as u64, 200), f);
+    assert_eq!(g.used_elem(0), (0, (HDR + 200) as u32));
+}
+
+/// A buffer running into a hole between regions is a bad address, in both directions.
+#[test]
+fn buffer_into_a_hole_is_dropped() {
+    let mut g = MockGuest::with_memory(two_regions(0x8000, 0x1000), 8);
+    g.write_desc(0, 0x8000 - 40, 80, 0, 0);
+    expect_tx_drop(&mut g, 0, false, DropReason::BadAddress);
+
+    let mut g = MockGuest::with_memory(two_regions(0x8000, 0x1000), 8);
+    g.write_desc(0, 0x8000 - 40, 2048, WRITE, 0);
+    g.publish(&[0]);
+    let mut ring = g.ring(false, false, false);
+    let stats = QueueStats::default();
+    let (done, _, fault) = enqueue(&mut ring, &[frame(60, 0)], &stats);
+    assert_eq!((done, fault), (0, None));
+    assert_eq!(stats.dropped_for(DropReason::BadAddress), 1);
+    assert_eq!(g.used_elem(0), (0, 0));
+    // An indirect table running into the hole.
+    let mut g = MockGuest::with_memory(two_regions(0x8000, 0x1000), 8);
+    g.write_desc(0, 0x8000 - 16, 32, INDIRECT, 0);
+    expect_tx_drop(&mut g, 0, true, DropReason::BadAddress);
+}
+
+/// The driver's descriptor table need not be aligned; entries are read unaligned.
+#[test]
+fn unaligned_descriptor_table() {
+    let table = 0x3003;
+    let mut g = MockGuest::new(0x10000, 8);
+    let f = frame(70, 21);
+    g.write(BUF + HDR as u64, &f);
+    g.write_desc_at(table, 5, BUF, (HDR + 70) as u32, 0, 0);
+    g.publish(&[5]);
+    let cfg = ring_config(table, MockGuest::AVAIL, MockGuest::USED);
+    let mut ring = SplitRing::new(g.mem.clone(), cfg).unwrap();
+    let (frames, fault) = dequeue(&mut ring, &QueueStats::default());
+    assert_eq!(fault, None);
+    assert_eq!(frames, vec![f]);
+    assert_eq!(g.used_elem(0), (5, 0));
+}
+
+/// Ring parts ending exactly at the end of guest memory are fine; the used ring wraps.
+#[test]
+fn rings_at_the_end_of_memory_and_index_wrap() {
+    let size: u16 = 8;
+    let mem_size = 0x10000u64;
+    let used = mem_size - (6 + 8 * u64::from(size));
+    let avail = used - 0x20;
+    let g = MockGuest::new(mem_size as usize, size);
+    let cfg = crate::ring::RingConfig {
+        size,
+        indirect: false,
+        ..ring_config(mem_size - 0x1000, avail, used)
+    };
+    let mut ring = SplitRing::new(g.mem.clone(), cfg).unwrap();
+    let desc = mem_size - 0x1000;
+    for i in 0..size {
+        g.write_desc_at(desc, i, BUF + 0x100 * u64::from(i), 0x100, WRITE, 0);
+    }
+    let stats = QueueStats::default();
+    // Three rounds over the ring: every slot of the avail and used rings is used.
+    let mut idx: u16 = 0;
+    for round in 0..3u8 {
+        for i in 0..size {
+            let slot = u64::from(idx % size);
+            g.write(avail + 4 + 2 * slot, &i.to_le_bytes());
+            idx = idx.wrapping_add(1);
+        }
+        g.write(avail + 2, &idx.to_le_bytes());
+        let frames: Vec<_> = (0..size).map(|i| frame(60, round ^ i as u8)).collect();
+        let (done, _, fault) = enqueue(&mut ring, &frames, &stats);
+        assert_eq!((done, fault), (usize::from(size), None));
+        let used_idx = u16::from_le_bytes(g.read(used + 2, 2).try_into().unwrap());
+        assert_eq!(used_idx, idx);
+        let last = g.read(used + 4 + 8 * u64::from(size - 1), 8);
+        assert_eq!(last, [7, 0, 0, 0, 72, 0, 0, 0]);
+    }
+}
+
 #[test]
 fn fuzz_bodies_run() {
     crate::fuzzing::ring_bursts(&[0xff; 600]);

@@ -50,14 +50,16 @@ pub fn dequeue_burst(
         Err(f) => return fault(burst, f),
     };
     let n = usize::from(pending).min(out.room());
+    ring.prefetch(n as u16);
+    let mut counted = Counted::default();
     for _ in 0..n {
         let head = match ring.pop_head() {
             Ok(h) => h,
-            Err(f) => return fault(burst, f),
+            Err(f) => return counted.flush(stats, fault(burst, f)),
         };
         match read_frame(ring, scratch, head, pool) {
             Ok(pkt) => {
-                stats.count(pkt.len());
+                counted.add(pkt.len());
                 if let Err(pkt) = out.push(pkt) {
                     pool.put(pkt);
                 } else {
@@ -67,10 +69,33 @@ pub fn dequeue_burst(
             Err(reason) => stats.drop(reason, 1),
         }
         if let Err(f) = ring.push_used(head, 0) {
-            return fault(burst, f);
+            return counted.flush(stats, fault(burst, f));
         }
     }
-    publish(ring, burst)
+    counted.flush(stats, publish(ring, burst))
+}
+
+/// Frames and bytes of a burst, added to the queue's counters once at its end.
+#[derive(Default)]
+struct Counted {
+    packets: u64,
+    bytes: u64,
+}
+
+impl Counted {
+    #[inline]
+    fn add(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+
+    fn flush(self, stats: &QueueStats, burst: Burst) -> Burst {
+        if self.packets > 0 {
+            stats.packets.add(self.packets);
+            stats.bytes.add(self.bytes);
+        }
+        burst
+    }
 }
 
 fn read_frame(
@@ -118,13 +143,15 @@ pub fn enqueue_burst(
             return fault(burst, f);
         }
     };
+    ring.prefetch(avail.min(pkts.len() as u16));
+    let mut counted = Counted::default();
     for pkt in pkts.drain() {
         if burst.fault.is_some() {
             stats.drop(DropReason::NotReady, 1);
         } else {
             match write_frame(ring, scratch, &mut avail, pkt.data()) {
                 Ok(Ok(())) => {
-                    stats.count(pkt.len());
+                    counted.add(pkt.len());
                     burst.done += 1;
                 }
                 Ok(Err(reason)) => stats.drop(reason, 1),
@@ -137,9 +164,9 @@ pub fn enqueue_burst(
         pool.put(pkt);
     }
     if burst.fault.is_some() {
-        return burst;
+        return counted.flush(stats, burst);
     }
-    publish(ring, burst)
+    counted.flush(stats, publish(ring, burst))
 }
 
 /// Writes one frame into the ring. The outer error is a ring fault, the inner a dropped frame.
