@@ -41,21 +41,7 @@ fn testpmd_through_vswitchd_survives_restarts() {
     let sw = lab.ns("sw");
     let (sock_tx, sock_rx) = (lab.dir.join("tx.sock"), lab.dir.join("rx.sock"));
     // The generator (txonly, 2 queue pairs) and the receiver (rxonly) listen; vswitchd connects.
-    let mut generator = Testpmd::start(
-        "g",
-        "0-1",
-        &[&sock_tx],
-        "server=1,queue_size=256,queues=2",
-        &[
-            "--forward-mode=txonly",
-            "--txpkts=64",
-            "--rxq=2",
-            "--txq=2",
-            "--nb-cores=1",
-            "--auto-start",
-        ],
-    )
-    .unwrap();
+    let mut generator = start_generator("g", &sock_tx);
     let mut sink = Testpmd::start(
         "s",
         "0-1",
@@ -105,33 +91,52 @@ fn testpmd_through_vswitchd_survives_restarts() {
         "{pmd}"
     );
 
-    // Count check: stop the generator, let the pipe drain, then what the switch sent to the
-    // receiver is what the receiver got.
+    // Every frame the switch took in was sent on or counted as dropped.
     generator.stop();
-    std::thread::sleep(Duration::from_secs(3));
-    let vrx = port_json(&lab, "vrx");
-    let sent = vrx["tx_packets"].as_u64().unwrap();
-    let got = sink.counter("RX-packets:").unwrap();
+    let got0 = settled(&sink);
+    let (sent0, _) = forwarded(&lab);
+
+    // The front-end comes back: the client port reconnects by itself.
+    let mut generator = start_generator("h", &sock_tx);
+    wait_until("traffic after the generator restarted", 30, || {
+        sink.counter("RX-packets:").unwrap_or(0) > got0 + 10_000
+    });
+
+    // Count check on a running ring: stop the generator, let the pipe drain, then what the
+    // switch sent to the receiver since the baseline is what the receiver got.
+    generator.stop();
+    let got = settled(&sink);
+    let (sent, _) = forwarded(&lab);
     assert_eq!(
-        got,
-        sent,
+        got - got0,
+        sent - sent0,
         "receiver count equals switch tx count\n{}",
         sink.output()
     );
-    let vtx = port_json(&lab, "vtx");
-    let rx = vtx["rx_packets"].as_u64().unwrap();
-    let dropped = vrx["tx_dropped"].as_u64().unwrap();
-    assert_eq!(
-        rx,
-        sent + dropped,
-        "every frame received is sent or counted as dropped"
-    );
 
-    // The front-end comes back: the client port reconnects by itself.
-    let mut generator = Testpmd::start(
-        "h",
+    // vswitchd restarts: the ports come back from the state file and reconnect; the front-ends
+    // were not touched.
+    let generator = start_generator("i", &sock_tx);
+    wait_until("traffic from the third generator", 30, || {
+        sink.counter("RX-packets:").unwrap_or(0) > got + 1_000
+    });
+    lab.restart_daemon("d", &sw);
+    let before = sink.counter("RX-packets:").unwrap_or(0);
+    wait_until("traffic after the vswitchd restart", 30, || {
+        sink.counter("RX-packets:").unwrap_or(0) > before + 10_000
+    });
+    let mut generator = generator;
+    assert!(
+        generator.is_running() && sink.is_running(),
+        "front-ends kept running"
+    );
+}
+
+fn start_generator(tag: &str, sock: &std::path::Path) -> Testpmd {
+    Testpmd::start(
+        tag,
         "0-1",
-        &[&sock_tx],
+        &[sock],
         "server=1,queue_size=256,queues=2",
         &[
             "--forward-mode=txonly",
@@ -142,20 +147,35 @@ fn testpmd_through_vswitchd_survives_restarts() {
             "--auto-start",
         ],
     )
-    .unwrap();
-    wait_until("traffic after the generator restarted", 30, || {
-        sink.counter("RX-packets:").unwrap_or(0) > got + 10_000
-    });
+    .unwrap()
+}
 
-    // vswitchd restarts: the ports come back from the state file and reconnect; the front-ends
-    // were not touched.
-    lab.restart_daemon("d", &sw);
-    let before = sink.counter("RX-packets:").unwrap_or(0);
-    wait_until("traffic after the vswitchd restart", 30, || {
-        sink.counter("RX-packets:").unwrap_or(0) > before + 10_000
-    });
-    assert!(
-        generator.is_running() && sink.is_running(),
-        "front-ends kept running"
+/// The receiver's count once two readings a statistics period apart agree.
+fn settled(sink: &Testpmd) -> u64 {
+    let mut last = sink.counter("RX-packets:").unwrap_or(0);
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(1100));
+        let now = sink.counter("RX-packets:").unwrap_or(0);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("receiver counters never settled")
+}
+
+/// What the switch sent to the receiver; checks that every frame it took in from the generator
+/// was sent or counted as dropped.
+fn forwarded(lab: &Lab) -> (u64, u64) {
+    let vrx = port_json(lab, "vrx");
+    let vtx = port_json(lab, "vtx");
+    let sent = vrx["tx_packets"].as_u64().unwrap();
+    let dropped = vrx["tx_dropped"].as_u64().unwrap();
+    let rx = vtx["rx_packets"].as_u64().unwrap();
+    assert_eq!(
+        rx,
+        sent + dropped,
+        "every frame received is sent or counted as dropped"
     );
+    (sent, dropped)
 }

@@ -265,28 +265,38 @@ fn client_mode_transmits_to_testpmd() {
     wait_for("queues", &port, || port.running_queue_pairs() == 1);
 
     let mut pool = PacketPool::with_capacity(64);
-    let mut batch = Batch::new();
-    let want = 10_000u64;
     let mut seq = 0;
+    // testpmd may still be (re)starting its ports when our queue first runs, and a restart
+    // resets the ring (what was in it is gone). Warm up until it receives, let its counters
+    // settle, then count from there.
     let deadline = Instant::now() + TIMEOUT;
-    while port.stats().tx_packets < want {
+    while pmd.last_counter("RX-packets:").unwrap_or(0) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "testpmd never received:\n{}",
+            pmd.output()
+        );
+        send(&port, &mut pool, &mut seq, 32);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rx0 = settled_counter(&pmd);
+    let sent0 = port.stats().tx_packets;
+
+    let want = 10_000u64;
+    let deadline = Instant::now() + TIMEOUT;
+    while port.stats().tx_packets - sent0 < want {
         assert!(Instant::now() < deadline, "sent only {:?}", port.stats());
-        while !batch.is_full() {
-            seq += 1;
-            let _ = batch.push(udp_frame(seq));
-        }
-        port.tx_burst(&mut batch, &mut pool);
-        assert!(batch.is_empty());
+        send(&port, &mut pool, &mut seq, 32);
         // Let testpmd's core catch up now and then.
         if seq % 1024 == 0 {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
-    let sent = port.stats().tx_packets;
+    let sent = port.stats().tx_packets - sent0;
     // testpmd prints its port counters every second.
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let rx = pmd.last_counter("RX-packets:").unwrap_or(0);
+        let rx = pmd.last_counter("RX-packets:").unwrap_or(0) - rx0;
         if rx >= sent {
             println!(
                 "port sent {sent}, testpmd received {rx}; status {:?}",
@@ -303,6 +313,32 @@ fn client_mode_transmits_to_testpmd() {
         std::thread::sleep(Duration::from_millis(100));
     }
     pmd.stop();
+}
+
+/// Sends `n` numbered frames to the guest.
+fn send(port: &VhostUserPort, pool: &mut PacketPool, seq: &mut u32, n: usize) {
+    let mut batch = Batch::new();
+    for _ in 0..n {
+        *seq += 1;
+        let _ = batch.push(udp_frame(*seq));
+    }
+    port.tx_burst(&mut batch, pool);
+    assert!(batch.is_empty());
+}
+
+/// testpmd's RX counter once two readings a statistics period apart agree.
+fn settled_counter(pmd: &Testpmd) -> u64 {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut last = pmd.last_counter("RX-packets:").unwrap_or(0);
+    loop {
+        std::thread::sleep(Duration::from_millis(1100));
+        let now = pmd.last_counter("RX-packets:").unwrap_or(0);
+        if now == last {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "testpmd counters never settled");
+        last = now;
+    }
 }
 
 #[test]
