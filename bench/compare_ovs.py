@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Side-by-side vhost-user loop benchmark: vswitch vs Open vSwitch 3.1 (DPDK).
+"""Side-by-side benchmark: vswitch vs Open vSwitch 3.1 (DPDK build), vhost-user loop and AF_XDP.
 
 Driven by bench/compare-ovs.sh (which installs packages, builds, reserves hugepages and cleans
 up after us as a last resort). Python 3 standard library only.
 
-Topology (one switch at a time):
+vhost-user cases (p2p, normal, p2p-1k), one switch at a time:
 
     dpdk-testpmd (CPU0, io forward)              switch (PMD on CPU1)
       port0 net_virtio_user0 server=1  <-- sock0 -->  p1 (vhost-user client)
@@ -14,6 +14,13 @@ testpmd is seeded with `start tx_first 32` (32 bursts of 32 txonly frames per po
 then sends whatever port1 receives out of port0 and vice versa, so the seeded frames loop
 p1 -> switch -> p2 -> testpmd -> p1 ... for ever. The forwarded rate is the rate at which the
 switch delivers frames to testpmd: the sum over both testpmd ports of RX packets, per second.
+
+AF_XDP cases (afxdp, afxdp-1k): a generator netns with veths g0, g1 whose peers s0, s1 are in
+the switch's netns; the switch has two afxdp ports on s0, s1 (OVS: xdp-mode=native; vswitch:
+its default best-effort, which picks native on veth) and the rule in_port=1 -> port 2.
+vswitch-pktgen (AF_XDP too, `taskset -c 0`) sends flat out on g0 and counts what comes back on
+g1: its rx_mpps, loss and latency percentiles are the figures; the switch PMD's cycles/packet
+and idle share are taken over the window as in the vhost-user cases.
 
 Every process we start gets its own session (process group); its pid is appended to
 WORK/pids so the shell wrapper can kill it by id if we die.
@@ -47,6 +54,18 @@ CASES = {
     # fixed source MAC out of both ports, so MAC learning would see a move on every batch.
     "p2p-1k": ("flowgen, p2p rules, 1000 flows", "p2p", FLOWGEN, "start"),
 }
+# AF_XDP cases: vswitch-pktgen (generator netns, CPU0) -> veth g0/s0 -> switch (afxdp ports, PMD
+# on CPU1) -> veth s1/g1 -> vswitch-pktgen; one direction, flat out, rule in_port=1 -> port 2.
+# name: (table label, flows)
+AFXDP_CASES = {
+    "afxdp": ("AF_XDP veth, p2p rule, 1 flow", 1),
+    "afxdp-1k": ("AF_XDP veth, p2p rule, 1k flows", 1000),
+}
+DEFAULT_CASES = "p2p,normal,p2p-1k,afxdp,afxdp-1k"
+
+
+def case_label(case):
+    return CASES[case][0] if case in CASES else AFXDP_CASES[case][0]
 
 
 def log(msg):
@@ -117,6 +136,10 @@ class Env:
         run(["ip", "netns", "add", name])
         self._append("netns", name)
         self.netns.append(name)
+
+    def del_netns(self, name):
+        subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL, timeout=10)
+        self.netns = [n for n in self.netns if n != name]
 
     def cleanup(self):
         for _, p in reversed(list(self.procs)):
@@ -288,15 +311,21 @@ class Testpmd:
 class Vswitch:
     name = "vswitch"
 
-    def __init__(self, env, bindir, tag, socks):
+    def __init__(self, env, bindir, tag, ports, ns=None):
+        """ports: [(name, [option, ...])] for `vswitchctl add-port br0 NAME OPTION...`;
+        ns: an existing network namespace to run in (else a fresh one)."""
         self.env = env
         self.bindir = bindir
         self.dir = os.path.join(env.work, f"vsw{tag}")
         os.makedirs(self.dir)
         self.ctl_sock = os.path.join(self.dir, "ctl.sock")
         self.pidfile = os.path.join(self.dir, "vswitchd.pid")
-        self.ns = f"vswcmp{os.getpid()}v{tag}"
-        env.add_netns(self.ns)
+        self.ports = [name for name, _ in ports]
+        self.afxdp = any("type=afxdp" in opts for _, opts in ports)
+        if ns is None:
+            ns = f"vswcmp{os.getpid()}v{tag}"
+            env.add_netns(ns)
+        self.ns = ns
         self.p = env.spawn(f"vswitchd-{tag}", [
             "ip", "netns", "exec", self.ns,
             os.path.join(bindir, "vswitchd"), "--socket", self.ctl_sock,
@@ -304,8 +333,8 @@ class Vswitch:
             "--pmd-cores", "1", "--no-idle-backoff"])
         wait_until("vswitchd's socket", 20, lambda: self._alive() and os.path.exists(self.ctl_sock))
         self.ctl("add-br", "br0")
-        self.ctl("add-port", "br0", "p1", "type=vhost-user", f"path={socks[0]}")
-        self.ctl("add-port", "br0", "p2", "type=vhost-user", f"path={socks[1]}")
+        for name, opts in ports:
+            self.ctl("add-port", "br0", name, *opts)
 
     def _alive(self):
         if self.p.poll() is not None:
@@ -321,13 +350,34 @@ class Vswitch:
 
     def set_case(self, case):
         self.ctl("del-flows", "br0")
-        if case == "p2p":
+        if case in ("p2p", "p2p-1way"):
             self.ctl("add-flow", "br0", "in_port=p1,actions=output:p2")
+        if case == "p2p":
             self.ctl("add-flow", "br0", "in_port=p2,actions=output:p1")
         # no rules: NORMAL
 
     def connected(self):
+        if self.afxdp:  # add-port fails if the socket cannot be bound: opened = ready
+            return self.ctl("show").count("xdp_mode=") >= 2
         return self.ctl("show").count("connected=yes") >= 2
+
+    def xdp_modes(self):
+        return ",".join(sorted(set(re.findall(r"xdp_mode=(\w+)", self.ctl("show")))))
+
+    def pmd_packets(self):
+        return self.pmd_snapshot()["packets"]
+
+    def port_counters(self):
+        """AF_XDP socket counters of each port from `show` (xsk_rx_dropped, xsk_rx_ring_full,
+        xsk_fill_ring_empty, ...), as {"p1.xsk_rx_dropped": n, ...}."""
+        out, port = {}, None
+        for line in self.ctl("show").splitlines():
+            m = re.match(r"\s*Port (\S+)", line)
+            if m:
+                port = m.group(1)
+            for k, v in re.findall(r"(xsk_\w+|xdp_\w+)=(\d+)", line):
+                out[f"{port}.{k}"] = int(v)
+        return out
 
     def pmd_snapshot(self):
         v = self.ctl("pmd-stats", json_out=True)
@@ -364,7 +414,8 @@ class Vswitch:
     def port_summary(self):
         try:
             ports = self.ctl("dump-ports", "br0", json_out=True)
-            return {p["name"]: {k: p[k] for k in ("rx_packets", "tx_packets", "tx_dropped")}
+            return {p["name"]: {k: p.get(k, 0) for k in ("rx_packets", "rx_dropped",
+                                                         "tx_packets", "tx_dropped")}
                     | {"drops": p.get("drops", {})} for p in ports}
         except Fail:
             return {}
@@ -377,8 +428,11 @@ class Ovs:
     name = "OVS 3.1"
     VSWITCHD = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
 
-    def __init__(self, env, tag, socks):
+    def __init__(self, env, tag, ports, ns=None):
+        """ports: [(name, [Interface column=value, ...])], ofport 1, 2, ... in that order;
+        ns: an existing network namespace to run in (else a fresh one)."""
         self.env = env
+        self.ports = [name for name, _ in ports]
         self.dir = os.path.join(env.work, f"ovs{tag}")
         d = self.dir
         for sub in ("run", "db", "log", "etc"):
@@ -405,8 +459,10 @@ class Ovs:
                    f"other_config:dpdk-socket-mem={OVS_SOCKET_MEM_MB}",
                    "other_config:dpdk-lcore-mask=0x1",
                    "other_config:pmd-cpu-mask=0x2")
-        self.ns = f"vswcmp{os.getpid()}o{tag}"
-        env.add_netns(self.ns)
+        if ns is None:
+            ns = f"vswcmp{os.getpid()}o{tag}"
+            env.add_netns(ns)
+        self.ns = ns
         self.p = env.spawn(f"ovs-vswitchd-{tag}", [
             "ip", "netns", "exec", self.ns, self.VSWITCHD, self.db,
             f"--pidfile={d}/run/ovs-vswitchd.pid", f"--unixctl={self.ctl_path}",
@@ -418,9 +474,8 @@ class Ovs:
             "get", "Open_vSwitch", ".", "dpdk_initialized").strip() == "true")
         self.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
                    timeout=60)
-        for i, s in enumerate(socks):
-            self.vsctl("add-port", "br0", f"p{i + 1}", "--", "set", "Interface", f"p{i + 1}",
-                       "type=dpdkvhostuserclient", f"options:vhost-server-path={s}",
+        for i, (name, opts) in enumerate(ports):
+            self.vsctl("add-port", "br0", name, "--", "set", "Interface", name, *opts,
                        f"ofport_request={i + 1}", timeout=60)
 
     def _alive(self, p):
@@ -441,18 +496,56 @@ class Ovs:
 
     def set_case(self, case):
         self.ofctl("del-flows", "br0")
-        if case == "p2p":
+        if case in ("p2p", "p2p-1way"):
             self.ofctl("add-flow", "br0", "in_port=1,actions=output:2")
+        if case == "p2p":
             self.ofctl("add-flow", "br0", "in_port=2,actions=output:1")
-        else:
+        elif case == "normal":
             self.ofctl("add-flow", "br0", "actions=NORMAL")
 
     def connected(self):
-        for port in ("p1", "p2"):
+        for port in self.ports:
+            err = self.vsctl("get", "Interface", port, "error").strip()
+            if err not in ("[]", '""'):
+                raise Fail(f"OVS port {port}: {err}; see {self.dir}/log/ovs-vswitchd.log")
             st = self.vsctl("get", "Interface", port, "link_state").strip()
             if st != "up":
                 return False
         return True
+
+    def xdp_modes(self):
+        modes = set()
+        for port in self.ports:
+            st = self.vsctl("get", "Interface", port, "status").strip()
+            m = re.search(r'xdp-mode(?:_in_use)?"?="?([\w-]+)', st)
+            if not m:  # else the log: "PORT: Setting XDP mode to native."
+                try:
+                    with open(f"{self.dir}/log/ovs-vswitchd.log", errors="replace") as f:
+                        m = list(re.finditer(rf"{re.escape(port)}: Setting XDP mode to ([\w-]+)",
+                                             f.read()))[-1:] or [None]
+                        m = m[0]
+                except OSError:
+                    m = None
+            modes.add(m.group(1) if m else "?")
+        return ",".join(sorted(modes))
+
+    def port_counters(self):
+        """Each Interface's statistics column (OVS afxdp adds the XSK socket's counters)."""
+        out = {}
+        for i, port in enumerate(self.ports):
+            try:
+                st = self.vsctl("get", "Interface", port, "statistics").strip()
+            except Fail:
+                continue
+            for k, v in re.findall(r'"?([\w-]+)"?=(\d+)', st):
+                out[f"p{i + 1}.{k}"] = int(v)
+        return out
+
+    def pmd_packets(self):
+        out = self.appctl("dpif-netdev/pmd-stats-show")
+        m = re.search(r"pmd thread numa_id \S+ core_id 1:\n(.*?)(?=\n\S|\Z)", out, re.S)
+        mm = re.search(r"packets received:\s+(\d+)", m.group(1)) if m else None
+        return int(mm.group(1)) if mm else 0
 
     def pmd_begin(self):
         self.appctl("dpif-netdev/pmd-stats-clear")
@@ -496,12 +589,12 @@ class Ovs:
 
     def port_summary(self):
         out = {}
-        for port in ("p1", "p2"):
+        for port in self.ports:
             try:
                 s = self.vsctl("get", "Interface", port, "statistics").strip()
                 kv = dict(re.findall(r'"?([\w-]+)"?=(\d+)', s))
-                out[port] = {k: int(kv.get(k, 0)) for k in ("rx_packets", "tx_packets",
-                                                              "tx_dropped")}
+                out[port] = {k: int(kv.get(k, 0)) for k in ("rx_packets", "rx_dropped",
+                                                              "tx_packets", "tx_dropped")}
             except Fail:
                 pass
         return out
@@ -551,22 +644,199 @@ def measure(env, sw, tp, case, seconds, ghz, warm):
     return res
 
 
+class VethRig:
+    """The AF_XDP topology: a generator netns with veths g0, g1, their peers s0, s1 in the
+    switch's netns. Both namespaces are ours (unique names, recorded for the shell trap);
+    deleting them deletes the veths."""
+
+    def __init__(self, env, tag):
+        self.env = env
+        pid = os.getpid()
+        self.gen_ns = f"vswcmp{pid}g{tag}"
+        self.sw_ns = f"vswcmp{pid}s{tag}"
+        # Interface names live in these fresh namespaces; still unique (<= 15 chars).
+        short = f"vx{pid}{tag[:1]}{int(tag[1:]) % 100}"
+        self.g = [f"{short}g0", f"{short}g1"]
+        self.s = [f"{short}s0", f"{short}s1"]
+        for ns in (self.gen_ns, self.sw_ns):
+            env.add_netns(ns)
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        for g, sw in zip(self.g, self.s):
+            run(["ip", "link", "add", g, "netns", self.gen_ns, "type", "veth",
+                 "peer", "name", sw, "netns", self.sw_ns])
+            for ns, ifc in ((self.gen_ns, g), (self.sw_ns, sw)):
+                # No IPv6 (router solicitations would show up as foreign frames).
+                run(["ip", "netns", "exec", ns, "sysctl", "-qw",
+                     f"net.ipv6.conf.{ifc}.disable_ipv6=1"], check=False)
+                run(["ip", "-n", ns, "link", "set", ifc, "up"])
+
+    def delete(self):
+        for ns in (self.gen_ns, self.sw_ns):
+            self.env.del_netns(ns)
+
+    def counters(self):
+        """Kernel counters of the four veths: `ethtool -S` (veth per-queue XDP stats) and the
+        link's RX/TX dropped, as {"s0.rx_queue_0_xdp_drops": n, ...}."""
+        out = {}
+        for i, (ns, ifc) in enumerate([(self.gen_ns, g) for g in self.g]
+                                      + [(self.sw_ns, s) for s in self.s]):
+            short = ("g0", "g1", "s0", "s1")[i]
+            try:
+                text = run(["ip", "netns", "exec", ns, "ethtool", "-S", ifc], check=False)
+                for k, v in re.findall(r"^\s+(\w+): (\d+)$", text, re.M):
+                    if k != "peer_ifindex":
+                        out[f"{short}.{k}"] = int(v)
+                link = json.loads(run(["ip", "-n", ns, "-j", "-s", "link", "show", ifc]))[0]
+                for d in ("rx", "tx"):
+                    st = link.get("stats64", {}).get(d, {})
+                    for k in ("packets", "dropped"):
+                        out[f"{short}.{d}_{k}"] = int(st.get(k, 0))
+            except (Fail, ValueError, IndexError, OSError):
+                pass
+        return out
+
+
+def measure_afxdp(env, sw, rig, tag, case, args, ghz):
+    """One window: vswitch-pktgen flat out from g0, back on g1, through the switch."""
+    flows = AFXDP_CASES[case][1]
+    sw.set_case("p2p-1way")
+    wait_until(f"{sw.name} AF_XDP ports up", 30, sw.connected)
+    warm, seconds = args.warm, args.seconds
+    # pktgen counts from its start + warm for seconds + 1 s: the switch's PMD window (the same
+    # warm-up after frames first reach the switch, then `seconds`) lies inside it.
+    kc0 = rig.counters()
+    sc0 = sw.port_counters()
+    name = f"pktgen-{tag}-{case}"
+    logf = os.path.join(env.work, f"{name}.log")
+    p = env.spawn(name, [
+        "timeout", "-k", "5", str(int(warm + seconds + 40)),
+        "ip", "netns", "exec", rig.gen_ns, "taskset", "-c", "0",
+        os.path.join(args.bindir, "vswitch-pktgen"), "--tx-iface", rig.g[0],
+        "--rx-iface", rig.g[1], "--flows", str(flows), "--warmup", f"{warm:g}",
+        "--seconds", f"{seconds + 1:g}"])
+
+    def pktgen_alive():
+        if p.poll() is not None:
+            with open(logf, errors="replace") as f:
+                raise Fail(f"vswitch-pktgen exited ({p.returncode}) early:\n{f.read()[-2000:]}")
+        return True
+
+    base = sw.pmd_packets()
+    wait_until("frames reaching the switch", 20,
+               lambda: pktgen_alive() and sw.pmd_packets() > base + 1000)
+    time.sleep(warm)
+    pktgen_alive()
+    load = loadavg1()
+    sw.pmd_begin()
+    t_a = time.monotonic()
+    time.sleep(seconds)
+    pmd = sw.pmd_end(ghz)
+    dt = time.monotonic() - t_a
+    try:
+        p.wait(timeout=warm + seconds + 30)
+    except subprocess.TimeoutExpired:
+        raise Fail("vswitch-pktgen did not finish")
+    env.kill(p)
+    kc1 = rig.counters()
+    sc1 = sw.port_counters()
+    sdelta = {k: sc1[k] - sc0.get(k, 0) for k in sc1 if sc1[k] != sc0.get(k, 0)}
+    # Where frames were lost, over the whole pktgen run (kernel counters that moved).
+    kdelta = {k: kc1[k] - kc0.get(k, 0) for k in kc1 if kc1[k] != kc0.get(k, 0)}
+    with open(logf, errors="replace") as f:
+        text = f.read()
+    m = re.findall(r"PKTGEN_RESULT (.*)", text)
+    # exit 3 = nothing came back: a result (0 Mpps), not an error of the harness.
+    if p.returncode not in (0, 3) or not m:
+        raise Fail(f"vswitch-pktgen failed ({p.returncode}):\n{text[-2000:]}")
+    kv = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", m[-1])}
+    res = {
+        "switch": sw.name, "case": case, "load1": load, "seconds": dt,
+        "mpps": kv["rx_mpps"], "gen_tx_mpps": kv["tx_mpps"], "loss_pct": kv["loss_pct"],
+        # (no latency without a received frame)
+        "p50_us": kv["p50_us"] if kv["received"] else None,
+        "p99_us": kv["p99_us"] if kv["received"] else None,
+        "switch_rx_mpps": pmd["switch_pkts"] / dt / 1e6,
+        "cyc_per_pkt": pmd["cyc_per_pkt"], "idle_pct": pmd["idle_pct"],
+        "pktgen": kv, "veth_counters": kdelta, "switch_port_counters": sdelta,
+    }
+    if "pmd_total_cycles" in pmd:
+        res["ovs_tsc_ghz"] = pmd["pmd_total_cycles"] / dt / 1e9
+    return res
+
+
 def fmt(v, spec):
     return "n/a" if v is None else format(v, spec)
 
 
 def run_switch_round(env, args, kind, rnd, ghz, results, rss):
+    vcases = [c for c in args.cases if c in CASES]
+    xcases = [c for c in args.cases if c in AFXDP_CASES]
+    if vcases:
+        run_vhost_round(env, args, kind, rnd, ghz, results, rss, vcases)
+    if xcases:
+        run_afxdp_round(env, args, kind, rnd, ghz, results, rss, xcases)
+
+
+def run_afxdp_round(env, args, kind, rnd, ghz, results, rss, cases):
+    """One switch instance with two AF_XDP ports on s0, s1; one pktgen run per case."""
+    tag = f"{kind}{rnd}"
+    rig = VethRig(env, tag)
+    sw = None
+    try:
+        if kind == "v":
+            ports = [(f"p{i + 1}", ["type=afxdp", f"iface={s}"]) for i, s in enumerate(rig.s)]
+            sw = Vswitch(env, args.bindir, f"{tag}x", ports, ns=rig.sw_ns)
+        else:
+            # OVS opens the kernel interface named like the port.
+            ports = [(s, ["type=afxdp", "options:xdp-mode=native"]) for s in rig.s]
+            sw = Ovs(env, f"{tag}x", ports, ns=rig.sw_ns)
+        for case in cases:
+            r = measure_afxdp(env, sw, rig, tag, case, args, ghz)
+            r["round"] = rnd
+            r["xdp_mode"] = sw.xdp_modes()
+            rss[f"{sw.name} (AF_XDP)"] = proc_status(sw.pid())
+            r["ports"] = sw.port_summary()
+            results.append(r)
+            extra = f" (OVS TSC from PMD cycles: {r['ovs_tsc_ghz']:.3f} GHz)" \
+                if "ovs_tsc_ghz" in r else ""
+            log(f"round {rnd} {sw.name:8s} {case:8s}: {r['mpps']:.3f} Mpps received "
+                f"(pktgen tx {r['gen_tx_mpps']:.3f}, switch rx {r['switch_rx_mpps']:.3f}), "
+                f"loss {r['loss_pct']:.1f} %, P50 {fmt(r['p50_us'], '.0f')} us, "
+                f"P99 {fmt(r['p99_us'], '.0f')} us, "
+                f"{fmt(r['cyc_per_pkt'], '.0f')} cycles/pkt, idle {fmt(r['idle_pct'], '.1f')} %, "
+                f"xdp {r['xdp_mode']}, load1 {r['load1']:.2f}{extra}")
+            for what, key in (("veth", "veth_counters"), ("switch port", "switch_port_counters")):
+                drops = {k: v for k, v in r[key].items()
+                         if any(w in k for w in ("drop", "error", "full", "empty", "invalid"))}
+                if drops:
+                    log(f"    {what} drop counters during the pktgen run: "
+                        + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
+    finally:
+        if sw:
+            sw.stop()
+        rig.delete()
+
+
+def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases):
     socks = [os.path.join(env.work, f"{kind}{rnd}-{i}.sock") for i in (0, 1)]
     tag = f"{kind}{rnd}"
     sw = None
     tp = None
     try:
-        for case in args.cases:
+        for case in cases:
             # A fresh testpmd per case (its seeded frames are the whole load); the switch's
             # client ports reconnect to it by themselves.
-            tp = Testpmd(env, f"{tag}{args.cases.index(case)}", socks, args.huge, CASES[case][2])
+            tp = Testpmd(env, f"{tag}{cases.index(case)}", socks, args.huge, CASES[case][2])
             if sw is None:
-                sw = Vswitch(env, args.bindir, tag, socks) if kind == "v" else Ovs(env, tag, socks)
+                if kind == "v":
+                    sw = Vswitch(env, args.bindir, tag, [
+                        (f"p{i + 1}", ["type=vhost-user", f"path={s}"])
+                        for i, s in enumerate(socks)])
+                else:
+                    sw = Ovs(env, tag, [
+                        (f"p{i + 1}", ["type=dpdkvhostuserclient",
+                                       f"options:vhost-server-path={s}"])
+                        for i, s in enumerate(socks)])
             tp.wait_ready()
             r = measure(env, sw, tp, case, args.seconds, ghz, args.warm)
             r["round"] = rnd
@@ -602,7 +872,8 @@ def table(results, args, ghz, rss):
 
     lines = []
     hdr = (f"{'scenario':31s} {'switch':8s} {'Mpps median [min-max]':24s} {'cyc/pkt':>8s} "
-           f"{'idle %':>7s} {'load1':>6s} {'vsw/OVS Mpps':>12s} {'vsw/OVS cyc/pkt':>15s}")
+           f"{'idle %':>7s} {'loss %':>7s} {'P50/P99 us':>11s} {'load1':>6s} "
+           f"{'vsw/OVS Mpps':>12s} {'vsw/OVS cyc/pkt':>15s}")
     lines.append(hdr)
     lines.append("-" * len(hdr))
     for case in args.cases:
@@ -616,23 +887,40 @@ def table(results, args, ghz, rss):
             m = med(mp)
             c = med([r["cyc_per_pkt"] for r in rs])
             meds[sw] = (m, c)
+            loss = med([r.get("loss_pct") for r in rs])
+            p50, p99 = med([r.get("p50_us") for r in rs]), med([r.get("p99_us") for r in rs])
+            lat = f"{p50:.0f}/{p99:.0f}" if p50 is not None else "-"
             rows.append((sw, f"{m:.2f} [{min(mp):.2f}-{max(mp):.2f}]", c,
-                         med([r["idle_pct"] for r in rs]), med([r["load1"] for r in rs]), len(rs)))
-        for sw, mpps, c, idle, load, n in rows:
+                         med([r["idle_pct"] for r in rs]), "-" if loss is None else f"{loss:.1f}",
+                         lat, med([r["load1"] for r in rs])))
+        for sw, mpps, c, idle, loss, lat, load in rows:
             ratio_m = ratio_c = ""
             if sw == "vswitch" and "OVS 3.1" in meds and meds["OVS 3.1"][0]:
                 ratio_m = f"{meds['vswitch'][0] / meds['OVS 3.1'][0]:.2f}"
                 if meds["vswitch"][1] and meds["OVS 3.1"][1]:
                     ratio_c = f"{meds['vswitch'][1] / meds['OVS 3.1'][1]:.2f}"
-            scen = CASES[case][0]
-            lines.append(f"{scen:31s} {sw:8s} {mpps:24s} {fmt(c, '8.0f')} {fmt(idle, '7.1f')} "
-                         f"{fmt(load, '6.2f')} {ratio_m:>12s} {ratio_c:>15s}")
+            lines.append(f"{case_label(case):31s} {sw:8s} {mpps:24s} {fmt(c, '8.0f')} "
+                         f"{fmt(idle, '7.1f')} {loss:>7s} {lat:>11s} {fmt(load, '6.2f')} "
+                         f"{ratio_m:>12s} {ratio_c:>15s}")
     lines.append("")
     n = len({r['round'] for r in results})
-    lines.append(f"vhost-user <-> switch <-> vhost-user, 64 B frames; {n} round(s) x "
-                 f"{args.seconds:g} s windows, switches interleaved; medians over rounds. "
-                 "Mpps = frames the switch delivered to testpmd (sum of RX over both testpmd ports "
-                 "per second, both directions).")
+    lines.append(f"64 B frames; {n} round(s) x {args.seconds:g} s windows after a {args.warm:g} s "
+                 "warm-up, switches interleaved; medians over rounds.")
+    if any(c in CASES for c in args.cases):
+        lines.append("vhost-user loop (testpmd <-> switch <-> testpmd): Mpps = frames the switch "
+                     "delivered to testpmd (sum of RX over both testpmd ports per second, both "
+                     "directions).")
+    if any(c in AFXDP_CASES for c in args.cases):
+        modes = {}
+        for r in results:
+            if "xdp_mode" in r:
+                modes.setdefault(r["switch"], set()).add(r["xdp_mode"])
+        mode_s = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in modes.items())
+        lines.append("AF_XDP (vswitch-pktgen in its netns on CPU0, flat out, g0 -> s0 -> switch -> "
+                     "s1 -> g1, one direction, copy mode on veth): Mpps = pktgen rx_mpps (frames "
+                     "back at the generator per second), loss % = 1 - received/sent, P50/P99 = "
+                     "pktgen's send-to-receive latency; pktgen counts over the window + 1 s, the "
+                     f"PMD figures over the window. XDP mode in use: {mode_s or 'n/a'}.")
     lines.append(f"cycles/packet: OVS = pmd-stats-show 'avg processing cycles per packet' (TSC "
                  f"cycles); vswitch = busy_ns x {ghz:.3f} GHz / packets (TSC frequency from "
                  "/proc/cpuinfo 'cpu MHz'). idle % = idle / (idle + busy) of the PMD on CPU1. "
@@ -643,10 +931,10 @@ def table(results, args, ghz, rss):
                      f"{statistics.median(tsc):.3f} GHz (median), the TSC rate OVS counts in.")
     for name, st in rss.items():
         extra = f"; plus hugepage socket-mem {OVS_SOCKET_MEM_MB} MiB reserved by DPDK" \
-            if name == "OVS 3.1" else ""
+            if name.startswith("OVS 3.1") else ""
+        incl = "" if name.endswith("(AF_XDP)") else ", incl. testpmd's guest memory"
         lines.append(f"memory {name}: VmRSS {st.get('VmRSS', 0) / 1024:.1f} MiB, HugetlbPages "
-                     f"{st.get('HugetlbPages', 0) / 1024:.1f} MiB (mapped, incl. testpmd's "
-                     f"guest memory){extra}")
+                     f"{st.get('HugetlbPages', 0) / 1024:.1f} MiB (mapped{incl}){extra}")
     return "\n".join(lines)
 
 
@@ -659,13 +947,13 @@ def main():
     ap.add_argument("--warm", type=float, default=2)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--no-huge", dest="huge", action="store_false")
-    ap.add_argument("--cases", default="p2p,normal,p2p-1k")
+    ap.add_argument("--cases", default=DEFAULT_CASES)
     ap.add_argument("--switches", default="v,o")
     args = ap.parse_args()
     args.cases = [c for c in args.cases.split(",") if c]
     for c in args.cases:
-        if c not in CASES:
-            sys.exit(f"unknown case {c!r} (known: {', '.join(CASES)})")
+        if c not in CASES and c not in AFXDP_CASES:
+            sys.exit(f"unknown case {c!r} (known: {', '.join([*CASES, *AFXDP_CASES])})")
     switches = [s for s in args.switches.split(",") if s]
     if args.smoke:
         args.rounds, switches = 1, ["v"]
@@ -676,7 +964,7 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
     ghz = cpu_ghz()
-    log(f"CPU: {ghz:.3f} GHz TSC (cpu MHz), {os.cpu_count()} CPUs; testpmd on CPU0, "
+    log(f"CPU: {ghz:.3f} GHz TSC (cpu MHz), {os.cpu_count()} CPUs; testpmd/pktgen on CPU0, "
         f"switch PMD on CPU1; {args.rounds} round(s) x {args.seconds:g} s; "
         f"testpmd hugepages: {'yes' if args.huge else 'no (--no-huge)'}")
     results, rss = [], {}
