@@ -544,10 +544,11 @@ mod mapped {
         mem: Arc<GuestMem>,
     }
 
-    // SAFETY: `VolatileSlice` is not `Send` only because it holds a raw pointer. The pointers
-    // here point into shared mappings (`MmapRegion` is `Send + Sync`) owned through `mem`, which
-    // is `Send`; they are only used through vm-memory's volatile and atomic accessors, from
+    // `VolatileSlice` is not `Send` only because it holds a raw pointer. The pointers here
+    // point into shared mappings (`MmapRegion` is `Send + Sync`) owned through `mem`, which is
+    // `Send`; they are only used through vm-memory's volatile and atomic accessors, from
     // whichever single thread holds the ring (`&mut` or the queue's mutex).
+    // SAFETY: as explained just above, moving a RingMemory to another thread is sound.
     unsafe impl Send for RingMemory {}
 
     impl RingMemory {
@@ -562,13 +563,14 @@ mod mapped {
                 let whole = region
                     .as_volatile_slice()
                     .map_err(|_| RingFault::Inaccessible("memory region"))?;
-                // SAFETY: `whole` is the whole mapping of one region of `mem`, `whole.len()`
-                // bytes. The region is an `Arc<GuestRegionMmap>` inside the `GuestMem` that
-                // `RingMemory` keeps alive through its `mem` field, and a region is unmapped
-                // only when its last `Arc` drops: the memory stays mapped as long as this
-                // `RingMemory` exists, and the `'static` slice is never handed out except
-                // reborrowed for the lifetime of `&self`. All accesses through it (and the
-                // guest's) are volatile or atomic, as with any `VolatileSlice` of guest memory.
+                // `whole` is the whole mapping of one region of `mem`, `whole.len()` bytes. The
+                // region is an `Arc<GuestRegionMmap>` inside the `GuestMem` that `RingMemory`
+                // keeps alive through its `mem` field, and a region is unmapped only when its
+                // last `Arc` drops: the memory stays mapped as long as this `RingMemory`
+                // exists, and the `'static` slice is never handed out except reborrowed for the
+                // lifetime of `&self`. All accesses through it (and the guest's) are volatile
+                // or atomic, as with any `VolatileSlice` of guest memory.
+                // SAFETY: the mapping outlives the slice, as explained just above.
                 let whole =
                     unsafe { VolatileSlice::new(whole.ptr_guard_mut().as_ptr(), whole.len()) };
                 regions.push((region.start_addr().0, whole));
