@@ -22,23 +22,11 @@ done
 source scripts/netns-lib.sh
 cargo build --release -q -p ctl -p bench
 BIN=$PWD/target/release
-PFX=vsab$$
-RUN=$(mktemp -d /tmp/vswitch-afxdp.XXXXXX)
-CTL=("$BIN/vswitchctl" --socket "$RUN/sock")
-DAEMON=""
-cleanup() {
-    [ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
-    ns_delete_prefix "$PFX"
-    rm -rf "$RUN"
-}
-trap cleanup EXIT
+lab_init vsab$$
 ns_create "$PFX-gen" "$PFX-sw"
 veth_join "$PFX-gen" "${PFX}g0" "$PFX-sw" "${PFX}s0"
 veth_join "$PFX-gen" "${PFX}g1" "$PFX-sw" "${PFX}s1"
-ip netns exec "$PFX-sw" "$BIN/vswitchd" --socket "$RUN/sock" --state "$RUN/state.json" \
-    --pmd-cores 1 --no-idle-backoff 2>"$RUN/log" &
-DAEMON=$!
-for _ in $(seq 100); do [ -S "$RUN/sock" ] && break; sleep 0.1; done
+vswitchd_start "$PFX-sw" --pmd-cores 1 --no-idle-backoff
 "${CTL[@]}" add-br br0
 "${CTL[@]}" add-port br0 p0 type=afxdp iface="${PFX}s0"
 "${CTL[@]}" add-port br0 p1 type=afxdp iface="${PFX}s1"

@@ -11,17 +11,7 @@ source scripts/netns-lib.sh
 echo "== building (release)"
 cargo build --release -q -p ctl
 BIN=$PWD/target/release
-PFX=vsdemo$$
-RUN=$(mktemp -d /tmp/vswitch-demo.XXXXXX)
-CTL=("$BIN/vswitchctl" --socket "$RUN/vswitchd.sock")
-DAEMON=""
-
-cleanup() {
-    [ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
-    ns_delete_prefix "$PFX"
-    rm -rf "$RUN"
-}
-trap cleanup EXIT
+lab_init vsdemo$$
 
 echo "== topology: $PFX-a (10.77.0.1) -- afxdp -- vswitchd -- afxdp -- $PFX-b (10.77.0.2)"
 ns_create "$PFX-sw" "$PFX-a" "$PFX-b"
@@ -35,10 +25,7 @@ ip netns exec "$PFX-a" ethtool -K "$PFX-a1" tx off >/dev/null
 ip netns exec "$PFX-b" ethtool -K "$PFX-b1" tx off >/dev/null
 
 echo "== starting vswitchd"
-ip netns exec "$PFX-sw" "$BIN/vswitchd" --socket "$RUN/vswitchd.sock" --state "$RUN/state.json" \
-    2>"$RUN/vswitchd.log" &
-DAEMON=$!
-for _ in $(seq 100); do [ -S "$RUN/vswitchd.sock" ] && break; sleep 0.1; done
+vswitchd_start "$PFX-sw"
 
 set -x
 "${CTL[@]}" add-br br0

@@ -29,3 +29,30 @@ ns_delete_prefix() {
         ip netns del "$ns" 2>/dev/null || true
     done
 }
+
+# lab_init PFX: a run directory ($RUN), the vswitchctl command line ($CTL, needs $BIN), and on
+# exit the removal of the daemon, of every namespace named PFX* and of the run directory.
+lab_init() {
+    PFX=$1
+    RUN=$(mktemp -d "/tmp/$PFX.XXXXXX")
+    CTL=("$BIN/vswitchctl" --socket "$RUN/vswitchd.sock")
+    DAEMON=""
+    trap lab_cleanup EXIT
+}
+
+lab_cleanup() {
+    [ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
+    ns_delete_prefix "$PFX"
+    rm -rf "$RUN"
+}
+
+# vswitchd_start NS [ARGS...]: starts vswitchd inside NS (log in $RUN/vswitchd.log) and waits
+# for its management socket.
+vswitchd_start() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" "$BIN/vswitchd" --socket "$RUN/vswitchd.sock" --state "$RUN/state.json" \
+        "$@" 2>"$RUN/vswitchd.log" &
+    DAEMON=$!
+    for _ in $(seq 100); do [ -S "$RUN/vswitchd.sock" ] && break; sleep 0.1; done
+}

@@ -102,6 +102,17 @@ impl Rig {
         got
     }
 
+    /// Asserts that the tunnel port vx0 reports `key=value` in its status.
+    fn assert_vx_status(&self, key: &str, value: &str) {
+        let b = self.sw.bridge("br0").unwrap();
+        let vx = b.ports.iter().find(|p| p.name == "vx0").unwrap();
+        assert!(
+            vx.status.contains(&(key.to_string(), value.to_string())),
+            "{:?}",
+            vx.status
+        );
+    }
+
     fn drops(&self, bridge: &str, port: &str) -> Vec<(String, u64)> {
         let b = self.sw.bridge(bridge).unwrap();
         b.ports
@@ -208,19 +219,7 @@ fn vtep_answers_arp_resolves_peer_encaps_and_decaps() {
     let big = udp_frame(BCAST, mac(1), &[], 0, 1, 2, &vec![0u8; 1440]);
     r.send(&host, &[big]);
     assert!(r.recv(&wire, 1).is_empty());
-    let vx =
-        r.sw.bridge("br0")
-            .unwrap()
-            .ports
-            .into_iter()
-            .find(|p| p.name == "vx0")
-            .unwrap();
-    assert!(
-        vx.status
-            .contains(&("drop_too_big".to_string(), "1".to_string())),
-        "{:?}",
-        vx.status
-    );
+    r.assert_vx_status("drop_too_big", "1");
 }
 
 #[test]
@@ -239,19 +238,7 @@ fn unresolved_peer_is_asked_for_and_counted() {
         (req.op, req.spa, req.tpa, req.sha),
         (arp::OP_REQUEST, LOCAL, REMOTE, VTEP_MAC)
     );
-    let vx =
-        r.sw.bridge("br0")
-            .unwrap()
-            .ports
-            .into_iter()
-            .find(|p| p.name == "vx0")
-            .unwrap();
-    assert!(
-        vx.status
-            .contains(&("drop_no_neighbour".to_string(), "1".to_string())),
-        "{:?}",
-        vx.status
-    );
+    r.assert_vx_status("drop_no_neighbour", "1");
     // The reply resolves it; the next frame goes out.
     r.send(&wire, &[arp::reply(&req, PEER_MAC).to_vec()]);
     std::thread::sleep(Duration::from_millis(50));
