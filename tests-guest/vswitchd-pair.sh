@@ -24,11 +24,7 @@ pass=0 fail=0 VD=
 
 cleanup() {
     $VS stop-all >/dev/null 2>&1
-    if [ -n "$VD" ]; then
-        kill "$VD" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$VD" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$VD" 2>/dev/null
-    fi
+    [ -n "$VD" ] && stop_pid "$VD"
     if [ "${SELFTEST_KEEP:-0}" = 1 ] || [ $fail -gt 0 ]; then
         echo "vswitchd-pair: logs kept in $VSGUEST_RUN (vswitchd.log, */console.log, */qemu.log)"
     else
@@ -38,11 +34,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ok()  { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
-elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
-gx() { $VS exec "$@"; }
+source "$G/testlib.sh"
 ctl() { "$VSWITCHCTL" --socket "$SOCK" "$@"; }
 dump() { ctl show | sed 's/^/     | /'; }
 

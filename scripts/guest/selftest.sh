@@ -29,14 +29,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ok()  { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
-check() { # check DESC CMD...: passes when CMD exits 0
-    local d=$1; shift
-    if "$@"; then ok "$d"; else bad "$d"; fi
-}
-elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
-gx() { $VS exec "$@"; }  # gx [-t S] NAME CMD
+source "$HERE/testlib.sh"
 
 boot_pair() { # boot_pair ARGS_G1 -- ARGS_G2: both guests, waits for both ready
     local a=() b=() side=a x

@@ -26,10 +26,7 @@ fi
 
 stop_backend() {
     if [ -n "$TP" ]; then
-        kill "$TP" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$TP" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$TP" 2>/dev/null
-        wait "$TP" 2>/dev/null
+        stop_pid "$TP"
         TP=
     fi
 }
@@ -46,11 +43,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ok()  { echo "ok   - $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
-elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
-gx() { $VS exec "$@"; }
+source "$HERE/testlib.sh"
 
 # start_backend QUEUES: testpmd, one forwarding core, no hugepages, client on both sockets.
 start_backend() {
