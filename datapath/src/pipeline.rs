@@ -1,14 +1,20 @@
 //! The packet pipeline of one bridge, run by a PMD thread over a received batch:
 //! parse → exact-match cache → megaflow cache → slow path (rules, NORMAL) → actions → per-port
 //! transmit batches.
+//!
+//! Parsing and hashing run as stages over the whole batch before any lookup: the keys are then
+//! settled in memory, the hashes of different packets overlap in the CPU, and the EMC slots of
+//! all packets are being fetched while the first ones are looked up.
 
 use std::sync::atomic::Ordering;
 
-use flowtable::{BridgeView, Decision, DpAction, DropReason, FlowCache, extract, translate};
+use flowtable::{
+    BridgeView, Decision, DpAction, DropReason, FlowCache, FlowKey, extract_into, translate,
+};
 
 use crate::actions;
 use crate::bridge::BridgeSnapshot;
-use crate::packet::{Batch, Packet, PacketPool};
+use crate::packet::{Batch, MAX_BURST, Packet, PacketPool};
 
 /// Exact-match cache slots and megaflow limit per bridge per PMD.
 pub const EMC_SLOTS: usize = 8192;
@@ -20,6 +26,10 @@ pub struct BridgeLocal {
     tx: Vec<Batch>,
     /// When this PMD last refreshed a MAC entry that cached NORMAL flows keep using.
     refreshed: Vec<(u64, u64)>,
+    /// Per packet of the batch in flight: its key and hash, or why it could not be parsed.
+    keys: [FlowKey; MAX_BURST],
+    hashes: [u64; MAX_BURST],
+    unparsed: [Option<DropReason>; MAX_BURST],
 }
 
 /// Slots of the MAC refresh table, and how often a busy source MAC is re-learned.
@@ -32,6 +42,9 @@ impl BridgeLocal {
             cache: FlowCache::new(EMC_SLOTS, MAX_MEGAFLOWS),
             tx: (0..bridge.ports.len()).map(|_| Batch::new()).collect(),
             refreshed: vec![(u64::MAX, 0); REFRESH_SLOTS],
+            keys: [FlowKey::default(); MAX_BURST],
+            hashes: [0; MAX_BURST],
+            unparsed: [None; MAX_BURST],
         }
     }
 }
@@ -63,8 +76,35 @@ pub fn process_batch(
         cache,
         tx,
         refreshed,
+        keys,
+        hashes,
+        unparsed,
     } = local;
-    let mut slow = |k: &flowtable::FlowKey| -> Decision {
+
+    // Stage 1: parse every packet.
+    for ((pkt, key), bad) in batch.iter_mut().zip(keys.iter_mut()).zip(unparsed.iter_mut()) {
+        pkt.in_port = in_ofport;
+        match extract_into(pkt.data(), in_ofport, key) {
+            Ok(()) => {
+                key.tun_id = pkt.tun_id;
+                key.tun_src = pkt.tun_src;
+                key.tun_dst = pkt.tun_dst;
+                *bad = None;
+            }
+            Err(reason) => *bad = Some(reason),
+        }
+    }
+    // Stage 2: hash, and start fetching the EMC slots.
+    let n = batch.len();
+    for ((key, hash), bad) in keys.iter().zip(hashes.iter_mut()).zip(unparsed.iter()).take(n) {
+        if bad.is_none() {
+            *hash = cache.hash(key);
+            cache.prefetch(*hash);
+        }
+    }
+
+    // Stage 3: look up and act, packet by packet.
+    let mut slow = |k: &FlowKey| -> Decision {
         let view = BridgeView {
             ports: &bridge.port_nos,
             vlan_modes: &bridge.vlan_modes,
@@ -79,23 +119,20 @@ pub fn process_batch(
     let mut run_rule: Option<usize> = None;
     let (mut run_pkts, mut run_bytes) = (0u64, 0u64);
 
-    for mut pkt in batch.drain() {
-        pkt.in_port = in_ofport;
-        let key = match extract(pkt.data(), in_ofport) {
-            Ok(mut k) => {
-                k.tun_id = pkt.tun_id;
-                k.tun_src = pkt.tun_src;
-                k.tun_dst = pkt.tun_dst;
-                k
-            }
-            Err(reason) => {
-                in_port.drops.add(reason, 1);
-                pool.put(pkt);
-                continue;
-            }
+    for (i, pkt) in batch.drain().enumerate() {
+        let (Some(key), Some(&hash), Some(&bad)) = (keys.get(i), hashes.get(i), unparsed.get(i))
+        else {
+            pool.put(pkt);
+            continue;
         };
+        if let Some(reason) = bad {
+            in_port.drops.add(reason, 1);
+            pool.put(pkt);
+            continue;
+        }
+        // Read per packet: a slow-path miss may learn a MAC, which changes the generation.
         let generation = cache_generation(config_gen, bridge);
-        let decision = cache.lookup(&key, generation, &mut slow);
+        let decision = cache.lookup_hashed(key, hash, generation, &mut slow);
 
         if let Some((vlan, mac)) = decision.learn {
             refresh_mac(bridge, refreshed, vlan, mac, in_ofport, now_ns);

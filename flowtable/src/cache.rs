@@ -1,66 +1,30 @@
 //! Per-PMD flow caches in front of `translate`: an exact-match cache (EMC) and a megaflow
 //! cache searched tuple-space style (one hash table per distinct mask).
+//!
+//! The pipeline hashes and prefetches a whole batch first ([`FlowCache::hash`],
+//! [`FlowCache::prefetch`]), then looks each packet up with [`FlowCache::lookup_hashed`].
 
-use std::cmp::Reverse;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+mod emc;
+mod megaflow;
+
 use std::sync::Arc;
 
+use crate::hash::KeyHasher;
 use crate::key::FlowKey;
 use crate::translate::Decision;
+use emc::Emc;
+use megaflow::Megaflows;
 
 pub const DEFAULT_EMC_SLOTS: usize = 8192;
 pub const DEFAULT_MAX_MEGAFLOWS: usize = 65536;
-/// Megaflow lookups between re-rankings of the subtables by hits.
-const RESORT_INTERVAL: u32 = 1024;
+/// A megaflow hit is copied into the EMC with probability 1/EMC_INSERT_INV_PROB (as Open
+/// vSwitch's `emc-insert-inv-prob`): with more flows than EMC slots, inserting every time only
+/// churns the EMC, while the heavy flows still get in quickly. A slow-path result always goes in.
+pub const EMC_INSERT_INV_PROB: u32 = 64;
 
 /// Combines the rule-table and MAC-table generations into the one value `lookup` takes.
 pub fn combined_generation(rules: u64, macs: u64) -> u64 {
     rules.rotate_left(32) ^ macs
-}
-
-/// A masked key hashed with `fast_hash` instead of SipHash over each field.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FastKey(FlowKey);
-
-impl Hash for FastKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.fast_hash());
-    }
-}
-
-/// Passes the precomputed `fast_hash` through unchanged.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by FastKey; fold anything else in so the hasher stays correct.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0xf135_7aea_2e62_a9c5);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-type FastMap = HashMap<FastKey, Arc<Decision>, BuildHasherDefault<PassThrough>>;
-
-struct Subtable {
-    mask: FlowKey,
-    flows: FastMap,
-    hits: u64,
-}
-
-struct EmcEntry {
-    key: FlowKey,
-    decision: Arc<Decision>,
-    /// Entry is valid only in this epoch: flushing bumps the epoch instead of touching slots.
-    epoch: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,14 +37,12 @@ pub struct CacheStats {
 }
 
 pub struct FlowCache {
-    emc: Vec<Option<EmcEntry>>,
-    emc_mask: usize,
-    epoch: u64,
-    subtables: Vec<Subtable>,
-    megaflows: usize,
-    max_megaflows: usize,
-    since_resort: u32,
+    hasher: KeyHasher,
+    emc: Emc,
+    megaflows: Megaflows,
     generation: u64,
+    /// xorshift32 state for the EMC insertion draw.
+    draw: u32,
     stats: CacheStats,
 }
 
@@ -93,18 +55,26 @@ impl Default for FlowCache {
 impl FlowCache {
     /// `emc_slots` is rounded up to a power of two (at least 1).
     pub fn new(emc_slots: usize, max_megaflows: usize) -> Self {
-        let slots = emc_slots.max(1).next_power_of_two();
         FlowCache {
-            emc: (0..slots).map(|_| None).collect(),
-            emc_mask: slots - 1,
-            epoch: 0,
-            subtables: Vec::new(),
-            megaflows: 0,
-            max_megaflows: max_megaflows.max(1),
-            since_resort: 0,
+            hasher: KeyHasher::random(),
+            emc: Emc::new(emc_slots),
+            megaflows: Megaflows::new(max_megaflows),
             generation: 0,
+            draw: 0x9e37_79b9,
             stats: CacheStats::default(),
         }
+    }
+
+    /// The key's hash, as [`FlowCache::lookup_hashed`] wants it.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash(key)
+    }
+
+    /// Starts loading the EMC slots of `hash`, so a later lookup finds them in the CPU cache.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        self.emc.prefetch(hash);
     }
 
     /// The decision for `key`. A changed `generation` (rules or MAC table changed) flushes the
@@ -114,104 +84,79 @@ impl FlowCache {
         key: &FlowKey,
         generation: u64,
         slow: &mut dyn FnMut(&FlowKey) -> Decision,
-    ) -> &Arc<Decision> {
+    ) -> &Decision {
+        let hash = self.hash(key);
+        self.lookup_hashed(key, hash, generation, slow)
+    }
+
+    /// [`FlowCache::lookup`] with the key's hash from [`FlowCache::hash`].
+    #[inline]
+    pub fn lookup_hashed(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        generation: u64,
+        slow: &mut dyn FnMut(&FlowKey) -> Decision,
+    ) -> &Decision {
         if generation != self.generation {
             self.flush();
             self.generation = generation;
         }
-        let slot = (key.fast_hash() as usize) & self.emc_mask;
-        let hit =
-            matches!(self.emc.get(slot), Some(Some(e)) if e.epoch == self.epoch && e.key == *key);
-        if hit {
+        if let Some(slot) = self.emc.find(key, hash) {
             self.stats.emc_hits += 1;
-        } else {
-            let d = match self.megaflow_lookup(key) {
-                Some(d) => {
-                    self.stats.megaflow_hits += 1;
-                    d
-                }
-                None => {
-                    self.stats.misses += 1;
-                    let d = Arc::new(slow(key));
-                    self.megaflow_insert(key, &d);
-                    d
-                }
+            return self.emc_decision(slot);
+        }
+        let insert = self.draw_insert();
+        if let Some(index) = self.megaflows.lookup(key, &self.hasher) {
+            self.stats.megaflow_hits += 1;
+            let Some(d) = self.megaflows.decision(index) else {
+                unreachable!("megaflow {index} has no decision");
             };
-            if let Some(e) = self.emc.get_mut(slot) {
-                *e = Some(EmcEntry {
-                    key: *key,
-                    decision: d,
-                    epoch: self.epoch,
-                });
+            if insert {
+                self.emc.insert(key, hash, Arc::clone(d));
             }
+            return d;
         }
-        match self.emc.get(slot) {
-            Some(Some(e)) => &e.decision,
-            // The slot index is masked to the EMC size and was just filled.
-            _ => unreachable!("EMC slot {slot} empty after fill"),
+        self.stats.misses += 1;
+        let d = Arc::new(slow(key));
+        self.megaflows.insert(key, &d, &self.hasher);
+        self.emc.insert(key, hash, d);
+        match self.emc.find(key, hash) {
+            Some(slot) => self.emc_decision(slot),
+            // Just inserted into one of the key's two slots.
+            None => unreachable!("EMC lost an entry it just stored"),
         }
     }
 
-    fn megaflow_lookup(&mut self, key: &FlowKey) -> Option<Arc<Decision>> {
-        self.since_resort += 1;
-        if self.since_resort >= RESORT_INTERVAL {
-            self.since_resort = 0;
-            // Most-hit masks first; unstable sort does not allocate. Halving keeps the ranking
-            // following recent traffic.
-            self.subtables.sort_unstable_by_key(|s| Reverse(s.hits));
-            for s in &mut self.subtables {
-                s.hits /= 2;
-            }
+    #[inline]
+    fn emc_decision(&self, slot: usize) -> &Decision {
+        match self.emc.decision(slot) {
+            Some(d) => d,
+            None => unreachable!("EMC slot {slot} empty after a hit"),
         }
-        // Any megaflow that matches gives the right answer (each is exact on every field its
-        // decision depends on), so the first hit wins.
-        for s in &mut self.subtables {
-            if let Some(d) = s.flows.get(&FastKey(key.masked(&s.mask))) {
-                s.hits += 1;
-                return Some(Arc::clone(d));
-            }
-        }
-        None
     }
 
-    fn megaflow_insert(&mut self, key: &FlowKey, d: &Arc<Decision>) {
-        if self.megaflows >= self.max_megaflows {
-            // Crude but bounded: start over rather than track per-flow usage.
-            self.subtables.clear();
-            self.megaflows = 0;
-        }
-        let mask = d.mask;
-        let i = match self.subtables.iter().position(|s| s.mask == mask) {
-            Some(i) => i,
-            None => {
-                self.subtables.push(Subtable {
-                    mask,
-                    flows: FastMap::default(),
-                    hits: 0,
-                });
-                self.subtables.len() - 1
-            }
-        };
-        if let Some(s) = self.subtables.get_mut(i)
-            && s.flows
-                .insert(FastKey(key.masked(&mask)), Arc::clone(d))
-                .is_none()
-        {
-            self.megaflows += 1;
-        }
+    /// True once in about EMC_INSERT_INV_PROB calls.
+    #[inline]
+    fn draw_insert(&mut self) -> bool {
+        let mut x = self.draw;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.draw = x;
+        x % EMC_INSERT_INV_PROB == 0
     }
 
     /// Drops every cached decision (statistics counters are kept).
     pub fn flush(&mut self) {
-        self.epoch += 1;
-        self.subtables.clear();
-        self.megaflows = 0;
+        self.emc.flush();
+        self.megaflows.clear();
     }
 
     pub fn stats(&self) -> CacheStats {
         CacheStats {
-            megaflows: self.megaflows,
-            subtables: self.subtables.len(),
+            megaflows: self.megaflows.len(),
+            subtables: self.megaflows.subtables(),
             ..self.stats
         }
     }

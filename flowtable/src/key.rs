@@ -46,7 +46,7 @@ pub struct FlowKey {
     pub tp_dst: u16,
 }
 
-const KEY_WORDS: usize = 10;
+pub(crate) const KEY_WORDS: usize = 10;
 // The word view below relies on this: the fields above add up to 80 bytes, so no padding.
 const _: () = assert!(std::mem::size_of::<FlowKey>() == KEY_WORDS * 8);
 const _: () = assert!(std::mem::align_of::<FlowKey>() == 8);
@@ -88,9 +88,6 @@ pub const FULL_MASK: FlowKey = FlowKey {
     tp_dst: u16::MAX,
 };
 
-// FxHash constant (from Firefox / rustc-hash): odd, with well-spread bits.
-const FX_K: u64 = 0xf135_7aea_2e62_a9c5;
-
 impl FlowKey {
     /// All-ones mask (same as [`FULL_MASK`]).
     pub const fn full_mask() -> FlowKey {
@@ -113,7 +110,7 @@ impl FlowKey {
 
     /// The key as ten 64-bit words (every field, no padding), for hashing and comparing.
     #[inline]
-    fn words(&self) -> &[u64; KEY_WORDS] {
+    pub(crate) fn words(&self) -> &[u64; KEY_WORDS] {
         // SAFETY: FlowKey is repr(C), 80 bytes with 8-byte alignment and no padding (asserted
         // above), and made only of integers, so its bytes are initialised and can be read as
         // ten u64 words for as long as `self` is borrowed.
@@ -125,22 +122,6 @@ impl FlowKey {
         // SAFETY: same layout as above, and every bit pattern is a valid FlowKey (integers
         // only).
         unsafe { std::mem::transmute::<[u64; KEY_WORDS], FlowKey>(w) }
-    }
-
-    /// Fast, deterministic, non-cryptographic hash of every field (FxHash-style rotate/xor/
-    /// multiply per word). A multiply only carries changes upwards, so a field in the high bits
-    /// of the last word (e.g. tp_dst) would never reach the low bits that the EMC and hash
-    /// tables index with: a final avalanche step folds them down.
-    #[inline]
-    pub fn fast_hash(&self) -> u64 {
-        let h = self
-            .words()
-            .iter()
-            .fold(0u64, |h, &w| (h.rotate_left(5) ^ w).wrapping_mul(FX_K));
-        // MurmurHash3's fmix64 finalizer.
-        let h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        let h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
     }
 
     /// VID of the outer tag, or None when untagged.
@@ -203,38 +184,5 @@ mod tests {
         assert_eq!(k.vlan_pcp(), 6);
         assert_eq!(k.dscp(), 0xb9 >> 2);
         assert_eq!(FlowKey::default().vlan_vid(), None);
-    }
-
-    #[test]
-    fn hash_sees_every_field() {
-        let base = FlowKey::default().fast_hash();
-        assert_eq!(base, FlowKey::default().fast_hash());
-        let mut changed = [FlowKey::default(); 6];
-        changed[0].nw_dst[15] = 1;
-        changed[1].tp_dst = 1;
-        changed[2].dl_src[5] = 1;
-        changed[3].cvlan_tci = 1;
-        changed[4].tun_dst = 1;
-        changed[5].nw_frag = 1;
-        for k in changed {
-            assert_ne!(k.fast_hash(), base, "{k:?}");
-        }
-    }
-
-    #[test]
-    fn low_bits_spread() {
-        // Keys differing only in one high-placed field must land in different small-table slots.
-        let mut slots: Vec<u64> = (0..64u16)
-            .map(|p| {
-                let k = FlowKey {
-                    tp_dst: p,
-                    ..FlowKey::default()
-                };
-                k.fast_hash() & 1023
-            })
-            .collect();
-        slots.sort();
-        slots.dedup();
-        assert!(slots.len() > 50, "only {} distinct slots", slots.len());
     }
 }

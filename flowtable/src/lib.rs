@@ -4,15 +4,18 @@
 
 pub mod cache;
 pub mod drop_reason;
+pub mod hash;
 pub mod key;
 pub mod mac_learning;
 pub mod ofctl;
 pub mod parse;
+mod prefetch;
 pub mod rule;
 pub mod translate;
 
 pub use cache::*;
 pub use drop_reason::*;
+pub use hash::KeyHasher;
 pub use key::*;
 pub use mac_learning::*;
 pub use ofctl::*;

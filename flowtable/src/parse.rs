@@ -37,7 +37,16 @@ fn bytes<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
 
 /// Parses `frame` received on `in_port`.
 pub fn extract(frame: &[u8], in_port: PortNo) -> Result<FlowKey, DropReason> {
-    let mut k = FlowKey {
+    let mut k = FlowKey::default();
+    extract_into(frame, in_port, &mut k)?;
+    Ok(k)
+}
+
+/// [`extract`] into a key the caller owns (the datapath parses a batch into an array, and an
+/// 80-byte key is not worth copying twice per packet). On error `k` holds a partial parse.
+#[inline]
+pub fn extract_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) -> Result<(), DropReason> {
+    *k = FlowKey {
         in_port,
         ..FlowKey::default()
     };
@@ -65,15 +74,15 @@ pub fn extract(frame: &[u8], in_port: PortNo) -> Result<FlowKey, DropReason> {
 
     let l3 = frame.get(type_at + 2..).unwrap_or(&[]);
     let ok = match dl_type {
-        ETH_TYPE_IPV4 => ipv4(&mut k, l3),
-        ETH_TYPE_IPV6 => ipv6(&mut k, l3),
-        ETH_TYPE_ARP => arp(&mut k, l3),
+        ETH_TYPE_IPV4 => ipv4(k, l3),
+        ETH_TYPE_IPV6 => ipv6(k, l3),
+        ETH_TYPE_ARP => arp(k, l3),
         _ => Some(()),
     };
     if ok.is_none() {
-        clear_l3(&mut k);
+        clear_l3(k);
     }
-    Ok(k)
+    Ok(())
 }
 
 /// Undoes a partial L3/L4 parse.

@@ -249,7 +249,10 @@ fn caches_actually_hit() {
         cache.lookup(&key(p), g, &mut |k| translate(k, &view, &mut macs, 0));
     }
     let s = cache.stats();
-    assert!(s.emc_hits > 150, "{s:?}");
+    // 6 distinct keys in 2 megaflows. Keys that only ever hit a megaflow reach the EMC after
+    // about EMC_INSERT_INV_PROB lookups.
+    assert!(s.misses <= 6, "{s:?}");
+    assert!(s.emc_hits > 50, "{s:?}");
     assert!(s.megaflow_hits > 0, "{s:?}");
     rules.insert(Rule {
         priority: 1,

@@ -5,7 +5,12 @@
 //! (bridge → tunnel port → underlay) and decapsulation (underlay VTEP → bridge) with 1 and 1,000
 //! flows.
 //!
-//! Usage: pipeline-bench [--seconds S] [--quick] [--only TEXT]  (cases whose name contains TEXT)
+//! Usage: pipeline-bench [--seconds S] [--rounds R] [--quick] [--only TEXT] [--packets N]
+//!
+//! Each case runs R rounds of S/R seconds and reports the median round (the machine is noisy).
+//! `--only TEXT` keeps cases whose name contains TEXT. `--packets N` runs exactly N packets per
+//! case instead, through `measured_loop` alone, for instruction counts under callgrind
+//! (`bench/instructions.sh`).
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -185,56 +190,126 @@ struct Figures {
     miss: u64,
 }
 
-fn run(case: &Case, seconds: f64) -> Figures {
-    let snap = snapshot(case.kind);
-    let mut locals: Vec<BridgeLocal> = snap.bridges.iter().map(|b| BridgeLocal::new(b)).collect();
-    let mut scratch = RxScratch::for_snapshot(&snap);
-    let mut pool = PacketPool::with_capacity(1024);
-    let templates = templates(case.kind, case.flows);
-    let mut batch = Batch::new();
-    let mut next = 0usize;
-    let mut step = |batch: &mut Batch, pool: &mut PacketPool, locals: &mut Vec<BridgeLocal>| {
-        for _ in 0..MAX_BURST {
-            let mut p = pool.get();
-            p.set_data(&templates[next]);
-            next = (next + 1) % templates.len();
-            let _ = batch.push(p);
+/// How long a case runs: a wall-clock time, or an exact packet count.
+#[derive(Clone, Copy)]
+enum Length {
+    Seconds(f64),
+    Packets(u64),
+}
+
+/// The case's input and output state, warmed up.
+struct Bench {
+    kind: Kind,
+    snap: Snapshot,
+    locals: Vec<BridgeLocal>,
+    scratch: RxScratch,
+    pool: PacketPool,
+    batch: Batch,
+    templates: Vec<Vec<u8>>,
+    next: usize,
+}
+
+impl Bench {
+    fn new(case: &Case) -> Self {
+        let snap = snapshot(case.kind);
+        let locals = snap.bridges.iter().map(|b| BridgeLocal::new(b)).collect();
+        let scratch = RxScratch::for_snapshot(&snap);
+        let mut b = Bench {
+            kind: case.kind,
+            snap,
+            locals,
+            scratch,
+            pool: PacketPool::with_capacity(1024),
+            batch: Batch::new(),
+            templates: templates(case.kind, case.flows),
+            next: 0,
+        };
+        // Warm up: every flow once through the slow path.
+        for _ in 0..(case.flows as usize / MAX_BURST + 2) {
+            b.step();
         }
-        match case.kind {
+        b
+    }
+
+    /// One batch: copy frames in as a port would, then run the pipeline over it.
+    #[inline(always)]
+    fn step(&mut self) {
+        for _ in 0..MAX_BURST {
+            let mut p = self.pool.get();
+            p.set_data(&self.templates[self.next]);
+            self.next += 1;
+            if self.next == self.templates.len() {
+                self.next = 0;
+            }
+            let _ = self.batch.push(p);
+        }
+        let (batch, pool) = (&mut self.batch, &mut self.pool);
+        match self.kind {
             Kind::Decap => {
                 let q = RxqRef {
                     bridge: 1,
                     port: 0,
                     qid: 0,
                 };
-                receive_on_vtep(&snap, locals, &q, batch, pool, 1, &mut scratch);
+                receive_on_vtep(
+                    &self.snap,
+                    &mut self.locals,
+                    &q,
+                    batch,
+                    pool,
+                    1,
+                    &mut self.scratch,
+                );
             }
-            _ => process_batch(&snap.bridges[0], &mut locals[0], 1, 0, batch, pool, 1),
+            _ => process_batch(
+                &self.snap.bridges[0],
+                &mut self.locals[0],
+                1,
+                0,
+                batch,
+                pool,
+                1,
+            ),
         }
-    };
-    // Warm up: every flow once through the slow path.
-    for _ in 0..(case.flows as usize / MAX_BURST + 2) {
-        step(&mut batch, &mut pool, &mut locals);
     }
-    let out_port = if matches!(case.kind, Kind::Decap) {
-        0
-    } else {
-        1
-    };
-    let out_before = snap.bridges[0].ports[out_port].port.stats().tx_packets;
-    let warm = locals[0].cache.stats();
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+
+    fn out_packets(&self) -> u64 {
+        let out_port = if matches!(self.kind, Kind::Decap) { 0 } else { 1 };
+        self.snap.bridges[0].ports[out_port].port.stats().tx_packets
+    }
+}
+
+/// The measured part: `batches` batches and nothing else (callgrind counts only this function).
+#[inline(never)]
+fn measured_loop(b: &mut Bench, batches: u64) {
+    for _ in 0..batches {
+        b.step();
+    }
+}
+
+fn run(case: &Case, length: Length) -> Figures {
+    let mut b = Bench::new(case);
+    let out_before = b.out_packets();
+    let warm = b.locals[0].cache.stats();
     let (t0, c0) = (Instant::now(), tsc::now());
     let mut pkts = 0u64;
-    while Instant::now() < deadline {
-        for _ in 0..64 {
-            step(&mut batch, &mut pool, &mut locals);
+    match length {
+        Length::Packets(n) => {
+            let batches = n.div_ceil(MAX_BURST as u64);
+            measured_loop(&mut b, batches);
+            pkts = batches * MAX_BURST as u64;
         }
-        pkts += 64 * MAX_BURST as u64;
+        Length::Seconds(s) => {
+            let deadline = Instant::now() + Duration::from_secs_f64(s);
+            while Instant::now() < deadline {
+                measured_loop(&mut b, 64);
+                pkts += 64 * MAX_BURST as u64;
+            }
+        }
     }
     let (ns, cycles) = (t0.elapsed().as_nanos() as f64, (tsc::now() - c0) as f64);
-    let s = locals[0].cache.stats();
-    let forwarded = snap.bridges[0].ports[out_port].port.stats().tx_packets - out_before;
+    let s = b.locals[0].cache.stats();
+    let forwarded = b.out_packets() - out_before;
     assert_eq!(forwarded, pkts, "every packet must be forwarded");
     Figures {
         mpps: pkts as f64 / ns * 1e3,
@@ -246,15 +321,29 @@ fn run(case: &Case, seconds: f64) -> Figures {
     }
 }
 
+/// The round with the median cycles per packet.
+fn median(mut rounds: Vec<Figures>) -> Figures {
+    rounds.sort_by(|a, b| a.cycles_per_pkt.total_cmp(&b.cycles_per_pkt));
+    let mid = rounds.len() / 2;
+    rounds.swap_remove(mid)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let seconds = args
-        .iter()
-        .position(|a| a == "--seconds")
-        .and_then(|i| args.get(i + 1))
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let seconds = value("--seconds")
         .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(if quick { 0.2 } else { 2.0 });
+        .unwrap_or(if quick { 0.2 } else { 3.0 });
+    let rounds = value("--rounds")
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(if quick { 1 } else { 5 })
+        .max(1);
+    let packets = value("--packets").and_then(|s| s.parse::<u64>().ok());
     let case = |name, kind, flows| Case { name, kind, flows };
     let cases = [
         case("rule    1 flow", Kind::Rule, 1),
@@ -269,9 +358,15 @@ fn main() {
         case("decap   1k flows", Kind::Decap, 1_000),
     ];
     let tpn = tsc::ticks_per_ns(100);
-    println!(
-        "pipeline-bench: 64 B UDP frames, batches of {MAX_BURST}, 1 thread, {seconds} s per case, TSC {tpn:.2} GHz"
-    );
+    match packets {
+        Some(n) => println!(
+            "pipeline-bench: 64 B UDP frames, batches of {MAX_BURST}, 1 thread, {n} packets per case, TSC {tpn:.2} GHz"
+        ),
+        None => println!(
+            "pipeline-bench: 64 B UDP frames, batches of {MAX_BURST}, 1 thread, {seconds} s per case \
+             in {rounds} rounds (median round shown), TSC {tpn:.2} GHz"
+        ),
+    }
     println!(
         "(per packet: frame copy into a buffer as a port would, parse, EMC/megaflow lookup, actions, tx batch;"
     );
@@ -282,15 +377,19 @@ fn main() {
         "{:<20} {:>8} {:>10} {:>12} {:>12} {:>12} {:>8}",
         "case", "Mpps", "ns/pkt", "cycles/pkt", "emc hits", "mf hits", "misses"
     );
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1));
+    let only = value("--only");
     for c in cases
         .iter()
         .filter(|c| only.is_none_or(|o| c.name.contains(o.as_str())))
     {
-        let r = run(c, seconds);
+        let r = match packets {
+            Some(n) => run(c, Length::Packets(n)),
+            None => median(
+                (0..rounds)
+                    .map(|_| run(c, Length::Seconds(seconds / rounds as f64)))
+                    .collect(),
+            ),
+        };
         println!(
             "{:<20} {:>8.2} {:>10.1} {:>12.1} {:>12} {:>12} {:>8}",
             c.name, r.mpps, r.ns_per_pkt, r.cycles_per_pkt, r.emc, r.mega, r.miss

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Instructions per packet of each pipeline-bench case, counted by callgrind over the measured
+# loop only (set-up and warm-up excluded). Deterministic, unlike cycle counts on a shared VM.
+#
+# Usage: bench/instructions.sh [--packets N] [--only TEXT]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packets=100000
+only=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --packets) packets=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    *) echo "usage: $0 [--packets N] [--only TEXT]" >&2; exit 2 ;;
+    esac
+done
+command -v valgrind >/dev/null || { echo "valgrind is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
+cargo build --release -q -p bench --bin pipeline-bench
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+cases=("rule    1 flow" "rule    1k flows" "rule    100k flows" "NORMAL  1 flow" "NORMAL  1k flows"
+    "NORMAL  100k flows" "encap   1 flow" "encap   1k flows" "decap   1 flow" "decap   1k flows")
+printf '%-20s %12s\n' case instr/pkt
+for c in "${cases[@]}"; do
+    [[ -z "$only" || "$c" == *"$only"* ]] || continue
+    valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_loop*' \
+        --callgrind-out-file="$out/cg" ./target/release/pipeline-bench --packets "$packets" --only "$c" \
+        >/dev/null 2>"$out/log"
+    total=$(awk '/^(summary|totals):/ {print $2; exit}' "$out/cg")
+    [ -n "$total" ] || { cat "$out/log" >&2; exit 1; }
+    # --packets is rounded up to whole batches of 32.
+    n=$(( (packets + 31) / 32 * 32 ))
+    printf '%-20s %12.1f\n' "$c" "$(echo "$total / $n" | bc -l)"
+done
