@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Instructions per packet of each pipeline-bench case, counted by callgrind over the measured
-# loop only (set-up and warm-up excluded). Deterministic, unlike cycle counts on a shared VM.
+# Instructions per packet of each pipeline-bench case, and of vhost-bench's ring dequeue +
+# enqueue, counted by callgrind over the measured code only (set-up, warm-up and vhost-bench's
+# mock driver excluded). Deterministic, unlike cycle counts on a shared VM.
 #
-# Usage: bench/instructions.sh [--packets N] [--only TEXT]
+# Usage: bench/instructions.sh [--packets N] [--only TEXT]   (TEXT "vhost": the ring code only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packets=100000
@@ -15,7 +16,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 command -v valgrind >/dev/null || { echo "valgrind is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
-cargo build --release -q -p bench --bin pipeline-bench
+cargo build --release -q -p bench --bin pipeline-bench --bin vhost-bench
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 cases=("rule    1 flow" "rule    1k flows" "rule    100k flows" "NORMAL  1 flow" "NORMAL  1k flows"
@@ -30,5 +31,14 @@ for c in "${cases[@]}"; do
     [ -n "$total" ] || { cat "$out/log" >&2; exit 1; }
     # --packets is rounded up to whole batches of 32.
     n=$(( (packets + 31) / 32 * 32 ))
-    printf '%-20s %12.1f\n' "$c" "$(echo "$total / $n" | bc -l)"
+    printf '%-20s %12.1f\n' "$c" "$(awk -v t="$total" -v n="$n" 'BEGIN { print t / n }')"
 done
+if [[ -z "$only" || "vhost" == *"$only"* ]]; then
+    valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*device_dequeue*' \
+        --toggle-collect='*device_enqueue*' --callgrind-out-file="$out/cg" \
+        ./target/release/vhost-bench --packets "$packets" >/dev/null 2>"$out/log"
+    total=$(awk '/^(summary|totals):/ {print $2; exit}' "$out/cg")
+    [ -n "$total" ] || { cat "$out/log" >&2; exit 1; }
+    n=$(( (packets + 31) / 32 * 32 ))
+    printf '%-20s %12.1f\n' "vhost deq+enq" "$(awk -v t="$total" -v n="$n" 'BEGIN { print t / n }')"
+fi

@@ -82,7 +82,11 @@ pub fn process_batch(
     } = local;
 
     // Stage 1: parse every packet.
-    for ((pkt, key), bad) in batch.iter_mut().zip(keys.iter_mut()).zip(unparsed.iter_mut()) {
+    for ((pkt, key), bad) in batch
+        .iter_mut()
+        .zip(keys.iter_mut())
+        .zip(unparsed.iter_mut())
+    {
         pkt.in_port = in_ofport;
         match extract_into(pkt.data(), in_ofport, key) {
             Ok(()) => {
@@ -96,7 +100,12 @@ pub fn process_batch(
     }
     // Stage 2: hash, and start fetching the EMC slots.
     let n = batch.len();
-    for ((key, hash), bad) in keys.iter().zip(hashes.iter_mut()).zip(unparsed.iter()).take(n) {
+    for ((key, hash), bad) in keys
+        .iter()
+        .zip(hashes.iter_mut())
+        .zip(unparsed.iter())
+        .take(n)
+    {
         if bad.is_none() {
             *hash = cache.hash(key);
             cache.prefetch(*hash);

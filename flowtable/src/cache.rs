@@ -144,7 +144,7 @@ impl FlowCache {
         x ^= x >> 17;
         x ^= x << 5;
         self.draw = x;
-        x % EMC_INSERT_INV_PROB == 0
+        x.is_multiple_of(EMC_INSERT_INV_PROB)
     }
 
     /// Drops every cached decision (statistics counters are kept).

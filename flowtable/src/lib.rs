@@ -9,7 +9,6 @@ pub mod key;
 pub mod mac_learning;
 pub mod ofctl;
 pub mod parse;
-mod prefetch;
 pub mod rule;
 pub mod translate;
 

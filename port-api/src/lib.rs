@@ -5,6 +5,7 @@
 pub mod counter;
 pub mod packet;
 pub mod port;
+pub mod prefetch;
 
 pub use counter::Counter;
 pub use packet::{Batch, HEADROOM, MAX_BURST, MAX_FRAME, Packet, PacketPool};

@@ -21,6 +21,7 @@
 //! burst the used index is published once and [`SplitRing::publish_used`] says whether the
 //! driver wants to be told (EVENT_IDX `used_event`, else `VRING_AVAIL_F_NO_INTERRUPT`).
 
+use std::cell::Cell;
 use std::fmt;
 use std::num::Wrapping;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ use virtio_bindings::bindings::virtio_ring::{
 use vm_memory::{
     Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, VolatileMemory, VolatileSlice,
 };
+
+use port_api::prefetch;
 
 use self::mapped::RingMemory;
 
@@ -128,8 +131,10 @@ const USED_RING: usize = 4;
 pub struct SplitRing {
     mem: RingMemory,
     size: u16,
-    next_avail: Wrapping<u16>,
-    next_used: Wrapping<u16>,
+    // Cells, so that a burst can take chains and return them (`consume`, `push_used`) while it
+    // holds slices of guest memory borrowed from the ring.
+    next_avail: Cell<Wrapping<u16>>,
+    next_used: Cell<Wrapping<u16>>,
     /// `next_used` as last published to the driver.
     published: Wrapping<u16>,
     event_idx: bool,
@@ -171,8 +176,8 @@ impl SplitRing {
         let mut ring = SplitRing {
             mem,
             size,
-            next_avail: Wrapping(cfg.base),
-            next_used: Wrapping(0),
+            next_avail: Cell::new(Wrapping(cfg.base)),
+            next_used: Cell::new(Wrapping(0)),
             published: Wrapping(0),
             event_idx: cfg.event_idx,
             indirect: cfg.indirect,
@@ -180,15 +185,15 @@ impl SplitRing {
             mrg_rxbuf: cfg.mrg_rxbuf,
         };
         let used_idx = load(ring.mem.used(), USED_IDX, "used ring")?;
-        ring.next_used = Wrapping(used_idx);
-        ring.published = ring.next_used;
+        ring.next_used.set(Wrapping(used_idx));
+        ring.published = ring.next_used.get();
         if ring.next_avail != ring.next_used {
             tracing::info!(
                 base = cfg.base,
                 used_idx,
                 "vring base differs from the used index; resuming at the used index"
             );
-            ring.next_avail = ring.next_used;
+            ring.next_avail.set(ring.next_used.get());
         }
         store(
             ring.mem.used(),
@@ -205,7 +210,7 @@ impl SplitRing {
 
     /// Index of the next available entry to process (what `GET_VRING_BASE` reports).
     pub fn next_avail(&self) -> u16 {
-        self.next_avail.0
+        self.next_avail.get().0
     }
 
     /// Ring slot of a free-running index (the size is a power of two).
@@ -217,7 +222,7 @@ impl SplitRing {
     /// How many chains the driver has made available and the device has not taken yet.
     pub fn available(&self) -> Result<u16, RingFault> {
         let idx = load(self.mem.avail(), AVAIL_IDX, "available ring")?;
-        let pending = (Wrapping(idx) - self.next_avail).0;
+        let pending = (Wrapping(idx) - self.next_avail.get()).0;
         if pending > self.size {
             return Err(RingFault::AvailIndexAhead {
                 pending,
@@ -229,8 +234,8 @@ impl SplitRing {
 
     /// Takes the head of the next available chain. Only call after [`Self::available`] said
     /// there is one.
-    pub fn pop_head(&mut self) -> Result<u16, RingFault> {
-        let off = AVAIL_RING + 2 * self.slot(self.next_avail);
+    pub fn pop_head(&self) -> Result<u16, RingFault> {
+        let off = AVAIL_RING + 2 * self.slot(self.next_avail.get());
         let head = self
             .mem
             .avail()
@@ -243,39 +248,73 @@ impl SplitRing {
                 size: self.size,
             });
         }
-        self.next_avail += Wrapping(1);
+        self.next_avail.set(self.next_avail.get() + Wrapping(1));
         Ok(head)
     }
 
-    /// Warms the cache for the next `n` available chains: reads their first descriptor and
-    /// the first byte of its buffer, for all chains before any is processed, so the cache
-    /// misses on memory the driver just wrote overlap instead of coming one after another.
-    /// Reads only (bounds-checked; what is out of range is skipped), with no effect on the
-    /// ring: the chains are then processed as usual, every value read and checked again.
-    pub fn prefetch(&self, n: u16) {
+    /// Reads the heads of the next `heads.len()` available chains without taking them (see
+    /// [`Self::consume`]). Only call for as many as [`Self::available`] said there are.
+    pub fn peek_heads(&self, heads: &mut [u16]) -> Result<(), RingFault> {
         let avail = self.mem.avail();
-        let desc = self.mem.desc();
-        let mut sink = 0u8;
-        for i in 0..n.min(self.size) {
-            let off = AVAIL_RING + 2 * self.slot(self.next_avail + Wrapping(i));
-            let Ok(head) = avail.get_ref::<u16>(off).map(|r| u16::from_le(r.load())) else {
-                return;
-            };
-            let Ok((addr, _, _, _)) = self.read_desc(Table::Mapped(desc), u32::from(head)) else {
-                continue;
-            };
-            if let Some(buf) = self.mem.slice(addr, 1)
-                && let Ok(b) = buf.get_ref::<u8>(0)
-            {
-                sink ^= b.load();
+        for (i, h) in heads.iter_mut().enumerate() {
+            let off = AVAIL_RING + 2 * self.slot(self.next_avail.get() + Wrapping(i as u16));
+            let head = avail
+                .get_ref::<u16>(off)
+                .map(|r| u16::from_le(r.load()))
+                .map_err(|_| RingFault::Inaccessible("available ring"))?;
+            if head >= self.size {
+                return Err(RingFault::HeadOutOfRange {
+                    head,
+                    size: self.size,
+                });
             }
+            *h = head;
         }
-        std::hint::black_box(sink);
+        Ok(())
+    }
+
+    /// Takes the next available chain, whose head [`Self::peek_heads`] read.
+    #[inline]
+    pub fn consume(&self) {
+        self.next_avail.set(self.next_avail.get() + Wrapping(1));
+    }
+
+    /// Starts loading descriptor `head` into the CPU cache.
+    #[inline]
+    pub fn prefetch_desc(&self, head: u16) {
+        if let Ok(d) = self
+            .mem
+            .desc()
+            .subslice(usize::from(head) * DESC_SIZE as usize, 1)
+        {
+            prefetch::read(d.ptr_guard().as_ptr());
+        }
     }
 
     /// Gives back the last `n` popped heads (they will be popped again).
-    pub fn unpop(&mut self, n: u16) {
-        self.next_avail -= Wrapping(n);
+    pub fn unpop(&self, n: u16) {
+        self.next_avail.set(self.next_avail.get() - Wrapping(n));
+    }
+
+    /// The fast path for the usual chain of one descriptor: the buffer of descriptor `head`
+    /// (< size) as a host slice, if it is a single descriptor (no NEXT, not INDIRECT), of the
+    /// wanted direction, not empty, and within one memory region. `None` otherwise: the caller
+    /// then takes [`Self::walk`], which checks everything again and says what is wrong.
+    #[inline]
+    pub fn single(&self, head: u16, writable: bool) -> Option<VolatileSlice<'_>> {
+        let (addr, len, flags, _) = self
+            .read_desc(Table::Mapped(self.mem.desc()), u32::from(head))
+            .ok()?;
+        let want = if writable {
+            VRING_DESC_F_WRITE as u16
+        } else {
+            0
+        };
+        let mask = (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE) as u16;
+        if flags & mask != want || len == 0 {
+            return None;
+        }
+        self.mem.slice(addr, len as usize)
     }
 
     /// Walks the chain starting at `head` (< size), appending its buffers to `segs`. All
@@ -459,8 +498,8 @@ impl SplitRing {
 
     /// Returns a chain to the driver with `len` bytes written into it. The driver sees it after
     /// [`Self::publish_used`].
-    pub fn push_used(&mut self, head: u16, len: u32) -> Result<(), RingFault> {
-        let off = USED_RING + 8 * self.slot(self.next_used);
+    pub fn push_used(&self, head: u16, len: u32) -> Result<(), RingFault> {
+        let off = USED_RING + 8 * self.slot(self.next_used.get());
         // `{id u32, len u32}`, little endian: one 8-byte store.
         let elem = u64::from(head) | (u64::from(len) << 32);
         self.mem
@@ -468,7 +507,7 @@ impl SplitRing {
             .get_ref::<u64>(off)
             .map_err(|_| RingFault::Inaccessible("used ring"))?
             .store(elem.to_le());
-        self.next_used += Wrapping(1);
+        self.next_used.set(self.next_used.get() + Wrapping(1));
         Ok(())
     }
 
@@ -476,7 +515,7 @@ impl SplitRing {
     /// to be interrupted for them.
     pub fn publish_used(&mut self) -> Result<bool, RingFault> {
         let old = self.published;
-        let new = self.next_used;
+        let new = self.next_used.get();
         if old == new {
             return Ok(false);
         }

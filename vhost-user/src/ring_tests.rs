@@ -81,6 +81,33 @@ fn single_descriptor_tx() {
     assert_eq!(g.used_elem(0), (2, 0));
 }
 
+/// One burst mixing one-descriptor chains (fast path), a chained frame (general path) and a bad
+/// chain: every frame comes out in ring order, every chain is returned in order.
+#[test]
+fn mixed_tx_burst_keeps_order() {
+    let mut g = MockGuest::new(0x10000, 8);
+    let (a, b, c) = (frame(64, 1), frame(80, 2), frame(70, 3));
+    g.write(BUF + HDR as u64, &a);
+    g.write_desc(0, BUF, (HDR + 64) as u32, 0, 0);
+    g.write(BUF + 0x1000, &[0u8; HDR]);
+    g.write(BUF + 0x1100, &b);
+    g.write_desc(1, BUF + 0x1000, HDR as u32, NEXT, 2);
+    g.write_desc(2, BUF + 0x1100, 80, 0, 0);
+    g.write_desc(3, 0xffff_0000, 100, 0, 0);
+    g.write(BUF + 0x2000 + HDR as u64, &c);
+    g.write_desc(4, BUF + 0x2000, (HDR + 70) as u32, 0, 0);
+    g.publish(&[0, 1, 3, 4]);
+    let mut ring = g.ring(false, false, false);
+    let stats = QueueStats::default();
+    let (frames, fault) = dequeue(&mut ring, &stats);
+    assert_eq!(fault, None);
+    assert_eq!(frames, vec![a, b, c]);
+    assert_eq!(stats.dropped_for(DropReason::BadAddress), 1);
+    assert_eq!(g.used_idx(), 4);
+    let used: Vec<u32> = (0..4).map(|i| g.used_elem(i).0).collect();
+    assert_eq!(used, vec![0, 1, 3, 4]);
+}
+
 fn expect_tx_drop(g: &mut MockGuest, head: u16, indirect: bool, reason: DropReason) {
     g.publish(&[head]);
     let mut ring = g.ring(indirect, false, false);
@@ -327,6 +354,31 @@ fn rx_mergeable_buffers() {
     let (done, _, _) = enqueue(&mut ring, std::slice::from_ref(&small), &stats);
     assert_eq!(done, 1);
     assert_eq!(g.used_elem(3), (3, 72));
+}
+
+/// Fast path for the first frame, then a frame that needs two buffers: it and every later
+/// frame of the burst take the general path, and the buffers are used in ring order.
+#[test]
+fn rx_fast_then_general_path() {
+    let mut g = MockGuest::new(0x10000, 8);
+    for i in 0..4u16 {
+        g.write_desc(i, BUF + 0x1000 * u64::from(i), 1024, WRITE, 0);
+    }
+    g.publish(&[0, 1, 2, 3]);
+    let mut ring = g.ring(false, false, true);
+    let stats = QueueStats::default();
+    let (s1, big, s2) = (frame(60, 1), frame(1500, 2), frame(100, 3));
+    let (done, _, fault) = enqueue(&mut ring, &[s1.clone(), big.clone(), s2.clone()], &stats);
+    assert_eq!((done, fault), (3, None));
+    assert_eq!(g.read(BUF + HDR as u64, 60), s1);
+    let mut got = g.read(BUF + 0x1000 + HDR as u64, 1024 - HDR);
+    got.extend(g.read(BUF + 0x2000, 1500 - (1024 - HDR)));
+    assert_eq!(got, big);
+    assert_eq!(&g.read(BUF + 0x1000, HDR)[10..12], &[2, 0]);
+    assert_eq!(g.read(BUF + 0x3000 + HDR as u64, 100), s2);
+    let used: Vec<(u32, u32)> = (0..4).map(|i| g.used_elem(i)).collect();
+    assert_eq!(used, vec![(0, 72), (1, 1024), (2, 488), (3, 112)]);
+    assert_eq!(g.used_idx(), 4);
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //! A bad chain costs one dropped frame (counted by reason) and is handed back to the guest with
 //! length 0; a [`RingFault`] stops the burst and the caller marks the queue broken.
 
-use port_api::{Batch, MAX_FRAME, PacketPool};
+use port_api::{Batch, MAX_BURST, MAX_FRAME, PacketPool};
+use vm_memory::VolatileSlice;
 
 use crate::ring::{RingFault, Seg, SplitRing};
 use crate::stats::{DropReason, QueueStats};
@@ -37,6 +38,10 @@ pub struct Burst {
 }
 
 /// Takes up to `out.room()` frames from a guest TX ring into `out`.
+///
+/// In stages over the burst, so that the cache misses on what the driver just wrote overlap:
+/// read the heads and prefetch their descriptors; resolve the usual one-descriptor chains and
+/// prefetch their buffers; then copy each frame out.
 pub fn dequeue_burst(
     ring: &mut SplitRing,
     scratch: &mut Scratch,
@@ -49,15 +54,25 @@ pub fn dequeue_burst(
         Ok(n) => n,
         Err(f) => return fault(burst, f),
     };
-    let n = usize::from(pending).min(out.room());
-    ring.prefetch(n as u16);
+    let n = usize::from(pending).min(out.room()).min(MAX_BURST);
+    let mut heads = [0u16; MAX_BURST];
+    let heads = &mut heads[..n];
+    if let Err(f) = ring.peek_heads(heads) {
+        return fault(burst, f);
+    }
+    for &h in heads.iter() {
+        ring.prefetch_desc(h);
+    }
+    let bufs = single_buffers(ring, heads, false);
+
     let mut counted = Counted::default();
-    for _ in 0..n {
-        let head = match ring.pop_head() {
-            Ok(h) => h,
-            Err(f) => return counted.flush(stats, fault(burst, f)),
+    for (&head, buf) in heads.iter().zip(bufs) {
+        ring.consume();
+        let frame = match buf {
+            Some(buf) => copy_out(buf, ring.hdr_len, pool),
+            None => read_frame(ring, scratch, head, pool),
         };
-        match read_frame(ring, scratch, head, pool) {
+        match frame {
             Ok(pkt) => {
                 counted.add(pkt.len());
                 if let Err(pkt) = out.push(pkt) {
@@ -73,6 +88,40 @@ pub fn dequeue_burst(
         }
     }
     counted.flush(stats, publish(ring, burst))
+}
+
+/// For each head, its buffer if the chain is one descriptor (see [`SplitRing::single`]), with
+/// its start being fetched (for writing when `writable`).
+fn single_buffers<'a>(
+    ring: &'a SplitRing,
+    heads: &[u16],
+    writable: bool,
+) -> [Option<VolatileSlice<'a>>; MAX_BURST] {
+    let mut bufs = [None; MAX_BURST];
+    for (&h, b) in heads.iter().zip(bufs.iter_mut()) {
+        *b = ring.single(h, writable);
+        if let Some(buf) = b {
+            let guard = buf.ptr_guard();
+            port_api::prefetch::head(guard.as_ptr(), buf.len(), writable);
+        }
+    }
+    bufs
+}
+
+/// The frame in a one-descriptor chain, after its virtio-net header.
+#[inline]
+fn copy_out(
+    buf: VolatileSlice<'_>,
+    hdr_len: usize,
+    pool: &mut PacketPool,
+) -> Result<port_api::Packet, DropReason> {
+    let len = frame_len(buf.len(), hdr_len)?;
+    let src = buf
+        .subslice(hdr_len, len)
+        .map_err(|_| DropReason::BadLength)?;
+    let mut pkt = pool.get();
+    src.copy_to(pkt.prepare(len));
+    Ok(pkt)
 }
 
 /// Frames and bytes of a burst, added to the queue's counters once at its end.
@@ -106,15 +155,7 @@ fn read_frame(
 ) -> Result<port_api::Packet, DropReason> {
     scratch.segs.clear();
     let total = ring.walk(head, false, &mut scratch.segs)? as usize;
-    let len = total
-        .checked_sub(ring.hdr_len)
-        .ok_or(DropReason::BadLength)?;
-    if len < MIN_FRAME {
-        return Err(DropReason::BadLength);
-    }
-    if len > MAX_FRAME {
-        return Err(DropReason::Oversize);
-    }
+    let len = frame_len(total, ring.hdr_len)?;
     let mut pkt = pool.get();
     match ring.gather(&scratch.segs, ring.hdr_len, pkt.prepare(len)) {
         Ok(()) => Ok(pkt),
@@ -125,8 +166,25 @@ fn read_frame(
     }
 }
 
+/// The frame length of a chain of `total` bytes that starts with a `hdr_len` header.
+#[inline]
+fn frame_len(total: usize, hdr_len: usize) -> Result<usize, DropReason> {
+    let len = total.checked_sub(hdr_len).ok_or(DropReason::BadLength)?;
+    if len < MIN_FRAME {
+        return Err(DropReason::BadLength);
+    }
+    if len > MAX_FRAME {
+        return Err(DropReason::Oversize);
+    }
+    Ok(len)
+}
+
 /// Delivers every packet of `pkts` to a guest RX ring (or drops it, counted by reason). The
 /// buffers go back to `pool`.
+///
+/// Staged like [`dequeue_burst`]: while each packet's next chain is one buffer big enough for
+/// it, the frame goes straight there; from the first packet that needs more (or whose chain is
+/// not that simple), the rest take the general path.
 pub fn enqueue_burst(
     ring: &mut SplitRing,
     scratch: &mut Scratch,
@@ -143,22 +201,54 @@ pub fn enqueue_burst(
             return fault(burst, f);
         }
     };
-    ring.prefetch(avail.min(pkts.len() as u16));
+    let n = usize::from(avail).min(pkts.len()).min(MAX_BURST);
+    let mut heads = [0u16; MAX_BURST];
+    let heads = &mut heads[..n];
+    if let Err(f) = ring.peek_heads(heads) {
+        stats.drop(DropReason::NotReady, pkts.len() as u64);
+        pkts.recycle(pool);
+        return fault(burst, f);
+    }
+    for &h in heads.iter() {
+        ring.prefetch_desc(h);
+    }
+    let hdr_len = ring.hdr_len;
+    let bufs = single_buffers(ring, heads, true);
+    let mut fast = true;
+
     let mut counted = Counted::default();
-    for pkt in pkts.drain() {
+    for (i, pkt) in pkts.drain().enumerate() {
         if burst.fault.is_some() {
             stats.drop(DropReason::NotReady, 1);
-        } else {
-            match write_frame(ring, scratch, &mut avail, pkt.data()) {
-                Ok(Ok(())) => {
-                    counted.add(pkt.len());
-                    burst.done += 1;
-                }
-                Ok(Err(reason)) => stats.drop(reason, 1),
-                Err(f) => {
-                    stats.drop(DropReason::NotReady, 1);
-                    burst.fault = Some(f);
-                }
+            pool.put(pkt);
+            continue;
+        }
+        let frame = pkt.data();
+        let direct = match (fast, heads.get(i), bufs.get(i)) {
+            (true, Some(&head), Some(Some(buf))) => copy_in(*buf, hdr_len, frame).map(|()| head),
+            _ => None,
+        };
+        let res = match direct {
+            Some(head) => {
+                ring.consume();
+                avail -= 1;
+                ring.push_used(head, (hdr_len + frame.len()) as u32)
+                    .map(|()| Ok(()))
+            }
+            None => {
+                fast = false;
+                write_frame(ring, scratch, &mut avail, frame)
+            }
+        };
+        match res {
+            Ok(Ok(())) => {
+                counted.add(pkt.len());
+                burst.done += 1;
+            }
+            Ok(Err(reason)) => stats.drop(reason, 1),
+            Err(f) => {
+                stats.drop(DropReason::NotReady, 1);
+                burst.fault = Some(f);
             }
         }
         pool.put(pkt);
@@ -169,15 +259,26 @@ pub fn enqueue_burst(
     counted.flush(stats, publish(ring, burst))
 }
 
+/// Header and frame into a one-descriptor chain's buffer; None if they do not fit.
+#[inline]
+fn copy_in(buf: VolatileSlice<'_>, hdr_len: usize, frame: &[u8]) -> Option<()> {
+    let hdr = buf.subslice(0, hdr_len).ok()?;
+    let body = buf.subslice(hdr_len, frame.len()).ok()?;
+    hdr.copy_from(&rx_header(hdr_len, 1)[..hdr_len]);
+    body.copy_from(frame);
+    Some(())
+}
+
 /// Writes one frame into the ring. The outer error is a ring fault, the inner a dropped frame.
 fn write_frame(
-    ring: &mut SplitRing,
+    ring: &SplitRing,
     scratch: &mut Scratch,
     avail: &mut u16,
     frame: &[u8],
 ) -> Result<Result<(), DropReason>, RingFault> {
     let hdr_len = ring.hdr_len;
     let need = hdr_len + frame.len();
+
     scratch.segs.clear();
     scratch.chains.clear();
 

@@ -274,7 +274,11 @@ impl Bench {
     }
 
     fn out_packets(&self) -> u64 {
-        let out_port = if matches!(self.kind, Kind::Decap) { 0 } else { 1 };
+        let out_port = if matches!(self.kind, Kind::Decap) {
+            0
+        } else {
+            1
+        };
         self.snap.bridges[0].ports[out_port].port.stats().tx_packets
     }
 }

@@ -45,7 +45,7 @@ impl Emc {
     pub(super) fn prefetch(&self, hash: u64) {
         for i in self.ways(hash) {
             if let Some(slot) = self.slots.get(i) {
-                crate::prefetch::read(slot);
+                port_api::prefetch::read(slot);
             }
         }
     }
