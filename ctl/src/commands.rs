@@ -512,6 +512,7 @@ impl<D: Datapath> Daemon<D> {
                         misses: p.misses,
                         busy_ns: p.busy_ns,
                         idle_ns: p.idle_ns,
+                        rx_bursts: p.rx_bursts,
                     })
                     .collect();
                 to_value(&rows)
@@ -1068,6 +1069,7 @@ pub(crate) mod tests {
                 misses: 1,
                 busy_ns: 3_000,
                 idle_ns: 1_000,
+                rx_bursts: 4,
             }]
         }
         fn shutdown(&self) {}

@@ -223,6 +223,13 @@ pub fn pmd_stats(rows: &[PmdRow]) -> String {
                     p.busy_ns as f64 / p.packets as f64
                 );
             }
+            if p.rx_bursts > 0 {
+                let _ = writeln!(
+                    out,
+                    "  avg packets per rx burst: {:.1}",
+                    p.packets as f64 / p.rx_bursts as f64
+                );
+            }
         }
     }
     out

@@ -133,6 +133,9 @@ pub struct PmdRow {
     pub busy_ns: u64,
     #[serde(default)]
     pub idle_ns: u64,
+    /// Receive bursts that returned packets.
+    #[serde(default)]
+    pub rx_bursts: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

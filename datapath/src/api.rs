@@ -62,6 +62,8 @@ pub struct PmdInfo {
     /// Time spent in polls that found packets (processing them included), and in empty polls.
     pub busy_ns: u64,
     pub idle_ns: u64,
+    /// Receive bursts that returned packets.
+    pub rx_bursts: u64,
 }
 
 /// Every control error is a one-line message for the operator.

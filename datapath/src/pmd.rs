@@ -67,6 +67,8 @@ pub struct PmdShared {
     /// Nanoseconds spent on polls that returned packets, and on empty polls.
     pub busy_ns: AtomicU64,
     pub idle_ns: AtomicU64,
+    /// Receive bursts that returned packets (packets / rx_bursts = the average burst).
+    pub rx_bursts: AtomicU64,
 }
 
 pub struct PmdHandle {
@@ -153,6 +155,7 @@ fn run(
         }
         let now_ns = clock.now_ns();
         let mut got = 0;
+        let mut bursts = 0u64;
         for q in &rxqs {
             let Some(bridge) = snap.bridges.get(q.bridge) else {
                 continue;
@@ -165,6 +168,7 @@ fn run(
                 continue;
             }
             got += n;
+            bursts += 1;
             if bp.vtep.is_some() {
                 receive_on_vtep(
                     &snap,
@@ -195,6 +199,7 @@ fn run(
             empty_polls = 0;
             add(&shared.busy_ns, spent);
             add(&shared.packets, got as u64);
+            add(&shared.rx_bursts, bursts);
             publish_cache_stats(shared, add3(base, cache_totals(&locals)));
         } else {
             add(&shared.idle_ns, spent);

@@ -548,6 +548,7 @@ impl Switch {
                     misses: s.misses.load(Ordering::Relaxed),
                     busy_ns: s.busy_ns.load(Ordering::Relaxed),
                     idle_ns: s.idle_ns.load(Ordering::Relaxed),
+                    rx_bursts: s.rx_bursts.load(Ordering::Relaxed),
                 }
             })
             .collect()

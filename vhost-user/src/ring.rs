@@ -291,6 +291,21 @@ impl SplitRing {
         }
     }
 
+    /// Starts fetching, for writing, the used ring entries the next `n` chains will take.
+    pub fn prefetch_used(&self, n: u16) {
+        let used = self.mem.used();
+        // Eight 8-byte entries per 64-byte line.
+        for i in (0..n)
+            .step_by(8)
+            .chain(std::iter::once(n.saturating_sub(1)))
+        {
+            let off = USED_RING + 8 * self.slot(self.next_used.get() + Wrapping(i));
+            if let Ok(e) = used.subslice(off, 8) {
+                prefetch::write(e.ptr_guard().as_ptr());
+            }
+        }
+    }
+
     /// Gives back the last `n` popped heads (they will be popped again).
     pub fn unpop(&self, n: u16) {
         self.next_avail.set(self.next_avail.get() - Wrapping(n));

@@ -13,7 +13,7 @@ use vm_memory::VolatileSlice;
 
 use crate::ring::{RingFault, Seg, SplitRing};
 use crate::stats::{DropReason, QueueStats};
-use crate::virtio_net::rx_header;
+use crate::virtio_net::{rx_header, store_rx_header};
 
 /// Frames shorter than an Ethernet header are dropped.
 const MIN_FRAME: usize = 14;
@@ -63,6 +63,7 @@ pub fn dequeue_burst(
     for &h in heads.iter() {
         ring.prefetch_desc(h);
     }
+    ring.prefetch_used(n as u16);
     let bufs = single_buffers(ring, heads, false);
 
     let mut counted = Counted::default();
@@ -212,6 +213,7 @@ pub fn enqueue_burst(
     for &h in heads.iter() {
         ring.prefetch_desc(h);
     }
+    ring.prefetch_used(n as u16);
     let hdr_len = ring.hdr_len;
     let bufs = single_buffers(ring, heads, true);
     let mut fast = true;
@@ -262,9 +264,10 @@ pub fn enqueue_burst(
 /// Header and frame into a one-descriptor chain's buffer; None if they do not fit.
 #[inline]
 fn copy_in(buf: VolatileSlice<'_>, hdr_len: usize, frame: &[u8]) -> Option<()> {
-    let hdr = buf.subslice(0, hdr_len).ok()?;
     let body = buf.subslice(hdr_len, frame.len()).ok()?;
-    hdr.copy_from(&rx_header(hdr_len, 1)[..hdr_len]);
+    if !store_rx_header(&buf, hdr_len, 1) {
+        return None;
+    }
     body.copy_from(frame);
     Some(())
 }
