@@ -148,8 +148,23 @@ class Env:
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL, timeout=10)
         self.netns = []
         for prefix in self.prefixes:
-            shutil.rmtree(os.path.join("/var/run/dpdk", prefix), ignore_errors=True)
+            remove_dpdk_files(prefix)
         self.prefixes = []
+
+
+def remove_dpdk_files(prefix):
+    """A DPDK process's runtime dir and hugepage files (<hugetlbfs mount>/<prefix>map_*): a
+    killed process leaves its hugepages allocated in the files until they are removed."""
+    shutil.rmtree(os.path.join("/var/run/dpdk", prefix), ignore_errors=True)
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f if line.split()[2:3] == ["hugetlbfs"]]
+    for m in mounts:
+        for name in os.listdir(m) if os.path.isdir(m) else []:
+            if name.startswith(prefix + "map_"):
+                try:
+                    os.unlink(os.path.join(m, name))
+                except OSError:
+                    pass
 
 
 def run(argv, timeout=20, env=None, check=True):
@@ -301,7 +316,7 @@ class Testpmd:
         except (Fail, OSError, subprocess.TimeoutExpired):
             pass
         self.env.kill(self.p)
-        shutil.rmtree(os.path.join("/var/run/dpdk", self.prefix), ignore_errors=True)
+        remove_dpdk_files(self.prefix)
 
 
 # ---------------------------------------------------------------------------------------------
