@@ -243,6 +243,72 @@ mod tests {
     }
 
     #[test]
+    fn two_way_emc_keeps_colliding_flows() {
+        // 1,000 exact-match flows in 4,096 slots: with one way, about one in nine would lose
+        // its slot to another; with two ways, only a few percent (both ways taken).
+        let mut c = FlowCache::new(4096, 10_000);
+        let mut slow = |k: &FlowKey| decision(k.in_port, FlowKey::full_mask());
+        let key = |i: u32| FlowKey {
+            in_port: 1,
+            nw_src: [
+                10,
+                0,
+                (i >> 8) as u8,
+                i as u8,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ],
+            ..FlowKey::default()
+        };
+        for i in 0..1000 {
+            c.lookup(&key(i), 0, &mut slow);
+        }
+        for i in 0..1000 {
+            c.lookup(&key(i), 0, &mut slow);
+        }
+        let s = c.stats();
+        assert_eq!(s.misses, 1000);
+        assert!(s.emc_hits >= 950, "{s:?}");
+    }
+
+    #[test]
+    fn megaflow_hits_reach_the_emc() {
+        // Ten flows under one megaflow: only the first is a miss (and goes to the EMC); the
+        // others are copied there after about EMC_INSERT_INV_PROB megaflow hits each.
+        let mut c = FlowCache::new(4096, 100);
+        let mut slow = |k: &FlowKey| decision(k.in_port, in_port_mask());
+        let key = |i: u16| FlowKey {
+            in_port: 1,
+            tp_src: i,
+            ..FlowKey::default()
+        };
+        for round in 0..640 {
+            for i in 0..10 {
+                c.lookup(&key(i), 0, &mut slow);
+            }
+            if round == 0 {
+                let s = c.stats();
+                assert_eq!((s.misses, s.emc_hits, s.megaflow_hits), (1, 0, 9));
+            }
+        }
+        let before = c.stats();
+        for i in 0..10 {
+            c.lookup(&key(i), 0, &mut slow);
+        }
+        assert_eq!(c.stats().emc_hits - before.emc_hits, 10, "{before:?}");
+    }
+
+    #[test]
     fn subtables_resort_keeps_answers() {
         let mut c = FlowCache::new(1, 1000);
         let wide = FlowKey::default();
