@@ -46,6 +46,66 @@ pub fn extract(frame: &[u8], in_port: PortNo) -> Result<FlowKey, DropReason> {
 /// 80-byte key is not worth copying twice per packet). On error `k` holds a partial parse.
 #[inline]
 pub fn extract_into(frame: &[u8], in_port: PortNo, k: &mut FlowKey) -> Result<(), DropReason> {
+    if ipv4_tcp_udp(frame, in_port, k) {
+        return Ok(());
+    }
+    extract_general(frame, in_port, k)
+}
+
+/// The usual frame, parsed at fixed offsets after one length check: untagged IPv4 without
+/// options, not a fragment, carrying a well-formed TCP or UDP header. False (and `k`
+/// untouched) for anything else, which the general parser then handles; for frames this
+/// accepts, both give the same key (a property test checks it).
+#[inline]
+fn ipv4_tcp_udp(frame: &[u8], in_port: PortNo, k: &mut FlowKey) -> bool {
+    ipv4_tcp_udp_key(frame, in_port, k).is_some()
+}
+
+#[inline(always)]
+fn ipv4_tcp_udp_key(frame: &[u8], in_port: PortNo, k: &mut FlowKey) -> Option<()> {
+    // Ethernet (14) + IPv4 without options (20) + the 8 bytes both L4 headers start with.
+    let h: &[u8; 42] = frame.get(..42)?.try_into().ok()?;
+    let be16 = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    let total = usize::from(be16(16));
+    let proto = h[23];
+    let l4_len = total.checked_sub(20)?;
+    if be16(12) != ETH_TYPE_IPV4 || h[14] != 0x45 || 14 + total > frame.len() {
+        return None;
+    }
+    if be16(20) & 0x3fff != 0 {
+        return None;
+    }
+    match proto {
+        IPPROTO_UDP if l4_len >= 8 => {}
+        IPPROTO_TCP => {
+            let doff = usize::from(*frame.get(46)? >> 4) * 4;
+            if doff < 20 || doff > l4_len {
+                return None;
+            }
+        }
+        _ => return None,
+    }
+    let [a, b, c, d] = [h[26], h[27], h[28], h[29]];
+    let [e, f, g, i] = [h[30], h[31], h[32], h[33]];
+    *k = FlowKey {
+        in_port,
+        dl_dst: [h[0], h[1], h[2], h[3], h[4], h[5]],
+        dl_src: [h[6], h[7], h[8], h[9], h[10], h[11]],
+        dl_type: ETH_TYPE_IPV4,
+        nw_src: [a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        nw_dst: [e, f, g, i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        nw_proto: proto,
+        nw_tos: h[15],
+        nw_ttl: h[22],
+        tp_src: be16(34),
+        tp_dst: be16(36),
+        ..FlowKey::default()
+    };
+    Some(())
+}
+
+/// Any frame, field by field.
+fn extract_general(frame: &[u8], in_port: PortNo, k: &mut FlowKey) -> Result<(), DropReason> {
     *k = FlowKey {
         in_port,
         ..FlowKey::default()

@@ -241,7 +241,39 @@ fn valid_frames() -> Vec<Vec<u8>> {
             &ipv4_hdr(17, 0, &udp(1, 2)),
         ),
         eth(&[], 0x86dd, &ipv6_hdr(0, &hbh)),
+        eth(&[], 0x0800, &ipv4_hdr(6, 0, &tcp(1234, 80))),
+        eth(&[], 0x0800, &ipv4_hdr(17, 0, &udp(53, 9))),
     ]
+}
+
+fn fast(frame: &[u8], in_port: u32) -> Option<FlowKey> {
+    let mut k = FlowKey::default();
+    ipv4_tcp_udp(frame, in_port, &mut k).then_some(k)
+}
+
+fn general(frame: &[u8], in_port: u32) -> Result<FlowKey, DropReason> {
+    let mut k = FlowKey::default();
+    extract_general(frame, in_port, &mut k)?;
+    Ok(k)
+}
+
+#[test]
+fn fast_path_takes_the_usual_frames() {
+    for f in &valid_frames()[3..] {
+        let k = fast(f, 7).expect("fast path");
+        assert_eq!(Ok(k), general(f, 7));
+    }
+    // Not for it: tagged, IPv6, options, fragments, ICMP.
+    for f in &valid_frames()[..3] {
+        assert_eq!(fast(f, 7), None);
+    }
+    let mut opts = eth(&[], 0x0800, &ipv4_hdr(17, 0, &udp(1, 2)));
+    opts[14] = 0x46;
+    assert_eq!(fast(&opts, 7), None);
+    let frag = eth(&[], 0x0800, &ipv4_hdr(17, 0x2000, &udp(1, 2)));
+    assert_eq!(fast(&frag, 7), None);
+    let icmp = eth(&[], 0x0800, &ipv4_hdr(1, 0, &[8, 0, 0, 0, 0, 0, 0, 0]));
+    assert_eq!(fast(&icmp, 7), None);
 }
 
 proptest! {
@@ -252,7 +284,7 @@ proptest! {
 
     #[test]
     fn never_panics_on_mutated_frames(
-        which in 0usize..3,
+        which in 0usize..5,
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
         cut in any::<usize>(),
     ) {
@@ -264,6 +296,28 @@ proptest! {
         let len = cut % (f.len() + 1);
         if let Ok(k) = extract(&f[..len], 1) {
             prop_assert_eq!(k.in_port, 1);
+        }
+    }
+
+    /// The fast path agrees with the general parser on every frame it accepts: mutated
+    /// untagged IPv4 TCP/UDP frames (mostly headers, where it looks) and random bytes.
+    #[test]
+    fn fast_path_equals_general(
+        which in 3usize..5,
+        edits in proptest::collection::vec((0usize..60, any::<u8>()), 0..4),
+        cut in 30usize..80,
+        noise in proptest::collection::vec(any::<u8>(), 42..80),
+    ) {
+        let mut f = valid_frames().swap_remove(which);
+        for (at, b) in edits {
+            let i = at % f.len();
+            f[i] = b;
+        }
+        f.truncate(cut.min(f.len()));
+        for frame in [&f[..], &noise[..]] {
+            if let Some(k) = fast(frame, 3) {
+                prop_assert_eq!(Ok(k), general(frame, 3));
+            }
         }
     }
 }
