@@ -320,14 +320,21 @@ fn rx_readable_buffer_is_dropped() {
     assert_eq!(g.used_elem(0), (0, 0));
 }
 
-#[test]
-fn rx_mergeable_buffers() {
+/// A guest receive ring with mergeable buffers and four 1024-byte buffers posted (descriptors
+/// 0..4 at BUF + 0x1000 * i).
+fn four_mergeable_buffers() -> (MockGuest, SplitRing) {
     let mut g = MockGuest::new(0x10000, 8);
     for i in 0..4u16 {
         g.write_desc(i, BUF + 0x1000 * u64::from(i), 1024, WRITE, 0);
     }
     g.publish(&[0, 1, 2, 3]);
-    let mut ring = g.ring(false, false, true);
+    let ring = g.ring(false, false, true);
+    (g, ring)
+}
+
+#[test]
+fn rx_mergeable_buffers() {
+    let (g, mut ring) = four_mergeable_buffers();
     let stats = QueueStats::default();
     let f = frame(1500, 5);
     let small = frame(60, 6);
@@ -360,12 +367,7 @@ fn rx_mergeable_buffers() {
 /// frame of the burst take the general path, and the buffers are used in ring order.
 #[test]
 fn rx_fast_then_general_path() {
-    let mut g = MockGuest::new(0x10000, 8);
-    for i in 0..4u16 {
-        g.write_desc(i, BUF + 0x1000 * u64::from(i), 1024, WRITE, 0);
-    }
-    g.publish(&[0, 1, 2, 3]);
-    let mut ring = g.ring(false, false, true);
+    let (g, mut ring) = four_mergeable_buffers();
     let stats = QueueStats::default();
     let (s1, big, s2) = (frame(60, 1), frame(1500, 2), frame(100, 3));
     let (done, _, fault) = enqueue(&mut ring, &[s1.clone(), big.clone(), s2.clone()], &stats);

@@ -16,6 +16,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench::cli::Args;
 use bench::{frames, null_port::NullPort, tsc};
 use datapath::bridge::{BridgePort, BridgeSnapshot, MacShared};
 use datapath::packet::{Batch, MAX_BURST, PacketPool};
@@ -335,21 +336,16 @@ fn median(mut rounds: Vec<Figures>) -> Figures {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-    };
-    let seconds = value("--seconds")
-        .and_then(|s| s.parse::<f64>().ok())
+    let args = Args::from_env();
+    let quick = args.flag("--quick");
+    let seconds = args
+        .value::<f64>("--seconds")
         .unwrap_or(if quick { 0.2 } else { 3.0 });
-    let rounds = value("--rounds")
-        .and_then(|s| s.parse::<usize>().ok())
+    let rounds = args
+        .value::<usize>("--rounds")
         .unwrap_or(if quick { 1 } else { 5 })
         .max(1);
-    let packets = value("--packets").and_then(|s| s.parse::<u64>().ok());
+    let packets = args.value::<u64>("--packets");
     let case = |name, kind, flows| Case { name, kind, flows };
     let cases = [
         case("rule    1 flow", Kind::Rule, 1),
@@ -385,10 +381,10 @@ fn main() {
         "{:<20} {:>8} {:>10} {:>12} {:>12} {:>12} {:>8}",
         "case", "Mpps", "ns/pkt", "cycles/pkt", "emc hits", "mf hits", "misses"
     );
-    let only = value("--only");
+    let only = args.text("--only");
     for c in cases
         .iter()
-        .filter(|c| only.is_none_or(|o| c.name.contains(o.as_str())))
+        .filter(|c| only.is_none_or(|o| c.name.contains(o)))
     {
         let r = match packets {
             Some(n) => run(c, Length::Packets(n)),

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use bench::cli::Args;
 use bench::tsc;
 use port_api::{Batch, MAX_BURST, PacketPool};
 use vhost_user::fuzzing::MockGuest;
@@ -96,16 +97,9 @@ fn round(tx: &mut Side, rx: &mut Side, pool: &mut PacketPool, batch: &mut Batch)
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-    };
-    let seconds = value("--seconds")
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(2.0);
-    let packets = value("--packets").and_then(|s| s.parse::<u64>().ok());
+    let args = Args::from_env();
+    let seconds = args.value::<f64>("--seconds").unwrap_or(2.0);
+    let packets = args.value::<u64>("--packets");
 
     let (mut tx, mut rx) = (Side::new(false), Side::new(true));
     let mut pool = PacketPool::with_capacity(256);
