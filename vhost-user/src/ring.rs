@@ -235,37 +235,32 @@ impl SplitRing {
     /// Takes the head of the next available chain. Only call after [`Self::available`] said
     /// there is one.
     pub fn pop_head(&self) -> Result<u16, RingFault> {
-        let head = self.head_at(0)?;
+        let mut head = [0u16];
+        self.peek_heads(&mut head)?;
         self.next_avail.set(self.next_avail.get() + Wrapping(1));
-        Ok(head)
+        Ok(head[0])
     }
 
     /// Reads the heads of the next `heads.len()` available chains without taking them (see
-    /// [`Self::consume`]). Only call for as many as [`Self::available`] said there are.
+    /// [`Self::consume`]), each checked against the ring size. Only call for as many as
+    /// [`Self::available`] said there are.
     pub fn peek_heads(&self, heads: &mut [u16]) -> Result<(), RingFault> {
+        let avail = self.mem.avail();
         for (i, h) in heads.iter_mut().enumerate() {
-            *h = self.head_at(i as u16)?;
+            let off = AVAIL_RING + 2 * self.slot(self.next_avail.get() + Wrapping(i as u16));
+            let head = avail
+                .get_ref::<u16>(off)
+                .map(|r| u16::from_le(r.load()))
+                .map_err(|_| RingFault::Inaccessible("available ring"))?;
+            if head >= self.size {
+                return Err(RingFault::HeadOutOfRange {
+                    head,
+                    size: self.size,
+                });
+            }
+            *h = head;
         }
         Ok(())
-    }
-
-    /// The head `ahead` entries after the next available one, checked against the ring size.
-    #[inline]
-    fn head_at(&self, ahead: u16) -> Result<u16, RingFault> {
-        let off = AVAIL_RING + 2 * self.slot(self.next_avail.get() + Wrapping(ahead));
-        let head = self
-            .mem
-            .avail()
-            .get_ref::<u16>(off)
-            .map(|r| u16::from_le(r.load()))
-            .map_err(|_| RingFault::Inaccessible("available ring"))?;
-        if head >= self.size {
-            return Err(RingFault::HeadOutOfRange {
-                head,
-                size: self.size,
-            });
-        }
-        Ok(head)
     }
 
     /// Takes the next available chain, whose head [`Self::peek_heads`] read.
