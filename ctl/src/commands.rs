@@ -513,6 +513,7 @@ impl<D: Datapath> Daemon<D> {
                         busy_ns: p.busy_ns,
                         idle_ns: p.idle_ns,
                         rx_bursts: p.rx_bursts,
+                        tsc_hz: p.tsc_hz,
                     })
                     .collect();
                 to_value(&rows)
@@ -1070,6 +1071,7 @@ pub(crate) mod tests {
                 busy_ns: 3_000,
                 idle_ns: 1_000,
                 rx_bursts: 4,
+                tsc_hz: 2_000_000_000,
             }]
         }
         fn shutdown(&self) {}

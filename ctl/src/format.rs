@@ -205,9 +205,22 @@ pub fn pmd_stats(rows: &[PmdRow]) -> String {
             }
         );
         let _ = writeln!(out, "  packets received: {}", p.packets);
-        let _ = writeln!(out, "  emc hits: {}", p.emc_hits);
-        let _ = writeln!(out, "  megaflow hits: {}", p.megaflow_hits);
-        let _ = writeln!(out, "  misses: {}", p.misses);
+        let looked_up = p.emc_hits + p.megaflow_hits + p.misses;
+        let share = |n: u64| {
+            if looked_up == 0 {
+                String::new()
+            } else {
+                format!(" ({:.1} %)", n as f64 * 100.0 / looked_up as f64)
+            }
+        };
+        let _ = writeln!(out, "  emc hits: {}{}", p.emc_hits, share(p.emc_hits));
+        let _ = writeln!(
+            out,
+            "  megaflow hits: {}{}",
+            p.megaflow_hits,
+            share(p.megaflow_hits)
+        );
+        let _ = writeln!(out, "  misses: {}{}", p.misses, share(p.misses));
         let total = p.busy_ns + p.idle_ns;
         if total > 0 {
             let _ = writeln!(
@@ -222,6 +235,14 @@ pub fn pmd_stats(rows: &[PmdRow]) -> String {
                     "  busy ns/packet: {:.1}",
                     p.busy_ns as f64 / p.packets as f64
                 );
+                if p.tsc_hz > 0 {
+                    let _ = writeln!(
+                        out,
+                        "  busy cycles/packet: {:.0} (TSC {:.2} GHz)",
+                        p.busy_ns as f64 * p.tsc_hz as f64 / 1e9 / p.packets as f64,
+                        p.tsc_hz as f64 / 1e9
+                    );
+                }
             }
             if p.rx_bursts > 0 {
                 let _ = writeln!(
@@ -271,6 +292,16 @@ mod tests {
         assert!(text.contains("pipeline drops: no_match=2"));
         let pmds = json!([{"id": 0, "core": null, "rxqs": [{"port": "p1", "queue": 0}], "packets": 9, "emc_hits": 1, "megaflow_hits": 2, "misses": 3}]);
         assert!(render_text("pmd-stats", &pmds).contains("(unpinned)"));
+        let pmds = json!([{"id": 0, "core": 1, "rxqs": [], "packets": 100, "emc_hits": 90, "megaflow_hits": 8,
+            "misses": 2, "busy_ns": 10_000, "idle_ns": 10_000, "rx_bursts": 4, "tsc_hz": 2_000_000_000u64}]);
+        let text = render_text("pmd-stats", &pmds);
+        assert!(text.contains("emc hits: 90 (90.0 %)"), "{text}");
+        assert!(text.contains("busy: 50.0 %"), "{text}");
+        assert!(
+            text.contains("busy cycles/packet: 200 (TSC 2.00 GHz)"),
+            "{text}"
+        );
+        assert!(text.contains("avg packets per rx burst: 25.0"), "{text}");
         // Unknown shapes fall back to JSON.
         assert!(render_text("show", &json!({"x": 1})).contains("\"x\": 1"));
         assert!(render_text("new-command", &json!([1])).contains('1'));

@@ -136,6 +136,9 @@ pub struct PmdRow {
     /// Receive bursts that returned packets.
     #[serde(default)]
     pub rx_bursts: u64,
+    /// TSC ticks per second of the PMD's clock (0: unknown).
+    #[serde(default)]
+    pub tsc_hz: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -64,6 +64,8 @@ pub struct PmdInfo {
     pub idle_ns: u64,
     /// Receive bursts that returned packets.
     pub rx_bursts: u64,
+    /// TSC ticks per second (0: unknown).
+    pub tsc_hz: u64,
 }
 
 /// Every control error is a one-line message for the operator.

@@ -69,6 +69,9 @@ pub struct PmdShared {
     pub idle_ns: AtomicU64,
     /// Receive bursts that returned packets (packets / rx_bursts = the average burst).
     pub rx_bursts: AtomicU64,
+    /// TSC ticks per second as measured by the PMD's clock since it started (0: no TSC yet),
+    /// to show busy time in cycles.
+    pub tsc_hz: AtomicU64,
 }
 
 pub struct PmdHandle {
@@ -200,6 +203,7 @@ fn run(
             add(&shared.busy_ns, spent);
             add(&shared.packets, got as u64);
             add(&shared.rx_bursts, bursts);
+            shared.tsc_hz.store(clock.tsc_hz, Ordering::Relaxed);
             publish_cache_stats(shared, add3(base, cache_totals(&locals)));
         } else {
             add(&shared.idle_ns, spent);
@@ -335,6 +339,11 @@ struct PmdClock {
     anchor_tsc: u64,
     anchor_ns: u64,
     last_ns: u64,
+    /// The first anchor, for the long-term rate.
+    start_tsc: u64,
+    start_ns: u64,
+    /// TSC ticks per second from the first anchor to the latest one (0 until 10 ms have passed).
+    tsc_hz: u64,
 }
 
 impl PmdClock {
@@ -348,10 +357,15 @@ impl PmdClock {
             anchor_tsc: 0,
             anchor_ns: 0,
             last_ns: 0,
+            start_tsc: 0,
+            start_ns: 0,
+            tsc_hz: 0,
         };
         if let Some(t) = tsc() {
             c.anchor_tsc = t;
             c.anchor_ns = c.monotonic_ns();
+            c.start_tsc = t;
+            c.start_ns = c.anchor_ns;
         }
         c
     }
@@ -394,6 +408,10 @@ impl PmdClock {
         }
         self.anchor_tsc = t;
         self.anchor_ns = ns;
+        let (ticks, elapsed) = (t.wrapping_sub(self.start_tsc), ns - self.start_ns);
+        if elapsed >= 10_000_000 && ticks < 1 << 62 {
+            self.tsc_hz = (u128::from(ticks) * 1_000_000_000 / u128::from(elapsed)) as u64;
+        }
         ns
     }
 }

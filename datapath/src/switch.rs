@@ -549,6 +549,7 @@ impl Switch {
                     busy_ns: s.busy_ns.load(Ordering::Relaxed),
                     idle_ns: s.idle_ns.load(Ordering::Relaxed),
                     rx_bursts: s.rx_bursts.load(Ordering::Relaxed),
+                    tsc_hz: s.tsc_hz.load(Ordering::Relaxed),
                 }
             })
             .collect()
