@@ -15,6 +15,38 @@ use crate::ring::{GuestMem, RingConfig, SplitRing};
 use crate::rxtx::{Scratch, dequeue_burst, enqueue_burst};
 use crate::stats::QueueStats;
 
+/// A file of `len` bytes with no name (created in the temp dir, then unlinked), as a front-end
+/// shares guest memory.
+pub fn unlinked_file(len: u64) -> std::fs::File {
+    let path = std::env::temp_dir().join(format!(
+        "vhu-mem-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    f.set_len(len).unwrap();
+    f
+}
+
+/// The value of `key` in a port's status ("" when absent).
+pub fn status_of(port: &crate::VhostUserPort, key: &str) -> String {
+    use port_api::Port;
+    port.status()
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
 /// A guest driver's side of one split ring in anonymous memory: descriptor table at 0, available
 /// ring at [`MockGuest::AVAIL`], used ring at [`MockGuest::USED`], buffers from
 /// [`MockGuest::BUFFERS`] on. Ring sizes up to 256.

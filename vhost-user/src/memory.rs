@@ -196,23 +196,7 @@ mod tests {
     use super::*;
 
     fn file(len: u64) -> File {
-        let path = std::env::temp_dir().join(format!(
-            "vhu-mem-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let f = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .unwrap();
-        std::fs::remove_file(&path).unwrap();
-        f.set_len(len).unwrap();
-        f
+        crate::fuzzing::unlinked_file(len)
     }
 
     fn region(gpa: u64, size: u64, user_addr: u64) -> RegionDesc {

@@ -2,7 +2,6 @@
 //! table in a shared file, one queue pair, frames both ways, a hostile ring, ring stop, and
 //! reconnection in server mode.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use port_api::{Batch, Packet, PacketPool, Port};
 use vhost::vhost_user::message::{VhostUserHeaderFlag, VhostUserProtocolFeatures};
 use vhost::vhost_user::{Frontend, VhostUserFrontend};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
-use vhost_user::fuzzing::MockGuest;
+use vhost_user::fuzzing::{MockGuest, status_of, unlinked_file};
 use vhost_user::{DropReason, Mode, VhostUserOptions, VhostUserPort};
 use vm_memory::{FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
@@ -28,39 +27,12 @@ fn temp_path(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("vhu-fe-{}-{tag}", std::process::id()))
 }
 
-fn shared_file(len: u64) -> File {
-    let path = temp_path(&format!(
-        "mem{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    let f = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .unwrap();
-    std::fs::remove_file(&path).unwrap();
-    f.set_len(len).unwrap();
-    f
-}
-
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn status_of(port: &VhostUserPort, key: &str) -> String {
-    port.status()
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .unwrap_or_default()
 }
 
 /// A front-end with guest memory in a shared file.
@@ -96,7 +68,7 @@ impl Front {
         fe.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
         assert_eq!(fe.get_queue_num().unwrap(), 2);
 
-        let file = shared_file(MEM_SIZE as u64);
+        let file = unlinked_file(MEM_SIZE as u64);
         let mem = GuestMemoryMmap::<()>::from_ranges_with_files([(
             GuestAddress(0),
             MEM_SIZE,

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use port_api::{Batch, Packet, PacketPool, Port};
+use vhost_user::fuzzing::status_of;
 use vhost_user::{Mode, VhostUserOptions, VhostUserPort};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -200,14 +201,6 @@ fn udp_frame(seq: u32) -> Packet {
     let mut p = Packet::new();
     p.set_data(&f);
     p
-}
-
-fn status_of(port: &VhostUserPort, key: &str) -> String {
-    port.status()
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .unwrap_or_default()
 }
 
 #[test]
