@@ -12,29 +12,20 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 G=$REPO/scripts/guest
 VSWITCHD=${VSWITCHD:-$REPO/target/release/vswitchd}
 VSWITCHCTL=${VSWITCHCTL:-$REPO/target/release/vswitchctl}
-export VSGUEST_IMG=${VSGUEST_IMG:-$REPO/target/guest-image}
-export VSGUEST_RUN=$(mktemp -d /tmp/vsgs$$.XXXX)
-VS="python3 $G/vsguest.py"
-P=vsgs$$
+source "$G/testlib.sh"
+guest_test_init vsgs
 SOCK=$VSGUEST_RUN/vswitchd.sock
-T0=$(date +%s.%N)
-pass=0 fail=0 VD=
+VD=
 
 [ -x "$VSWITCHD" ] && [ -x "$VSWITCHCTL" ] || { echo "vswitchd-pair: build vswitchd first ($VSWITCHD)"; exit 1; }
 
 cleanup() {
     $VS stop-all >/dev/null 2>&1
     [ -n "$VD" ] && stop_pid "$VD"
-    if [ "${SELFTEST_KEEP:-0}" = 1 ] || [ $fail -gt 0 ]; then
-        echo "vswitchd-pair: logs kept in $VSGUEST_RUN (vswitchd.log, */console.log, */qemu.log)"
-    else
-        rm -rf "$VSGUEST_RUN"
-    fi
+    finish_logs vswitchd-pair "vswitchd.log, */console.log, */qemu.log"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-source "$G/testlib.sh"
 ctl() { "$VSWITCHCTL" --socket "$SOCK" "$@"; }
 dump() { ctl show | sed 's/^/     | /'; }
 

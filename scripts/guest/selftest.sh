@@ -9,27 +9,15 @@
 # Env: VSGUEST_IMG (image dir, built/cached by build-guest.sh), SELFTEST_KEEP=1 keeps the logs.
 set -uo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-export VSGUEST_IMG=${VSGUEST_IMG:-$REPO/target/guest-image}
-export VSGUEST_RUN=$(mktemp -d /tmp/vsgt$$.XXXX)
-VS="python3 $HERE/vsguest.py"
-P=vsgt$$
-T0=$(date +%s.%N)
-pass=0 fail=0
+source "$(dirname "${BASH_SOURCE[0]}")/testlib.sh"
+guest_test_init vsgt
 
 cleanup() {
     $VS stop-all >/dev/null 2>&1
-    if [ "${SELFTEST_KEEP:-0}" = 1 ] || [ $fail -gt 0 ]; then
-        echo "selftest: logs kept in $VSGUEST_RUN"
-    else
-        rm -rf "$VSGUEST_RUN"
-    fi
+    finish_logs selftest
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-source "$HERE/testlib.sh"
 
 boot_pair() { # boot_pair ARGS_G1 -- ARGS_G2: both guests, waits for both ready
     local a=() b=() side=a x
@@ -50,8 +38,8 @@ boot_pair() { # boot_pair ARGS_G1 -- ARGS_G2: both guests, waits for both ready
     echo "     both ready $(elapsed "$t") s after start"
 }
 
-"$HERE/build-guest.sh" "$VSGUEST_IMG" || { echo "selftest: image build failed"; exit 1; }
-echo "selftest: accel=$(python3 -c "import sys; sys.path.insert(0,'$HERE'); import vsguest; print('kvm' if vsguest.kvm_usable() else 'tcg')")"
+"$GUEST_DIR/build-guest.sh" "$VSGUEST_IMG" || { echo "selftest: image build failed"; exit 1; }
+echo "selftest: accel=$(python3 -c "import sys; sys.path.insert(0,'$GUEST_DIR'); import vsguest; print('kvm' if vsguest.kvm_usable() else 'tcg')")"
 
 # ---------------------------------------------------------------- A: untagged pair
 echo "== A: two guests, untagged"

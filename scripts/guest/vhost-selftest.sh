@@ -10,14 +10,9 @@
 # Needs the apt package `dpdk` (installed here when missing and root). Exits 0 on success.
 set -uo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-export VSGUEST_IMG=${VSGUEST_IMG:-$REPO/target/guest-image}
-export VSGUEST_RUN=$(mktemp -d /tmp/vsgv$$.XXXX)
-VS="python3 $HERE/vsguest.py"
-P=vsgv$$
-T0=$(date +%s.%N)
-pass=0 fail=0 TP=
+source "$(dirname "${BASH_SOURCE[0]}")/testlib.sh"
+guest_test_init vsgv
+TP=
 
 if ! command -v dpdk-testpmd >/dev/null; then
     [ "$(id -u)" = 0 ] || { echo "vhost-selftest: needs dpdk-testpmd (apt package dpdk)"; exit 1; }
@@ -34,16 +29,10 @@ cleanup() {
     stop_backend
     $VS stop-all >/dev/null 2>&1
     rm -rf "/var/run/dpdk/$P"
-    if [ "${SELFTEST_KEEP:-0}" = 1 ] || [ $fail -gt 0 ]; then
-        echo "vhost-selftest: logs kept in $VSGUEST_RUN"
-    else
-        rm -rf "$VSGUEST_RUN"
-    fi
+    finish_logs vhost-selftest
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-source "$HERE/testlib.sh"
 
 # start_backend QUEUES: testpmd, one forwarding core, no hugepages, client on both sockets.
 start_backend() {
@@ -78,7 +67,7 @@ boot() {
     echo "     both ready $(elapsed "$t") s after start"
 }
 
-"$HERE/build-guest.sh" "$VSGUEST_IMG" || { echo "vhost-selftest: image build failed"; exit 1; }
+"$GUEST_DIR/build-guest.sh" "$VSGUEST_IMG" || { echo "vhost-selftest: image build failed"; exit 1; }
 
 echo "== A: vhost-user, 2 queue pairs, untagged"
 if boot 2 --ip 10.0.0.1/24 -- --ip 10.0.0.2/24; then
