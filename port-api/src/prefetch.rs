@@ -37,16 +37,9 @@ pub fn write<T>(p: *const T) {
 #[inline(always)]
 pub fn head(p: *const u8, len: usize, for_write: bool) {
     const LINE: usize = 64;
-    let next = p.wrapping_add(LINE);
-    if for_write {
-        write(p);
-        if len > LINE {
-            write(next);
-        }
-    } else {
-        read(p);
-        if len > LINE {
-            read(next);
-        }
+    let fetch = if for_write { write::<u8> } else { read::<u8> };
+    fetch(p);
+    if len > LINE {
+        fetch(p.wrapping_add(LINE));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
@@ -132,16 +133,18 @@ impl Megaflows {
         let Some(s) = self.subtables.get_mut(i) else {
             return;
         };
-        // `max` is far below u32::MAX, so the index fits.
-        let index = self.decisions.len() as u32;
-        if let Some(old) = s.flows.insert(entry, index) {
-            // Same masked key again (only after the caller missed it): keep the old index.
-            s.flows.insert(entry, old);
-            if let Some(slot) = self.decisions.get_mut(old as usize) {
-                *slot = Arc::clone(d);
+        match s.flows.entry(entry) {
+            // Same masked key again (only after the caller missed it): replace its decision.
+            Entry::Occupied(e) => {
+                if let Some(slot) = self.decisions.get_mut(*e.get() as usize) {
+                    *slot = Arc::clone(d);
+                }
             }
-        } else {
-            self.decisions.push(Arc::clone(d));
+            Entry::Vacant(e) => {
+                // `max` is far below u32::MAX, so the index fits.
+                e.insert(self.decisions.len() as u32);
+                self.decisions.push(Arc::clone(d));
+            }
         }
     }
 
