@@ -38,6 +38,7 @@ use vm_memory::{
 use port_api::prefetch;
 
 use self::mapped::RingMemory;
+pub(crate) use self::mapped::{read_guest, write_guest};
 
 /// The guest memory type: the front-end's memory table, mapped into this process.
 pub type GuestMem = GuestMemoryMmap<()>;
@@ -164,13 +165,13 @@ impl SplitRing {
         if size == 0 || size > MAX_RING_SIZE || !size.is_power_of_two() {
             return Err(RingFault::Inaccessible("ring of invalid size"));
         }
-        let n = usize::from(size);
         let mem = RingMemory::new(
             mem,
+            size,
             [
-                (cfg.desc, DESC_SIZE as usize * n, "descriptor table"),
-                (cfg.avail, 6 + 2 * n, "available ring"),
-                (cfg.used, 6 + 8 * n, "used ring"),
+                (cfg.desc, "descriptor table"),
+                (cfg.avail, "available ring"),
+                (cfg.used, "used ring"),
             ],
         )?;
         let mut ring = SplitRing {
@@ -213,12 +214,6 @@ impl SplitRing {
         self.next_avail.get().0
     }
 
-    /// Ring slot of a free-running index (the size is a power of two).
-    #[inline]
-    fn slot(&self, idx: Wrapping<u16>) -> usize {
-        usize::from(idx.0 & (self.size - 1))
-    }
-
     /// How many chains the driver has made available and the device has not taken yet.
     pub fn available(&self) -> Result<u16, RingFault> {
         let idx = load(self.mem.avail(), AVAIL_IDX, "available ring")?;
@@ -245,13 +240,9 @@ impl SplitRing {
     /// [`Self::consume`]), each checked against the ring size. Only call for as many as
     /// [`Self::available`] said there are.
     pub fn peek_heads(&self, heads: &mut [u16]) -> Result<(), RingFault> {
-        let avail = self.mem.avail();
+        let next = self.next_avail.get();
         for (i, h) in heads.iter_mut().enumerate() {
-            let off = AVAIL_RING + 2 * self.slot(self.next_avail.get() + Wrapping(i as u16));
-            let head = avail
-                .get_ref::<u16>(off)
-                .map(|r| u16::from_le(r.load()))
-                .map_err(|_| RingFault::Inaccessible("available ring"))?;
+            let head = self.mem.avail_entry((next + Wrapping(i as u16)).0);
             if head >= self.size {
                 return Err(RingFault::HeadOutOfRange {
                     head,
@@ -272,27 +263,18 @@ impl SplitRing {
     /// Starts loading descriptor `head` into the CPU cache.
     #[inline]
     pub fn prefetch_desc(&self, head: u16) {
-        if let Ok(d) = self
-            .mem
-            .desc()
-            .subslice(usize::from(head) * DESC_SIZE as usize, 1)
-        {
-            prefetch::read(d.ptr_guard().as_ptr());
-        }
+        prefetch::read(self.mem.desc_entry_ptr(head));
     }
 
     /// Starts fetching, for writing, the used ring entries the next `n` chains will take.
     pub fn prefetch_used(&self, n: u16) {
-        let used = self.mem.used();
+        let next = self.next_used.get();
         // Eight 8-byte entries per 64-byte line.
         for i in (0..n)
             .step_by(8)
             .chain(std::iter::once(n.saturating_sub(1)))
         {
-            let off = USED_RING + 8 * self.slot(self.next_used.get() + Wrapping(i));
-            if let Ok(e) = used.subslice(off, 8) {
-                prefetch::write(e.ptr_guard().as_ptr());
-            }
+            prefetch::write(self.mem.used_entry_ptr((next + Wrapping(i)).0));
         }
     }
 
@@ -307,9 +289,7 @@ impl SplitRing {
     /// then takes [`Self::walk`], which checks everything again and says what is wrong.
     #[inline]
     pub fn single(&self, head: u16, writable: bool) -> Option<VolatileSlice<'_>> {
-        let (addr, len, flags, _) = self
-            .read_desc(Table::Mapped(self.mem.desc()), u32::from(head))
-            .ok()?;
+        let (addr, len, flags, _) = split_desc(self.mem.desc_entry(head));
         let want = if writable {
             VRING_DESC_F_WRITE as u16
         } else {
@@ -416,14 +396,7 @@ impl SplitRing {
                 u128::from_ne_bytes(raw)
             }
         };
-        // Little endian: addr u64, len u32, flags u16, next u16.
-        let raw = u128::from_le(raw);
-        Ok((
-            raw as u64,
-            (raw >> 64) as u32,
-            (raw >> 96) as u16,
-            (raw >> 112) as u16,
-        ))
+        Ok(split_desc(raw))
     }
 
     /// Copies the chain's bytes after the first `skip` into `dst` (exactly `dst.len()` bytes).
@@ -504,14 +477,9 @@ impl SplitRing {
     /// Returns a chain to the driver with `len` bytes written into it. The driver sees it after
     /// [`Self::publish_used`].
     pub fn push_used(&self, head: u16, len: u32) -> Result<(), RingFault> {
-        let off = USED_RING + 8 * self.slot(self.next_used.get());
         // `{id u32, len u32}`, little endian: one 8-byte store.
         let elem = u64::from(head) | (u64::from(len) << 32);
-        self.mem
-            .used()
-            .get_ref::<u64>(off)
-            .map_err(|_| RingFault::Inaccessible("used ring"))?
-            .store(elem.to_le());
+        self.mem.set_used_entry(self.next_used.get().0, elem);
         self.next_used.set(self.next_used.get() + Wrapping(1));
         Ok(())
     }
@@ -545,6 +513,18 @@ impl SplitRing {
     }
 }
 
+/// A raw descriptor, as loaded (little endian), split into `(addr, len, flags, next)`.
+#[inline]
+fn split_desc(raw: u128) -> (u64, u32, u16, u16) {
+    let raw = u128::from_le(raw);
+    (
+        raw as u64,
+        (raw >> 64) as u32,
+        (raw >> 96) as u16,
+        (raw >> 112) as u16,
+    )
+}
+
 /// An acquire load of a little-endian u16 at `off` of a ring part (which must be 2-aligned).
 #[inline]
 fn load(part: VolatileSlice<'_>, off: usize, what: &'static str) -> Result<u16, RingFault> {
@@ -571,37 +551,64 @@ mod mapped {
 
     use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryRegion, VolatileSlice};
 
-    use super::{GuestMem, RingFault};
+    use super::{AVAIL_RING, DESC_SIZE, GuestMem, RingFault, USED_RING};
 
     /// Guest memory, with each region and the three parts of one ring (descriptor table,
     /// available ring, used ring) resolved to host slices once, when the ring starts.
     ///
     /// The slices are `'static` only inside this type: they are handed out reborrowed for as
     /// long as `self` is borrowed, and `mem`, which owns the mappings they point into, is never
-    /// replaced or moved out. So no slice outlives its mapping.
+    /// replaced or moved out. So no slice outlives its mapping. The same holds for the raw
+    /// pointers to the ring parts, through which ring entries are read and written without a
+    /// bounds check each time: an entry's index is taken modulo the ring size, and `new`
+    /// checked that each part is long enough for `size` entries.
     pub(super) struct RingMemory {
         /// Every region: guest physical start address and the whole mapping.
         regions: Vec<(u64, VolatileSlice<'static>)>,
         desc: VolatileSlice<'static>,
         avail: VolatileSlice<'static>,
         used: VolatileSlice<'static>,
+        /// Where `desc`, `avail` and `used` start.
+        desc_ptr: *mut u8,
+        avail_ptr: *mut u8,
+        used_ptr: *mut u8,
+        /// Ring size - 1 (the size is a power of two).
+        mask: u16,
         mem: Arc<GuestMem>,
     }
 
-    // `VolatileSlice` is not `Send` only because it holds a raw pointer. The pointers here
+    /// A `T` read or written at any alignment: the driver places the ring parts, and a read of
+    /// a misaligned `u16` must not be undefined behaviour.
+    #[derive(Clone, Copy)]
+    #[repr(C, packed)]
+    struct Unaligned<T: Copy>(T);
+
+    // `VolatileSlice` and the raw pointers are not `Send` only because they are pointers. They
     // point into shared mappings (`MmapRegion` is `Send + Sync`) owned through `mem`, which is
-    // `Send`; they are only used through vm-memory's volatile and atomic accessors, from
-    // whichever single thread holds the ring (`&mut` or the queue's mutex).
+    // `Send`; they are only used through volatile or atomic accesses, from whichever single
+    // thread holds the ring (`&mut` or the queue's mutex).
     // SAFETY: as explained just above, moving a RingMemory to another thread is sound.
     unsafe impl Send for RingMemory {}
 
     impl RingMemory {
-        /// Resolves the regions of `mem`, then each ring part `(guest address, length, name)`
-        /// to a slice of one region.
+        /// Resolves the regions of `mem`, then each ring part `(guest address, name)` of a ring
+        /// of `size` entries to a slice of one region.
         pub(super) fn new(
             mem: Arc<GuestMem>,
-            parts: [(u64, usize, &'static str); 3],
+            size: u16,
+            parts: [(u64, &'static str); 3],
         ) -> Result<RingMemory, RingFault> {
+            if size == 0 || !size.is_power_of_two() {
+                return Err(RingFault::Inaccessible("ring of invalid size"));
+            }
+            let n = usize::from(size);
+            // Descriptor table; available ring `{flags, idx, ring[n], used_event}`; used ring
+            // `{flags, idx, ring[n], avail_event}`.
+            let lens = [
+                DESC_SIZE as usize * n,
+                AVAIL_RING + 2 * n + 2,
+                USED_RING + 8 * n + 2,
+            ];
             let mut regions = Vec::with_capacity(mem.num_regions());
             for region in mem.iter() {
                 let whole = region
@@ -620,7 +627,7 @@ mod mapped {
                 regions.push((region.start_addr().0, whole));
             }
             let resolve =
-                |(addr, len, what): (u64, usize, &'static str)| match find(&regions, addr, len) {
+                |(addr, what): (u64, &'static str), len: usize| match find(&regions, addr, len) {
                     Some(s) => Ok(s),
                     None if GuestMemoryBackend::check_range(&*mem, GuestAddress(addr), len) => {
                         Err(RingFault::SpansRegions(what))
@@ -628,16 +635,73 @@ mod mapped {
                     None => Err(RingFault::Inaccessible(what)),
                 };
             let [d, a, u] = parts;
-            let desc = resolve(d)?;
-            let avail = resolve(a)?;
-            let used = resolve(u)?;
+            let desc = resolve(d, lens[0])?;
+            let avail = resolve(a, lens[1])?;
+            let used = resolve(u, lens[2])?;
             Ok(RingMemory {
                 regions,
+                desc_ptr: desc.ptr_guard_mut().as_ptr(),
+                avail_ptr: avail.ptr_guard_mut().as_ptr(),
+                used_ptr: used.ptr_guard_mut().as_ptr(),
                 desc,
                 avail,
                 used,
+                mask: size - 1,
                 mem,
             })
+        }
+
+        /// Entry `idx` (modulo the ring size) of the available ring.
+        #[inline]
+        pub(super) fn avail_entry(&self, idx: u16) -> u16 {
+            let off = AVAIL_RING + 2 * usize::from(idx & self.mask);
+            // SAFETY: `off + 2 <= AVAIL_RING + 2 * size`, within the available ring's length
+            // checked in `new`; the mapping lives as long as `self` (see the type). Volatile:
+            // the guest writes the ring concurrently. `Unaligned` has alignment 1.
+            let v = unsafe {
+                std::ptr::read_volatile(self.avail_ptr.add(off).cast::<Unaligned<u16>>())
+            };
+            u16::from_le(v.0)
+        }
+
+        /// Descriptor `index` (modulo the ring size) of the ring's own table, as loaded.
+        #[inline]
+        pub(super) fn desc_entry(&self, index: u16) -> u128 {
+            let off = DESC_SIZE as usize * usize::from(index & self.mask);
+            // SAFETY: `off + 16 <= 16 * size`, the table's length checked in `new`; otherwise
+            // as in `avail_entry`.
+            let v = unsafe {
+                std::ptr::read_volatile(self.desc_ptr.add(off).cast::<Unaligned<u128>>())
+            };
+            v.0
+        }
+
+        /// Where descriptor `index` (modulo the ring size) is, for a prefetch.
+        #[inline]
+        pub(super) fn desc_entry_ptr(&self, index: u16) -> *const u8 {
+            self.desc_ptr
+                .wrapping_add(DESC_SIZE as usize * usize::from(index & self.mask))
+        }
+
+        /// Where used entry `idx` (modulo the ring size) is, for a prefetch.
+        #[inline]
+        pub(super) fn used_entry_ptr(&self, idx: u16) -> *const u8 {
+            self.used_ptr
+                .wrapping_add(USED_RING + 8 * usize::from(idx & self.mask))
+        }
+
+        /// Writes used entry `idx` (modulo the ring size): `elem` in little endian.
+        #[inline]
+        pub(super) fn set_used_entry(&self, idx: u16, elem: u64) {
+            let off = USED_RING + 8 * usize::from(idx & self.mask);
+            // SAFETY: `off + 8 <= USED_RING + 8 * size`, within the used ring's length checked
+            // in `new`; otherwise as in `avail_entry`.
+            unsafe {
+                std::ptr::write_volatile(
+                    self.used_ptr.add(off).cast::<Unaligned<u64>>(),
+                    Unaligned(elem.to_le()),
+                )
+            };
         }
 
         /// All of the guest memory, for the general (slow) path.
@@ -666,6 +730,39 @@ mod mapped {
         pub(super) fn used(&self) -> VolatileSlice<'_> {
             self.used
         }
+    }
+
+    /// Copies the first `dst.len()` bytes of `src` into `dst`; false (nothing copied) if `src`
+    /// is shorter. vm-memory's `copy_to` does the same with more checks per call.
+    #[inline]
+    pub(crate) fn read_guest(src: &VolatileSlice<'_>, dst: &mut [u8]) -> bool {
+        if src.len() < dst.len() {
+            return false;
+        }
+        // SAFETY: `src` is valid for `src.len() >= dst.len()` bytes for its lifetime (the
+        // `VolatileSlice` contract) and lies in guest memory, never in `dst`, a Rust slice of
+        // our own. The guest may write `src` meanwhile; like vm-memory's own bulk copy, the
+        // bytes read are then a mix of old and new, which the parser treats as untrusted
+        // anyway.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.ptr_guard().as_ptr(), dst.as_mut_ptr(), dst.len())
+        };
+        true
+    }
+
+    /// Copies `src` into the first `src.len()` bytes of `dst`; false (nothing copied) if `dst`
+    /// is shorter.
+    #[inline]
+    pub(crate) fn write_guest(dst: &VolatileSlice<'_>, src: &[u8]) -> bool {
+        if dst.len() < src.len() {
+            return false;
+        }
+        // SAFETY: as in `read_guest`, with the roles swapped: `dst` is valid for writes of
+        // `src.len()` bytes and does not overlap `src`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dst.ptr_guard_mut().as_ptr(), src.len())
+        };
+        true
     }
 
     /// The bounds-checked subslice of the region holding `[addr, addr + len)`, if one does.

@@ -11,7 +11,7 @@
 use port_api::{Batch, MAX_BURST, MAX_FRAME, PacketPool};
 use vm_memory::VolatileSlice;
 
-use crate::ring::{RingFault, Seg, SplitRing};
+use crate::ring::{RingFault, Seg, SplitRing, read_guest, write_guest};
 use crate::stats::{DropReason, QueueStats};
 use crate::virtio_net::{rx_header, store_rx_header};
 
@@ -121,7 +121,7 @@ fn copy_out(
         .subslice(hdr_len, len)
         .map_err(|_| DropReason::BadLength)?;
     let mut pkt = pool.get();
-    src.copy_to(pkt.prepare(len));
+    read_guest(&src, pkt.prepare(len));
     Ok(pkt)
 }
 
@@ -268,8 +268,7 @@ fn copy_in(buf: VolatileSlice<'_>, hdr_len: usize, frame: &[u8]) -> Option<()> {
     if !store_rx_header(&buf, hdr_len, 1) {
         return None;
     }
-    body.copy_from(frame);
-    Some(())
+    write_guest(&body, frame).then_some(())
 }
 
 /// Writes one frame into the ring. The outer error is a ring fault, the inner a dropped frame.
