@@ -13,10 +13,23 @@ pub const MAX_FRAME: usize = 2048;
 const BUF_SIZE: usize = HEADROOM + MAX_FRAME;
 const _: () = assert!(BUF_SIZE <= u16::MAX as usize);
 
-/// One frame and the metadata the pipeline attaches to it.
+/// One frame and the metadata the pipeline attaches to it, in one heap buffer. The handle is
+/// a single pointer, so moving packets between pool, batches and stages copies 8 bytes; the
+/// metadata fields are reached through `Deref` (`pkt.in_port`).
 pub struct Packet {
-    buf: Box<[u8; BUF_SIZE]>,
-    // u16 keeps the struct small (it moves between batches); BUF_SIZE fits.
+    buf: Box<Buffer>,
+}
+
+/// Metadata first, then headroom and frame.
+#[repr(C)]
+struct Buffer {
+    meta: Meta,
+    bytes: [u8; BUF_SIZE],
+}
+
+/// What the pipeline knows about a packet besides its bytes.
+pub struct Meta {
+    // Frame bounds in the buffer; u16 suffices (BUF_SIZE fits).
     start: u16,
     len: u16,
     /// OpenFlow port number of the port it arrived on (per bridge).
@@ -28,28 +41,48 @@ pub struct Packet {
     pub tun_dst: u32,
 }
 
+impl std::ops::Deref for Packet {
+    type Target = Meta;
+
+    #[inline]
+    fn deref(&self) -> &Meta {
+        &self.buf.meta
+    }
+}
+
+impl std::ops::DerefMut for Packet {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Meta {
+        &mut self.buf.meta
+    }
+}
+
 impl Packet {
     pub fn new() -> Self {
         Packet {
-            buf: Box::new([0u8; BUF_SIZE]),
-            start: HEADROOM as u16,
-            len: 0,
-            in_port: 0,
-            tun_id: 0,
-            tun_src: 0,
-            tun_dst: 0,
+            buf: Box::new(Buffer {
+                meta: Meta {
+                    start: HEADROOM as u16,
+                    len: 0,
+                    in_port: 0,
+                    tun_id: 0,
+                    tun_src: 0,
+                    tun_dst: 0,
+                },
+                bytes: [0u8; BUF_SIZE],
+            }),
         }
     }
 
     /// The frame bytes.
     pub fn data(&self) -> &[u8] {
         let (s, l) = (usize::from(self.start), usize::from(self.len));
-        &self.buf[s..s + l]
+        &self.buf.bytes[s..s + l]
     }
 
     pub fn data_mut(&mut self) -> &mut [u8] {
         let (s, l) = (usize::from(self.start), usize::from(self.len));
-        &mut self.buf[s..s + l]
+        &mut self.buf.bytes[s..s + l]
     }
 
     pub fn len(&self) -> usize {
@@ -68,7 +101,7 @@ impl Packet {
             self.len = 0;
             return false;
         }
-        self.buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
+        self.buf.bytes[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
         self.len = bytes.len() as u16;
         true
     }
@@ -80,20 +113,20 @@ impl Packet {
         self.clear_meta();
         let len = len.min(MAX_FRAME);
         self.len = len as u16;
-        &mut self.buf[HEADROOM..HEADROOM + len]
+        &mut self.buf.bytes[HEADROOM..HEADROOM + len]
     }
 
     /// The whole buffer and the frame's bounds in it, for header push/pop helpers that move the
     /// frame start into or out of the headroom.
     pub fn raw_mut(&mut self) -> (&mut [u8], usize, usize) {
         let (s, l) = (usize::from(self.start), usize::from(self.len));
-        (&mut self.buf[..], s, l)
+        (&mut self.buf.bytes[..], s, l)
     }
 
     /// Sets new frame bounds after [`Packet::raw_mut`] edits. Out-of-range bounds are refused.
     pub fn set_bounds(&mut self, start: usize, len: usize) -> bool {
         match start.checked_add(len) {
-            Some(end) if end <= self.buf.len() => {
+            Some(end) if end <= BUF_SIZE => {
                 // BUF_SIZE < 65536, so both fit.
                 self.start = start as u16;
                 self.len = len as u16;
@@ -104,10 +137,11 @@ impl Packet {
     }
 
     fn clear_meta(&mut self) {
-        self.in_port = 0;
-        self.tun_id = 0;
-        self.tun_src = 0;
-        self.tun_dst = 0;
+        let m = &mut self.buf.meta;
+        m.in_port = 0;
+        m.tun_id = 0;
+        m.tun_src = 0;
+        m.tun_dst = 0;
     }
 
     /// Copies frame and metadata into `other` (used by flooding).
@@ -119,7 +153,7 @@ impl Packet {
         other.tun_src = self.tun_src;
         other.tun_dst = self.tun_dst;
         let (s, l) = (usize::from(self.start), usize::from(self.len));
-        other.buf[s..s + l].copy_from_slice(self.data());
+        other.buf.bytes[s..s + l].copy_from_slice(self.data());
     }
 }
 
