@@ -1,16 +1,18 @@
 //! A split virtqueue seen from the device side, over guest memory shared by the front-end.
 //!
 //! Everything the guest controls — ring indices, descriptor indices, addresses, lengths,
-//! flags — is checked before use, and every access goes through vm-memory's bounds-checked
-//! accessors. A bad descriptor chain is a [`ChainError`] (the frame is dropped and the chain
-//! returned); a ring that cannot be used at all is a [`RingFault`] (the queue is marked broken).
+//! flags — is checked before use. A bad descriptor chain is a [`ChainError`] (the frame is
+//! dropped and the chain returned); a ring that cannot be used at all is a [`RingFault`] (the
+//! queue is marked broken).
 //!
-//! Fast path: the descriptor table, available ring and used ring are resolved to host slices
-//! once, when the ring starts (each must lie within one memory region; a new memory table
-//! restarts the ring); ring entries are then read and written at bounds-checked offsets of those
-//! slices, without a region lookup. A buffer is copied with one region lookup and one copy per
-//! descriptor; only a buffer (or indirect table) spanning two regions takes vm-memory's
-//! general, slower path.
+//! Fast path: the descriptor table, available ring and used ring are resolved to host memory
+//! once, when the ring starts (each must lie within one memory region and be long enough for
+//! the ring's size; a new memory table restarts the ring). Ring entries are then read and
+//! written at an index taken modulo the ring size, with no further check. A one-descriptor
+//! chain's buffer is resolved with one region lookup to a [`HostBuf`], whose reads and writes
+//! are checked against its length. All raw memory access lives in the `mapped` module below.
+//! Longer chains take the general walk ([`SplitRing::walk`]) through vm-memory's accessors;
+//! only a buffer (or indirect table) spanning two regions takes vm-memory's slowest path.
 //!
 //! Layout (virtio 1.x, 2.7): descriptor table of 16-byte entries `{addr u64, len u32, flags u16,
 //! next u16}`; available ring `{flags u16, idx u16, ring[size] u16, used_event u16}`; used ring
@@ -37,8 +39,8 @@ use vm_memory::{
 
 use port_api::prefetch;
 
+pub(crate) use self::mapped::HostBuf;
 use self::mapped::RingMemory;
-pub(crate) use self::mapped::{read_guest, write_guest};
 
 /// The guest memory type: the front-end's memory table, mapped into this process.
 pub type GuestMem = GuestMemoryMmap<()>;
@@ -288,7 +290,7 @@ impl SplitRing {
     /// wanted direction, not empty, and within one memory region. `None` otherwise: the caller
     /// then takes [`Self::walk`], which checks everything again and says what is wrong.
     #[inline]
-    pub fn single(&self, head: u16, writable: bool) -> Option<VolatileSlice<'_>> {
+    pub(crate) fn single(&self, head: u16, writable: bool) -> Option<HostBuf<'_>> {
         let (addr, len, flags, _) = split_desc(self.mem.desc_entry(head));
         let want = if writable {
             VRING_DESC_F_WRITE as u16
@@ -299,7 +301,7 @@ impl SplitRing {
         if flags & mask != want || len == 0 {
             return None;
         }
-        self.mem.slice(addr, len as usize)
+        self.mem.host_buf(addr, len as usize)
     }
 
     /// Walks the chain starting at `head` (< size), appending its buffers to `segs`. All
@@ -476,12 +478,12 @@ impl SplitRing {
 
     /// Returns a chain to the driver with `len` bytes written into it. The driver sees it after
     /// [`Self::publish_used`].
-    pub fn push_used(&self, head: u16, len: u32) -> Result<(), RingFault> {
+    #[inline]
+    pub fn push_used(&self, head: u16, len: u32) {
         // `{id u32, len u32}`, little endian: one 8-byte store.
         let elem = u64::from(head) | (u64::from(len) << 32);
         self.mem.set_used_entry(self.next_used.get().0, elem);
         self.next_used.set(self.next_used.get() + Wrapping(1));
-        Ok(())
     }
 
     /// Publishes the used entries pushed since the last call. Returns whether the driver asked
@@ -547,6 +549,8 @@ fn store(
 
 /// The one place that holds host slices of guest memory across calls.
 mod mapped {
+    use std::marker::PhantomData;
+    use std::ptr::NonNull;
     use std::sync::Arc;
 
     use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryRegion, VolatileSlice};
@@ -695,12 +699,11 @@ mod mapped {
         pub(super) fn set_used_entry(&self, idx: u16, elem: u64) {
             let off = USED_RING + 8 * usize::from(idx & self.mask);
             // SAFETY: `off + 8 <= USED_RING + 8 * size`, within the used ring's length checked
-            // in `new`; otherwise as in `avail_entry`.
+            // in `new`; the mapping lives as long as `self`. A plain unaligned store (a
+            // volatile one of a packed type goes through the stack): the driver reads the
+            // entry only after the release store of the used index in `publish_used`.
             unsafe {
-                std::ptr::write_volatile(
-                    self.used_ptr.add(off).cast::<Unaligned<u64>>(),
-                    Unaligned(elem.to_le()),
-                )
+                std::ptr::write_unaligned(self.used_ptr.add(off).cast::<u64>(), elem.to_le())
             };
         }
 
@@ -714,6 +717,33 @@ mod mapped {
         #[inline]
         pub(super) fn slice(&self, addr: u64, len: usize) -> Option<VolatileSlice<'_>> {
             find(&self.regions, addr, len)
+        }
+
+        /// `len` bytes at guest address `addr` as a [`HostBuf`], if they lie within one
+        /// region.
+        #[inline]
+        pub(super) fn host_buf(&self, addr: u64, len: usize) -> Option<HostBuf<'_>> {
+            for (start, whole) in &self.regions {
+                let Some(off) = addr.checked_sub(*start) else {
+                    continue;
+                };
+                let size = whole.len() as u64;
+                if off >= size {
+                    continue;
+                }
+                // Regions do not overlap: this is the only one that can hold `addr`.
+                if len as u64 > size - off {
+                    return None;
+                }
+                // `off + len <= whole.len()`: the whole buffer is in this mapping.
+                let ptr = whole.ptr_guard_mut().as_ptr().wrapping_add(off as usize);
+                return Some(HostBuf {
+                    ptr: NonNull::new(ptr)?,
+                    len,
+                    _mem: PhantomData,
+                });
+            }
+            None
         }
 
         #[inline]
@@ -732,37 +762,81 @@ mod mapped {
         }
     }
 
-    /// Copies the first `dst.len()` bytes of `src` into `dst`; false (nothing copied) if `src`
-    /// is shorter. vm-memory's `copy_to` does the same with more checks per call.
-    #[inline]
-    pub(crate) fn read_guest(src: &VolatileSlice<'_>, dst: &mut [u8]) -> bool {
-        if src.len() < dst.len() {
-            return false;
-        }
-        // SAFETY: `src` is valid for `src.len() >= dst.len()` bytes for its lifetime (the
-        // `VolatileSlice` contract) and lies in guest memory, never in `dst`, a Rust slice of
-        // our own. The guest may write `src` meanwhile; like vm-memory's own bulk copy, the
-        // bytes read are then a mix of old and new, which the parser treats as untrusted
-        // anyway.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.ptr_guard().as_ptr(), dst.as_mut_ptr(), dst.len())
-        };
-        true
+    /// One guest buffer resolved to host memory: `len` bytes at `ptr`, all inside one region's
+    /// mapping, which stays mapped while the `RingMemory` it came from is borrowed (`'a`).
+    /// Every read and write is checked against `len`; the guest may change the bytes at any
+    /// time, so they are only copied, never referenced.
+    #[derive(Clone, Copy)]
+    pub(crate) struct HostBuf<'a> {
+        ptr: NonNull<u8>,
+        len: usize,
+        _mem: PhantomData<&'a RingMemory>,
     }
 
-    /// Copies `src` into the first `src.len()` bytes of `dst`; false (nothing copied) if `dst`
-    /// is shorter.
-    #[inline]
-    pub(crate) fn write_guest(dst: &VolatileSlice<'_>, src: &[u8]) -> bool {
-        if dst.len() < src.len() {
-            return false;
+    impl HostBuf<'_> {
+        #[inline]
+        pub(crate) fn len(&self) -> usize {
+            self.len
         }
-        // SAFETY: as in `read_guest`, with the roles swapped: `dst` is valid for writes of
-        // `src.len()` bytes and does not overlap `src`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), dst.ptr_guard_mut().as_ptr(), src.len())
-        };
-        true
+
+        /// Where the buffer starts, for a prefetch.
+        #[inline]
+        pub(crate) fn as_ptr(&self) -> *const u8 {
+            self.ptr.as_ptr()
+        }
+
+        /// Whether `n` bytes at `off` are inside the buffer.
+        #[inline]
+        fn holds(&self, off: usize, n: usize) -> bool {
+            off <= self.len && n <= self.len - off
+        }
+
+        /// Copies the `dst.len()` bytes at `off` into `dst`; false (nothing copied) if they are
+        /// not all in the buffer.
+        #[inline]
+        pub(crate) fn read(&self, off: usize, dst: &mut [u8]) -> bool {
+            if !self.holds(off, dst.len()) {
+                return false;
+            }
+            // SAFETY: `[off, off + dst.len())` is inside the buffer (checked just above), which
+            // is mapped for `'a`; `dst` is our own memory, so the two do not overlap. The guest
+            // may write the bytes meanwhile: like vm-memory's own bulk copy, the copy then holds
+            // a mix of old and new bytes, and what is copied is parsed as untrusted anyway.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.ptr.as_ptr().add(off),
+                    dst.as_mut_ptr(),
+                    dst.len(),
+                )
+            };
+            true
+        }
+
+        /// Copies `src` to `off`; false (nothing written) if it does not fit.
+        #[inline]
+        pub(crate) fn write(&self, off: usize, src: &[u8]) -> bool {
+            if !self.holds(off, src.len()) {
+                return false;
+            }
+            // SAFETY: as in `read`, with the roles swapped.
+            unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len())
+            };
+            true
+        }
+
+        /// Stores `v` at `off`, at any alignment, as one store; false if it does not fit.
+        #[inline]
+        pub(crate) fn store<T: Copy>(&self, off: usize, v: T) -> bool {
+            if !self.holds(off, std::mem::size_of::<T>()) {
+                return false;
+            }
+            // SAFETY: the `size_of::<T>()` bytes at `off` are inside the buffer (checked just
+            // above). A plain unaligned store, as for used entries (`set_used_entry`): the
+            // driver looks at the buffer only after the used index is published.
+            unsafe { std::ptr::write_unaligned(self.ptr.as_ptr().add(off).cast::<T>(), v) };
+            true
+        }
     }
 
     /// The bounds-checked subslice of the region holding `[addr, addr + len)`, if one does.

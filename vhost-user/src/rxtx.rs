@@ -9,9 +9,8 @@
 //! length 0; a [`RingFault`] stops the burst and the caller marks the queue broken.
 
 use port_api::{Batch, MAX_BURST, MAX_FRAME, PacketPool};
-use vm_memory::VolatileSlice;
 
-use crate::ring::{RingFault, Seg, SplitRing, read_guest, write_guest};
+use crate::ring::{HostBuf, RingFault, Seg, SplitRing};
 use crate::stats::{DropReason, QueueStats};
 use crate::virtio_net::{rx_header, store_rx_header};
 
@@ -67,12 +66,13 @@ pub fn dequeue_burst(
     let bufs = single_buffers(ring, heads, false);
 
     let mut counted = Counted::default();
-    for (&head, buf) in heads.iter().zip(bufs) {
+    for (&head, buf) in heads.iter().zip(bufs.iter()) {
         ring.consume();
         let frame = match buf {
-            Some(buf) => copy_out(buf, ring.hdr_len, pool),
+            Some(buf) => copy_out(*buf, ring.hdr_len, pool),
             None => read_frame(ring, scratch, head, pool),
         };
+        ring.push_used(head, 0);
         match frame {
             Ok(pkt) => {
                 counted.add(pkt.len());
@@ -84,9 +84,6 @@ pub fn dequeue_burst(
             }
             Err(reason) => stats.drop(reason, 1),
         }
-        if let Err(f) = ring.push_used(head, 0) {
-            return counted.flush(stats, fault(burst, f));
-        }
     }
     counted.flush(stats, publish(ring, burst))
 }
@@ -97,13 +94,12 @@ fn single_buffers<'a>(
     ring: &'a SplitRing,
     heads: &[u16],
     writable: bool,
-) -> [Option<VolatileSlice<'a>>; MAX_BURST] {
+) -> [Option<HostBuf<'a>>; MAX_BURST] {
     let mut bufs = [None; MAX_BURST];
     for (&h, b) in heads.iter().zip(bufs.iter_mut()) {
         *b = ring.single(h, writable);
         if let Some(buf) = b {
-            let guard = buf.ptr_guard();
-            port_api::prefetch::head(guard.as_ptr(), buf.len(), writable);
+            port_api::prefetch::head(buf.as_ptr(), buf.len(), writable);
         }
     }
     bufs
@@ -112,16 +108,16 @@ fn single_buffers<'a>(
 /// The frame in a one-descriptor chain, after its virtio-net header.
 #[inline]
 fn copy_out(
-    buf: VolatileSlice<'_>,
+    buf: HostBuf<'_>,
     hdr_len: usize,
     pool: &mut PacketPool,
 ) -> Result<port_api::Packet, DropReason> {
     let len = frame_len(buf.len(), hdr_len)?;
-    let src = buf
-        .subslice(hdr_len, len)
-        .map_err(|_| DropReason::BadLength)?;
     let mut pkt = pool.get();
-    read_guest(&src, pkt.prepare(len));
+    if !buf.read(hdr_len, pkt.prepare(len)) {
+        pool.put(pkt);
+        return Err(DropReason::BadLength);
+    }
     Ok(pkt)
 }
 
@@ -216,33 +212,35 @@ pub fn enqueue_burst(
     ring.prefetch_used(n as u16);
     let hdr_len = ring.hdr_len;
     let bufs = single_buffers(ring, heads, true);
-    let mut fast = true;
 
+    // The fast prefix: each packet straight into its one-descriptor chain.
     let mut counted = Counted::default();
+    let mut fast = 0;
+    for ((pkt, &head), buf) in pkts.iter().zip(heads.iter()).zip(bufs.iter()) {
+        let frame = pkt.data();
+        let Some(()) = buf.and_then(|buf| copy_in(buf, hdr_len, frame)) else {
+            break;
+        };
+        ring.consume();
+        ring.push_used(head, (hdr_len + frame.len()) as u32);
+        counted.add(frame.len());
+        fast += 1;
+    }
+    avail -= fast as u16;
+    burst.done = fast;
+
+    // The rest, in order, through the general path.
     for (i, pkt) in pkts.drain().enumerate() {
+        if i < fast {
+            pool.put(pkt);
+            continue;
+        }
         if burst.fault.is_some() {
             stats.drop(DropReason::NotReady, 1);
             pool.put(pkt);
             continue;
         }
-        let frame = pkt.data();
-        let direct = match (fast, heads.get(i), bufs.get(i)) {
-            (true, Some(&head), Some(Some(buf))) => copy_in(*buf, hdr_len, frame).map(|()| head),
-            _ => None,
-        };
-        let res = match direct {
-            Some(head) => {
-                ring.consume();
-                avail -= 1;
-                ring.push_used(head, (hdr_len + frame.len()) as u32)
-                    .map(|()| Ok(()))
-            }
-            None => {
-                fast = false;
-                write_frame(ring, scratch, &mut avail, frame)
-            }
-        };
-        match res {
+        match write_frame(ring, scratch, &mut avail, pkt.data()) {
             Ok(Ok(())) => {
                 counted.add(pkt.len());
                 burst.done += 1;
@@ -263,12 +261,11 @@ pub fn enqueue_burst(
 
 /// Header and frame into a one-descriptor chain's buffer; None if they do not fit.
 #[inline]
-fn copy_in(buf: VolatileSlice<'_>, hdr_len: usize, frame: &[u8]) -> Option<()> {
-    let body = buf.subslice(hdr_len, frame.len()).ok()?;
-    if !store_rx_header(&buf, hdr_len, 1) {
+fn copy_in(buf: HostBuf<'_>, hdr_len: usize, frame: &[u8]) -> Option<()> {
+    if buf.len() < hdr_len + frame.len() {
         return None;
     }
-    write_guest(&body, frame).then_some(())
+    (store_rx_header(&buf, hdr_len, 1) && buf.write(hdr_len, frame)).then_some(())
 }
 
 /// Writes one frame into the ring. The outer error is a ring fault, the inner a dropped frame.
@@ -300,7 +297,7 @@ fn write_frame(
             }
         };
         let used = if res.is_ok() { need as u32 } else { 0 };
-        ring.push_used(head, used)?;
+        ring.push_used(head, used);
         return Ok(res);
     }
 
@@ -324,9 +321,9 @@ fn write_frame(
             Err(e) => {
                 // Hand every chain taken for this frame back empty, the bad one last.
                 for &(h, _) in &scratch.chains {
-                    ring.push_used(h, 0)?;
+                    ring.push_used(h, 0);
                 }
-                ring.push_used(head, 0)?;
+                ring.push_used(head, 0);
                 return Ok(Err(e.into()));
             }
         }
@@ -338,7 +335,7 @@ fn write_frame(
     let mut left = if res.is_ok() { need } else { 0 };
     for &(h, len) in &scratch.chains {
         let used = left.min(len as usize);
-        ring.push_used(h, used as u32)?;
+        ring.push_used(h, used as u32);
         left -= used;
     }
     Ok(res)

@@ -7,7 +7,7 @@
 //! guest must hand over complete, checksummed frames), CTRL_VQ (the front-end owns the control
 //! queue), packed rings, IOMMU_PLATFORM and LOG_ALL (no dirty logging, hence no live migration).
 
-use vm_memory::{VolatileMemory, VolatileSlice};
+use crate::ring::HostBuf;
 
 use virtio_bindings::bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::bindings::virtio_net::{
@@ -111,22 +111,14 @@ pub fn rx_header(hdr_len: usize, num_buffers: u16) -> [u8; 12] {
 /// building it with narrower stores, which the CPU cannot forward (a stall per frame).
 /// `hdr_len` is 10 or 12; false if `buf` is shorter.
 #[inline]
-pub fn store_rx_header(buf: &VolatileSlice<'_>, hdr_len: usize, num_buffers: u16) -> bool {
-    let Ok(head) = buf.get_ref::<u64>(0) else {
-        return false;
-    };
+pub(crate) fn store_rx_header(buf: &HostBuf<'_>, hdr_len: usize, num_buffers: u16) -> bool {
     let tail = if hdr_len >= 12 {
         // csum_offset (bytes 8..10) = 0, num_buffers (bytes 10..12), little endian.
-        buf.get_ref::<u32>(8)
-            .map(|r| r.store((u32::from(num_buffers) << 16).to_le()))
+        buf.store(8, (u32::from(num_buffers) << 16).to_le())
     } else {
-        buf.get_ref::<u16>(8).map(|r| r.store(0))
+        buf.store(8, 0u16)
     };
-    if tail.is_err() {
-        return false;
-    }
-    head.store(0);
-    true
+    tail && buf.store(0, 0u64)
 }
 
 /// `VIRTIO_NET_S_LINK_UP` in the config space status field.
