@@ -9,7 +9,7 @@
 //! once, when the ring starts (each must lie within one memory region and be long enough for
 //! the ring's size; a new memory table restarts the ring). Ring entries are then read and
 //! written at an index taken modulo the ring size, with no further check. A one-descriptor
-//! chain's buffer is resolved with one region lookup to a [`HostBuf`], whose reads and writes
+//! chain's buffer is resolved with one region lookup to a `HostBuf`, whose reads and writes
 //! are checked against its length. All raw memory access lives in the `mapped` module below.
 //! Longer chains take the general walk ([`SplitRing::walk`]) through vm-memory's accessors;
 //! only a buffer (or indirect table) spanning two regions takes vm-memory's slowest path.

@@ -124,7 +124,7 @@ pub(crate) fn store_rx_header(buf: &HostBuf<'_>, hdr_len: usize, num_buffers: u1
 /// `VIRTIO_NET_S_LINK_UP` in the config space status field.
 const LINK_UP: u16 = 1;
 
-/// The `virtio_net_config` space: mac[6], status, max_virtqueue_pairs, mtu (little endian).
+/// The `virtio_net_config` space: `mac[6]`, status, max_virtqueue_pairs, mtu (little endian).
 pub fn config_space(mac: [u8; 6], max_queue_pairs: u16, mtu: u16) -> [u8; 12] {
     let mut c = [0u8; 12];
     c[0..6].copy_from_slice(&mac);
