@@ -118,7 +118,7 @@ impl FlowKey {
     }
 
     #[inline]
-    fn from_words(w: [u64; KEY_WORDS]) -> FlowKey {
+    pub(crate) fn from_words(w: [u64; KEY_WORDS]) -> FlowKey {
         // SAFETY: same layout as above, and every bit pattern is a valid FlowKey (integers
         // only).
         unsafe { std::mem::transmute::<[u64; KEY_WORDS], FlowKey>(w) }

@@ -85,22 +85,33 @@ fn ipv4_tcp_udp_key(frame: &[u8], in_port: PortNo, k: &mut FlowKey) -> Option<()
         }
         _ => return None,
     }
-    let [a, b, c, d] = [h[26], h[27], h[28], h[29]];
-    let [e, f, g, i] = [h[30], h[31], h[32], h[33]];
-    *k = FlowKey {
-        in_port,
-        dl_dst: [h[0], h[1], h[2], h[3], h[4], h[5]],
-        dl_src: [h[6], h[7], h[8], h[9], h[10], h[11]],
-        dl_type: ETH_TYPE_IPV4,
-        nw_src: [a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        nw_dst: [e, f, g, i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        nw_proto: proto,
-        nw_tos: h[15],
-        nw_ttl: h[22],
-        tp_src: be16(34),
-        tp_dst: be16(36),
-        ..FlowKey::default()
-    };
+    // Built a word at a time in the key's memory order (see `FlowKey`): ten stores instead of
+    // one per field, and no zeroing first.
+    let word = u64::from_ne_bytes;
+    let [p0, p1, p2, p3] = in_port.to_ne_bytes();
+    let [t0, t1] = ETH_TYPE_IPV4.to_ne_bytes();
+    let [s0, s1] = be16(34).to_ne_bytes();
+    let [d0, d1] = be16(36).to_ne_bytes();
+    *k = FlowKey::from_words([
+        // tun_id
+        0,
+        // in_port, tun_src
+        word([p0, p1, p2, p3, 0, 0, 0, 0]),
+        // tun_dst, dl_type, vlan_tci
+        word([0, 0, 0, 0, t0, t1, 0, 0]),
+        // dl_dst, vlan_tpid
+        word([h[0], h[1], h[2], h[3], h[4], h[5], 0, 0]),
+        // dl_src, cvlan_tci
+        word([h[6], h[7], h[8], h[9], h[10], h[11], 0, 0]),
+        // nw_src
+        word([h[26], h[27], h[28], h[29], 0, 0, 0, 0]),
+        0,
+        // nw_dst
+        word([h[30], h[31], h[32], h[33], 0, 0, 0, 0]),
+        0,
+        // nw_proto, nw_tos, nw_ttl, nw_frag, tp_src, tp_dst
+        word([proto, h[15], h[22], 0, s0, s1, d0, d1]),
+    ]);
     Some(())
 }
 
