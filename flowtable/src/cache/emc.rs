@@ -50,14 +50,14 @@ impl Emc {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn holds(&self, i: usize, key: &FlowKey, hash: u64) -> bool {
         matches!(self.slots.get(i), Some(Some(e))
             if e.hash == hash && e.epoch == self.epoch && e.key == *key)
     }
 
     /// The slot holding `key`, if any (an index, so the caller's borrow ends here).
-    #[inline]
+    #[inline(always)]
     pub(super) fn find(&self, key: &FlowKey, hash: u64) -> Option<usize> {
         let [a, b] = self.ways(hash);
         if self.holds(a, key, hash) {
