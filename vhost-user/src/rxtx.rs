@@ -228,6 +228,10 @@ pub fn enqueue_burst(
     }
     avail -= fast as u16;
     burst.done = fast;
+    if fast == pkts.len() {
+        pkts.recycle(pool);
+        return counted.flush(stats, publish(ring, burst));
+    }
 
     // The rest, in order, through the general path.
     for (i, pkt) in pkts.drain().enumerate() {
