@@ -227,6 +227,7 @@ impl Batch {
     }
 
     /// Adds a packet; a full batch hands it back.
+    #[inline]
     pub fn push(&mut self, p: Packet) -> Result<(), Packet> {
         if self.is_full() {
             return Err(p);
