@@ -88,11 +88,12 @@ pub fn process_batch(
         .zip(unparsed.iter_mut())
     {
         pkt.in_port = in_ofport;
+        let (tun_id, tun_src, tun_dst) = (pkt.tun_id, pkt.tun_src, pkt.tun_dst);
         match extract_into(pkt.data(), in_ofport, key) {
             Ok(()) => {
-                key.tun_id = pkt.tun_id;
-                key.tun_src = pkt.tun_src;
-                key.tun_dst = pkt.tun_dst;
+                key.tun_id = tun_id;
+                key.tun_src = tun_src;
+                key.tun_dst = tun_dst;
                 *bad = None;
             }
             Err(reason) => *bad = Some(reason),

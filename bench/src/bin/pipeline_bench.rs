@@ -163,12 +163,17 @@ struct Templates {
 }
 
 impl Templates {
-    fn count(&self) -> usize {
-        self.bytes.len() / self.len
+    /// The frame at byte offset `at` (a multiple of the frame length).
+    #[inline]
+    fn frame(&self, at: usize) -> &[u8] {
+        self.bytes.get(at..at + self.len).unwrap_or(&[])
     }
 
-    fn frame(&self, i: usize) -> &[u8] {
-        &self.bytes[i * self.len..(i + 1) * self.len]
+    /// The offset of the frame after the one at `at`, back to the first after the last.
+    #[inline]
+    fn next(&self, at: usize) -> usize {
+        let n = at + self.len;
+        if n == self.bytes.len() { 0 } else { n }
     }
 }
 
@@ -267,10 +272,7 @@ impl Bench {
         for _ in 0..MAX_BURST {
             let mut p = self.pool.get();
             p.set_data(self.templates.frame(self.next));
-            self.next += 1;
-            if self.next == self.templates.count() {
-                self.next = 0;
-            }
+            self.next = self.templates.next(self.next);
             let _ = self.batch.push(p);
         }
         let (batch, pool) = (&mut self.batch, &mut self.pool);
