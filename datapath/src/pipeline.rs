@@ -129,12 +129,11 @@ pub fn process_batch(
     let mut run_rule: Option<usize> = None;
     let (mut run_pkts, mut run_bytes) = (0u64, 0u64);
 
-    for (i, pkt) in batch.drain().enumerate() {
-        let (Some(key), Some(&hash), Some(&bad)) = (keys.get(i), hashes.get(i), unparsed.get(i))
-        else {
-            pool.put(pkt);
-            continue;
-        };
+    // A batch holds at most MAX_BURST packets, as many as there are keys: the zip loses none.
+    for (pkt, ((key, &hash), &bad)) in batch
+        .drain()
+        .zip(keys.iter().zip(hashes.iter()).zip(unparsed.iter()))
+    {
         if let Some(reason) = bad {
             in_port.drops.add(reason, 1);
             pool.put(pkt);
@@ -252,6 +251,7 @@ fn execute(
     pool.put(pkt);
 }
 
+#[inline]
 fn enqueue(
     bridge: &BridgeSnapshot,
     tx: &mut [Batch],
