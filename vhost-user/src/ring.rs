@@ -698,10 +698,10 @@ mod mapped {
         #[inline]
         pub(super) fn set_used_entry(&self, idx: u16, elem: u64) {
             let off = USED_RING + 8 * usize::from(idx & self.mask);
+            // A plain unaligned store (a volatile one of a packed type goes through the stack):
+            // the driver reads the entry only after `publish_used` stores the used index.
             // SAFETY: `off + 8 <= USED_RING + 8 * size`, within the used ring's length checked
-            // in `new`; the mapping lives as long as `self`. A plain unaligned store (a
-            // volatile one of a packed type goes through the stack): the driver reads the
-            // entry only after the release store of the used index in `publish_used`.
+            // in `new`; the mapping lives as long as `self`.
             unsafe {
                 std::ptr::write_unaligned(self.used_ptr.add(off).cast::<u64>(), elem.to_le())
             };
@@ -723,27 +723,14 @@ mod mapped {
         /// region.
         #[inline]
         pub(super) fn host_buf(&self, addr: u64, len: usize) -> Option<HostBuf<'_>> {
-            for (start, whole) in &self.regions {
-                let Some(off) = addr.checked_sub(*start) else {
-                    continue;
-                };
-                let size = whole.len() as u64;
-                if off >= size {
-                    continue;
-                }
-                // Regions do not overlap: this is the only one that can hold `addr`.
-                if len as u64 > size - off {
-                    return None;
-                }
-                // `off + len <= whole.len()`: the whole buffer is in this mapping.
-                let ptr = whole.ptr_guard_mut().as_ptr().wrapping_add(off as usize);
-                return Some(HostBuf {
-                    ptr: NonNull::new(ptr)?,
-                    len,
-                    _mem: PhantomData,
-                });
-            }
-            None
+            let (whole, off) = locate(&self.regions, addr, len)?;
+            // `off + len <= whole.len()` (`locate`): the whole buffer is in this mapping.
+            let ptr = whole.ptr_guard_mut().as_ptr().wrapping_add(off);
+            Some(HostBuf {
+                ptr: NonNull::new(ptr)?,
+                len,
+                _mem: PhantomData,
+            })
         }
 
         #[inline]
@@ -798,10 +785,10 @@ mod mapped {
             if !self.holds(off, dst.len()) {
                 return false;
             }
-            // SAFETY: `[off, off + dst.len())` is inside the buffer (checked just above), which
-            // is mapped for `'a`; `dst` is our own memory, so the two do not overlap. The guest
-            // may write the bytes meanwhile: like vm-memory's own bulk copy, the copy then holds
-            // a mix of old and new bytes, and what is copied is parsed as untrusted anyway.
+            // The guest may write the bytes meanwhile: as with vm-memory's own bulk copy, the
+            // copy then mixes old and new bytes, and it is parsed as untrusted anyway.
+            // SAFETY: `[off, off + dst.len())` is inside the buffer (checked just above), mapped
+            // for `'a`; `dst` is our own memory, so the two do not overlap.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     self.ptr.as_ptr().add(off),
@@ -839,19 +826,31 @@ mod mapped {
         }
     }
 
-    /// The bounds-checked subslice of the region holding `[addr, addr + len)`, if one does.
+    /// The region holding all of `[addr, addr + len)` and the offset of `addr` in it, if one
+    /// does.
     #[inline]
-    fn find(
-        regions: &[(u64, VolatileSlice<'static>)],
+    fn locate<'r>(
+        regions: &'r [(u64, VolatileSlice<'static>)],
         addr: u64,
         len: usize,
-    ) -> Option<VolatileSlice<'static>> {
+    ) -> Option<(&'r VolatileSlice<'static>, usize)> {
         // Regions do not overlap: at most one holds `addr`.
         let (start, whole) = regions.iter().find(|(start, whole)| {
             addr.checked_sub(*start)
                 .is_some_and(|off| off < whole.len() as u64)
         })?;
         let off = (addr - start) as usize;
+        (len <= whole.len() - off).then_some((whole, off))
+    }
+
+    /// The subslice of the region holding `[addr, addr + len)`, if one does.
+    #[inline]
+    fn find(
+        regions: &[(u64, VolatileSlice<'static>)],
+        addr: u64,
+        len: usize,
+    ) -> Option<VolatileSlice<'static>> {
+        let (whole, off) = locate(regions, addr, len)?;
         whole.subslice(off, len).ok()
     }
 }
