@@ -26,10 +26,16 @@ pub struct BridgeLocal {
     tx: Vec<Batch>,
     /// When this PMD last refreshed a MAC entry that cached NORMAL flows keep using.
     refreshed: Vec<(u64, u64)>,
-    /// Per packet of the batch in flight: its key and hash, or why it could not be parsed.
-    keys: [FlowKey; MAX_BURST],
-    hashes: [u64; MAX_BURST],
-    unparsed: [Option<DropReason>; MAX_BURST],
+    /// What stages 1 and 2 found for each packet of the batch in flight.
+    parsed: [Parsed; MAX_BURST],
+}
+
+/// One packet's key and EMC hash, or why it could not be parsed.
+#[derive(Clone, Copy, Default)]
+struct Parsed {
+    key: FlowKey,
+    hash: u64,
+    bad: Option<DropReason>,
 }
 
 /// Slots of the MAC refresh table, and how often a busy source MAC is re-learned.
@@ -42,9 +48,7 @@ impl BridgeLocal {
             cache: FlowCache::new(EMC_SLOTS, MAX_MEGAFLOWS),
             tx: (0..bridge.ports.len()).map(|_| Batch::new()).collect(),
             refreshed: vec![(u64::MAX, 0); REFRESH_SLOTS],
-            keys: [FlowKey::default(); MAX_BURST],
-            hashes: [0; MAX_BURST],
-            unparsed: [None; MAX_BURST],
+            parsed: [Parsed::default(); MAX_BURST],
         }
     }
 }
@@ -76,40 +80,27 @@ pub fn process_batch(
         cache,
         tx,
         refreshed,
-        keys,
-        hashes,
-        unparsed,
+        parsed,
     } = local;
 
     // Stage 1: parse every packet.
-    for ((pkt, key), bad) in batch
-        .iter_mut()
-        .zip(keys.iter_mut())
-        .zip(unparsed.iter_mut())
-    {
-        pkt.in_port = in_ofport;
+    for (pkt, p) in batch.iter_mut().zip(parsed.iter_mut()) {
         let (tun_id, tun_src, tun_dst) = (pkt.tun_id, pkt.tun_src, pkt.tun_dst);
-        match extract_into(pkt.data(), in_ofport, key) {
+        match extract_into(pkt.data(), in_ofport, &mut p.key) {
             Ok(()) => {
-                key.tun_id = tun_id;
-                key.tun_src = tun_src;
-                key.tun_dst = tun_dst;
-                *bad = None;
+                p.key.tun_id = tun_id;
+                p.key.tun_src = tun_src;
+                p.key.tun_dst = tun_dst;
+                p.bad = None;
             }
-            Err(reason) => *bad = Some(reason),
+            Err(reason) => p.bad = Some(reason),
         }
     }
     // Stage 2: hash, and start fetching the EMC slots.
-    let n = batch.len();
-    for ((key, hash), bad) in keys
-        .iter()
-        .zip(hashes.iter_mut())
-        .zip(unparsed.iter())
-        .take(n)
-    {
-        if bad.is_none() {
-            *hash = cache.hash(key);
-            cache.prefetch(*hash);
+    for p in parsed.iter_mut().take(batch.len()) {
+        if p.bad.is_none() {
+            p.hash = cache.hash(&p.key);
+            cache.prefetch(p.hash);
         }
     }
 
@@ -128,23 +119,37 @@ pub fn process_batch(
     // Rule counters are summed over runs of packets that hit the same rule.
     let mut run_rule: Option<usize> = None;
     let (mut run_pkts, mut run_bytes) = (0u64, 0u64);
+    // The MAC table (part of the generation) changes only on the slow path or when a MAC is
+    // re-learned, so the generation is read once per batch and again after either.
+    let mut stale = true;
+    let mut last_learn = None;
 
-    // A batch holds at most MAX_BURST packets, as many as there are keys: the zip loses none.
-    for (pkt, ((key, &hash), &bad)) in batch
-        .drain()
-        .zip(keys.iter().zip(hashes.iter()).zip(unparsed.iter()))
-    {
-        if let Some(reason) = bad {
+    // A batch holds at most MAX_BURST packets, as many as `parsed`: the zip loses none.
+    for (pkt, p) in batch.drain().zip(parsed.iter()) {
+        let (key, hash) = (&p.key, p.hash);
+        if let Some(reason) = p.bad {
             in_port.drops.add(reason, 1);
             pool.put(pkt);
             continue;
         }
-        // Read per packet: a slow-path miss may learn a MAC, which changes the generation.
-        let generation = cache_generation(config_gen, bridge);
-        let decision = cache.lookup_hashed(key, hash, generation, &mut slow);
+        if stale {
+            cache.sync_generation(cache_generation(config_gen, bridge));
+            stale = false;
+        }
+        let decision = match cache.emc_lookup(key, hash) {
+            Some(d) => d,
+            None => {
+                stale = true;
+                cache.lookup_past_emc(key, hash, &mut slow)
+            }
+        };
 
-        if let Some((vlan, mac)) = decision.learn {
-            refresh_mac(bridge, refreshed, vlan, mac, in_ofport, now_ns);
+        // Consecutive packets of one flow share the refresh check: same MAC, same time.
+        if decision.learn != last_learn
+            && let Some((vlan, mac)) = decision.learn
+        {
+            last_learn = decision.learn;
+            stale |= refresh_mac(bridge, refreshed, vlan, mac, in_ofport, now_ns);
         }
         if decision.rule != run_rule {
             flush_rule_run(bridge, run_rule, run_pkts, run_bytes);
@@ -167,7 +172,7 @@ pub fn process_batch(
 }
 
 /// Cache hits skip the slow path, so a source MAC that only ever hits would age out of the
-/// table: re-learn it about once a second.
+/// table: re-learn it about once a second. True if it was re-learned.
 fn refresh_mac(
     bridge: &BridgeSnapshot,
     table: &mut [(u64, u64)],
@@ -175,7 +180,7 @@ fn refresh_mac(
     mac: [u8; 6],
     port: u32,
     now_ns: u64,
-) {
+) -> bool {
     let mut id = u64::from(vlan) << 48 | u64::from(port) << 56;
     for (i, b) in mac.iter().enumerate() {
         id ^= u64::from(*b) << (8 * i);
@@ -183,12 +188,13 @@ fn refresh_mac(
     let slot = (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % table.len();
     let (seen_id, at) = table[slot];
     if seen_id == id && now_ns.saturating_sub(at) < REFRESH_NS {
-        return;
+        return false;
     }
     table[slot] = (id, now_ns);
     let mut macs = bridge.macs.lock();
     macs.learn(vlan, mac, port, now_ns);
     bridge.macs.sync_generation(&macs);
+    true
 }
 
 fn flush_rule_run(bridge: &BridgeSnapshot, rule: Option<usize>, pkts: u64, bytes: u64) {
@@ -199,11 +205,12 @@ fn flush_rule_run(bridge: &BridgeSnapshot, rule: Option<usize>, pkts: u64, bytes
 }
 
 /// Runs a decision's actions in order; every output but the last sends a copy.
+#[inline(always)]
 fn execute(
     bridge: &BridgeSnapshot,
     tx: &mut [Batch],
     acts: &[DpAction],
-    mut pkt: Packet,
+    pkt: Packet,
     pool: &mut PacketPool,
     in_port: &crate::bridge::BridgePort,
 ) {
@@ -215,6 +222,20 @@ fn execute(
         }
         return;
     }
+    execute_list(bridge, tx, acts, pkt, pool, in_port);
+}
+
+/// [`execute`] for anything but one plain output: kept out of the per-packet loop, whose
+/// registers it would otherwise take.
+#[inline(never)]
+fn execute_list(
+    bridge: &BridgeSnapshot,
+    tx: &mut [Batch],
+    acts: &[DpAction],
+    mut pkt: Packet,
+    pool: &mut PacketPool,
+    in_port: &crate::bridge::BridgePort,
+) {
     // Translation never leaves actions after the last output.
     let last_output = match acts.last() {
         Some(DpAction::Output(_)) => Some(acts.len() - 1),

@@ -2,9 +2,11 @@
 //! cache searched tuple-space style (one hash table per distinct mask).
 //!
 //! The pipeline hashes and prefetches a whole batch first ([`FlowCache::hash`],
-//! [`FlowCache::prefetch`]), then looks each packet up with [`FlowCache::lookup_hashed`].
+//! [`FlowCache::prefetch`]), then looks each packet up with [`FlowCache::emc_lookup`] and, on a miss,
+//! [`FlowCache::lookup_past_emc`].
 
 mod emc;
+mod emc_hash;
 mod megaflow;
 
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use crate::hash::KeyHasher;
 use crate::key::FlowKey;
 use crate::translate::Decision;
 use emc::Emc;
+use emc_hash::EmcHasher;
 use megaflow::Megaflows;
 
 pub const DEFAULT_EMC_SLOTS: usize = 8192;
@@ -38,12 +41,19 @@ pub struct CacheStats {
 
 pub struct FlowCache {
     hasher: KeyHasher,
+    emc_hasher: EmcHasher,
     emc: Emc,
     megaflows: Megaflows,
     generation: u64,
     /// xorshift32 state for the EMC insertion draw.
     draw: u32,
     stats: CacheStats,
+}
+
+/// A seed from the operating system's randomness (via std's `RandomState`).
+fn random_seed() -> u32 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8) as u32
 }
 
 impl Default for FlowCache {
@@ -57,6 +67,7 @@ impl FlowCache {
     pub fn new(emc_slots: usize, max_megaflows: usize) -> Self {
         FlowCache {
             hasher: KeyHasher::random(),
+            emc_hasher: EmcHasher::new(random_seed()),
             emc: Emc::new(emc_slots),
             megaflows: Megaflows::new(max_megaflows),
             generation: 0,
@@ -65,10 +76,10 @@ impl FlowCache {
         }
     }
 
-    /// The key's hash, as [`FlowCache::lookup_hashed`] wants it.
+    /// The key's EMC hash, as [`FlowCache::emc_lookup`] wants it.
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> u64 {
-        self.hasher.hash(key)
+        self.emc_hasher.hash(key, &self.hasher)
     }
 
     /// Starts loading the EMC slots of `hash`, so a later lookup finds them in the CPU cache.
@@ -86,26 +97,47 @@ impl FlowCache {
         slow: &mut dyn FnMut(&FlowKey) -> Decision,
     ) -> &Decision {
         let hash = self.hash(key);
-        self.lookup_hashed(key, hash, generation, slow)
+        self.sync_generation(generation);
+        if self.emc_lookup(key, hash).is_none() {
+            return self.lookup_past_emc(key, hash, slow);
+        }
+        // Looked up again: returning the first borrow would keep `self` borrowed on the miss
+        // path as well, which today's borrow checker refuses.
+        match self.emc.get(key, hash) {
+            Some(d) => d,
+            None => unreachable!("EMC lost an entry between two lookups"),
+        }
     }
 
-    /// [`FlowCache::lookup`] with the key's hash from [`FlowCache::hash`].
+    /// Flushes every cached decision if `generation` (rules and MAC table) moved since the last
+    /// call. The pipeline calls it once per batch and again after a lookup that went past the
+    /// EMC or re-learned a MAC: both can change the MAC table.
     #[inline]
-    pub fn lookup_hashed(
-        &mut self,
-        key: &FlowKey,
-        hash: u64,
-        generation: u64,
-        slow: &mut dyn FnMut(&FlowKey) -> Decision,
-    ) -> &Decision {
+    pub fn sync_generation(&mut self, generation: u64) {
         if generation != self.generation {
             self.flush();
             self.generation = generation;
         }
-        if let Some(slot) = self.emc.find(key, hash) {
-            self.stats.emc_hits += 1;
-            return self.emc_decision(slot);
-        }
+    }
+
+    /// The EMC's decision for `key`, whose hash is from [`FlowCache::hash`], counted as a hit;
+    /// None on a miss, for [`FlowCache::lookup_past_emc`].
+    #[inline(always)]
+    pub fn emc_lookup(&mut self, key: &FlowKey, hash: u64) -> Option<&Decision> {
+        let d = self.emc.get(key, hash)?;
+        self.stats.emc_hits += 1;
+        Some(d)
+    }
+
+    /// The megaflow cache's decision for `key`, else `slow`'s, which is cached under its mask.
+    /// Not inlined: it would take registers from the EMC hit path around it.
+    #[inline(never)]
+    pub fn lookup_past_emc(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        slow: &mut dyn FnMut(&FlowKey) -> Decision,
+    ) -> &Decision {
         let insert = self.draw_insert();
         if let Some(index) = self.megaflows.lookup(key, &self.hasher) {
             self.stats.megaflow_hits += 1;
@@ -121,18 +153,10 @@ impl FlowCache {
         let d = Arc::new(slow(key));
         self.megaflows.insert(key, &d, &self.hasher);
         self.emc.insert(key, hash, d);
-        match self.emc.find(key, hash) {
-            Some(slot) => self.emc_decision(slot),
+        match self.emc.get(key, hash) {
+            Some(d) => d,
             // Just inserted into one of the key's two slots.
             None => unreachable!("EMC lost an entry it just stored"),
-        }
-    }
-
-    #[inline]
-    fn emc_decision(&self, slot: usize) -> &Decision {
-        match self.emc.decision(slot) {
-            Some(d) => d,
-            None => unreachable!("EMC slot {slot} empty after a hit"),
         }
     }
 

@@ -15,7 +15,7 @@ const _: () = assert!(BUF_SIZE <= u16::MAX as usize);
 
 /// One frame and the metadata the pipeline attaches to it, in one heap buffer. The handle is
 /// a single pointer, so moving packets between pool, batches and stages copies 8 bytes; the
-/// metadata fields are reached through `Deref` (`pkt.in_port`).
+/// metadata fields are reached through `Deref` (`pkt.tun_id`).
 pub struct Packet {
     buf: Box<Buffer>,
 }
@@ -32,8 +32,6 @@ pub struct Meta {
     // Frame bounds in the buffer; u16 suffices (BUF_SIZE fits).
     start: u16,
     len: u16,
-    /// OpenFlow port number of the port it arrived on (per bridge).
-    pub in_port: u32,
     /// Tunnel metadata: VNI and outer IPv4 source/destination of a decapsulated packet, or the
     /// VNI a rule chose for encapsulation (`set_field:N->tun_id`). Zero otherwise.
     pub tun_id: u64,
@@ -64,7 +62,6 @@ impl Packet {
                 meta: Meta {
                     start: HEADROOM as u16,
                     len: 0,
-                    in_port: 0,
                     tun_id: 0,
                     tun_src: 0,
                     tun_dst: 0,
@@ -138,7 +135,6 @@ impl Packet {
 
     fn clear_meta(&mut self) {
         let m = &mut self.buf.meta;
-        m.in_port = 0;
         m.tun_id = 0;
         m.tun_src = 0;
         m.tun_dst = 0;
@@ -148,7 +144,6 @@ impl Packet {
     pub fn clone_into(&self, other: &mut Packet) {
         other.start = self.start;
         other.len = self.len;
-        other.in_port = self.in_port;
         other.tun_id = self.tun_id;
         other.tun_src = self.tun_src;
         other.tun_dst = self.tun_dst;

@@ -50,30 +50,20 @@ impl Emc {
         }
     }
 
+    /// The decision cached for `key`, if one of its two slots holds it in this epoch.
     #[inline(always)]
-    fn holds(&self, i: usize, key: &FlowKey, hash: u64) -> bool {
-        matches!(self.slots.get(i), Some(Some(e))
-            if e.hash == hash && e.epoch == self.epoch && e.key == *key)
-    }
-
-    /// The slot holding `key`, if any (an index, so the caller's borrow ends here).
-    #[inline(always)]
-    pub(super) fn find(&self, key: &FlowKey, hash: u64) -> Option<usize> {
+    pub(super) fn get(&self, key: &FlowKey, hash: u64) -> Option<&Decision> {
         let [a, b] = self.ways(hash);
-        if self.holds(a, key, hash) {
-            Some(a)
-        } else if self.holds(b, key, hash) {
-            Some(b)
-        } else {
-            None
-        }
+        self.in_slot(a, key, hash)
+            .or_else(|| self.in_slot(b, key, hash))
     }
 
-    /// The decision in a slot `find` returned.
-    #[inline]
-    pub(super) fn decision(&self, slot: usize) -> Option<&Decision> {
-        match self.slots.get(slot) {
-            Some(Some(e)) => Some(&e.decision),
+    #[inline(always)]
+    fn in_slot(&self, i: usize, key: &FlowKey, hash: u64) -> Option<&Decision> {
+        match self.slots.get(i) {
+            Some(Some(e)) if e.hash == hash && e.epoch == self.epoch && e.key == *key => {
+                Some(&e.decision)
+            }
             _ => None,
         }
     }
