@@ -137,6 +137,8 @@ pub struct SplitRing {
     // Cells, so that a burst can take chains and return them (`consume`, `push_used`) while it
     // holds slices of guest memory borrowed from the ring.
     next_avail: Cell<Wrapping<u16>>,
+    /// The driver's available index as last read.
+    avail_seen: Cell<Wrapping<u16>>,
     next_used: Cell<Wrapping<u16>>,
     /// `next_used` as last published to the driver.
     published: Wrapping<u16>,
@@ -180,6 +182,7 @@ impl SplitRing {
             mem,
             size,
             next_avail: Cell::new(Wrapping(cfg.base)),
+            avail_seen: Cell::new(Wrapping(cfg.base)),
             next_used: Cell::new(Wrapping(0)),
             published: Wrapping(0),
             event_idx: cfg.event_idx,
@@ -197,6 +200,7 @@ impl SplitRing {
                 "vring base differs from the used index; resuming at the used index"
             );
             ring.next_avail.set(ring.next_used.get());
+            ring.avail_seen.set(ring.next_used.get());
         }
         store(
             ring.mem.used(),
@@ -226,7 +230,22 @@ impl SplitRing {
                 size: self.size,
             });
         }
+        self.avail_seen.set(Wrapping(idx));
         Ok(pending)
+    }
+
+    /// [`Self::available`], but without reading the driver's index again while the last one
+    /// read still covers `want` chains. That index sits in a line the driver keeps writing, so
+    /// each read waits for a transfer from the driver's core; a guest receive ring usually holds
+    /// many bursts' worth of buffers. The earlier read's acquire already made the chains up to
+    /// that index visible.
+    #[inline]
+    pub fn available_for(&self, want: u16) -> Result<u16, RingFault> {
+        let cached = (self.avail_seen.get() - self.next_avail.get()).0;
+        if cached >= want && cached <= self.size {
+            return Ok(cached);
+        }
+        self.available()
     }
 
     /// Takes the head of the next available chain. Only call after [`Self::available`] said

@@ -323,11 +323,16 @@ fn rx_readable_buffer_is_dropped() {
 /// A guest receive ring with mergeable buffers and four 1024-byte buffers posted (descriptors
 /// 0..4 at BUF + 0x1000 * i).
 fn four_mergeable_buffers() -> (MockGuest, SplitRing) {
+    four_mergeable_buffers_of(&[0, 1, 2, 3])
+}
+
+/// The same four buffers, of which only `posted` are made available yet.
+fn four_mergeable_buffers_of(posted: &[u16]) -> (MockGuest, SplitRing) {
     let mut g = MockGuest::new(0x10000, 8);
     for i in 0..4u16 {
         g.write_desc(i, BUF + 0x1000 * u64::from(i), 1024, WRITE, 0);
     }
-    g.publish(&[0, 1, 2, 3]);
+    g.publish(posted);
     let ring = g.ring(false, false, true);
     (g, ring)
 }
@@ -381,6 +386,35 @@ fn rx_fast_then_general_path() {
     let used: Vec<(u32, u32)> = (0..4).map(|i| g.used_elem(i)).collect();
     assert_eq!(used, vec![(0, 72), (1, 1024), (2, 488), (3, 112)]);
     assert_eq!(g.used_idx(), 4);
+}
+
+/// The driver's available index is read again only when the last read does not cover the
+/// burst.
+#[test]
+fn avail_index_read_again_when_needed() {
+    let (mut g, mut ring) = four_mergeable_buffers_of(&[0, 1]);
+    assert_eq!(ring.available_for(1), Ok(2));
+    let stats = QueueStats::default();
+    assert_eq!(enqueue(&mut ring, &[frame(60, 1)], &stats).0, 1);
+    g.publish(&[2, 3]);
+    // One buffer left as last read covers one chain: the new ones are not seen yet.
+    assert_eq!(ring.available_for(1), Ok(1));
+    assert_eq!(ring.available_for(2), Ok(3));
+}
+
+/// A frame that needs more buffers than the last read of the available index counted reads it
+/// again before it is dropped.
+#[test]
+fn rx_mergeable_reads_avail_index_again() {
+    let (mut g, mut ring) = four_mergeable_buffers_of(&[0, 1]);
+    let stats = QueueStats::default();
+    assert_eq!(enqueue(&mut ring, &[frame(60, 1)], &stats).0, 1);
+    g.publish(&[2, 3]);
+    // 12 + 1500 bytes: buffer 1 (the one counted) and buffer 2 (found on a fresh read).
+    assert_eq!(enqueue(&mut ring, &[frame(1500, 2)], &stats).0, 1);
+    assert_eq!(stats.dropped_for(DropReason::NoGuestBuffer), 0);
+    assert_eq!(g.used_elem(1), (1, 1024));
+    assert_eq!(g.used_elem(2), (2, 488));
 }
 
 #[test]

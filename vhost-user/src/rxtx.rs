@@ -49,11 +49,12 @@ pub fn dequeue_burst(
     stats: &QueueStats,
 ) -> Burst {
     let mut burst = Burst::default();
-    let pending = match ring.available() {
+    let want = out.room().min(MAX_BURST);
+    let pending = match ring.available_for(want as u16) {
         Ok(n) => n,
         Err(f) => return fault(burst, f),
     };
-    let n = usize::from(pending).min(out.room()).min(MAX_BURST);
+    let n = usize::from(pending).min(want);
     let mut heads = [0u16; MAX_BURST];
     let heads = &mut heads[..n];
     if let Err(f) = ring.peek_heads(heads) {
@@ -190,7 +191,7 @@ pub fn enqueue_burst(
     stats: &QueueStats,
 ) -> Burst {
     let mut burst = Burst::default();
-    let mut avail = match ring.available() {
+    let mut avail = match ring.available_for(pkts.len().min(MAX_BURST) as u16) {
         Ok(n) => n,
         Err(f) => {
             stats.drop(DropReason::NotReady, pkts.len() as u64);
@@ -285,8 +286,16 @@ fn write_frame(
     scratch.segs.clear();
     scratch.chains.clear();
 
-    if !ring.mrg_rxbuf {
+    // `avail` may come from an earlier read of the driver's index: read it again before
+    // calling the ring empty.
+    let out_of_buffers = |avail: &mut u16| -> Result<bool, RingFault> {
         if *avail == 0 {
+            *avail = ring.available()?;
+        }
+        Ok(*avail == 0)
+    };
+    if !ring.mrg_rxbuf {
+        if out_of_buffers(avail)? {
             return Ok(Err(DropReason::NoGuestBuffer));
         }
         let head = ring.pop_head()?;
@@ -308,7 +317,7 @@ fn write_frame(
     // Mergeable buffers: gather chains until header and frame fit.
     let mut cap = 0usize;
     while cap < need {
-        if *avail == 0 {
+        if out_of_buffers(avail)? {
             // Not enough buffers for the whole frame: leave the gathered ones for later.
             let n = scratch.chains.len() as u16;
             ring.unpop(n);
