@@ -177,7 +177,7 @@ fn run(
             bursts += 1;
             if bp.vtep.is_some() {
                 receive_on_vtep(
-                    &snap,
+                    snap,
                     &mut locals,
                     q,
                     &mut batch,
