@@ -26,7 +26,7 @@ use xdp::socket::{SocketError, XdpSocket, XdpSocketBuilder};
 use xdp::umem::{FrameSize, UmemCfgBuilder};
 use xdp::{CompletionRing, FillRing, RingConfigBuilder, RxRing, TxRing, Umem};
 
-use crate::packet::{Batch, MAX_BURST, MAX_FRAME, PacketPool};
+use crate::packet::{Batch, MAX_BURST, MAX_FRAME, PacketPool, copy_frame};
 use crate::port::{Port, PortCounters, PortStats};
 
 /// Largest ring the port asks for (the kernel's default size).
@@ -445,7 +445,7 @@ impl Port for AfXdpPort {
                 continue;
             }
             let mut pkt = pool.get();
-            pkt.prepare(len).copy_from_slice(&frame[..]);
+            copy_frame(pkt.prepare(len), &frame[..]);
             match out.push(pkt) {
                 Ok(()) => {
                     added += 1;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 
-use crate::packet::{Batch, MAX_FRAME, PacketPool};
+use crate::packet::{Batch, MAX_FRAME, PacketPool, copy_frame};
 use crate::port::{Port, PortCounters, PortStats};
 
 /// Default number of frames a ring holds.
@@ -48,7 +48,7 @@ impl RingQueue {
                 continue;
             }
             let i = (s.head + s.count) % cap;
-            s.slots[i][..f.len()].copy_from_slice(f);
+            copy_frame(&mut s.slots[i][..f.len()], f);
             s.lens[i] = f.len();
             s.count += 1;
             n += 1;
@@ -66,7 +66,7 @@ impl RingQueue {
             let i = s.head;
             let mut p = pool.get();
             let len = s.lens[i];
-            p.prepare(len).copy_from_slice(&s.slots[i][..len]);
+            copy_frame(p.prepare(len), &s.slots[i][..len]);
             let _ = out.push(p);
             s.head = (s.head + 1) % cap;
             s.count -= 1;

@@ -8,5 +8,5 @@ pub mod port;
 pub mod prefetch;
 
 pub use counter::Counter;
-pub use packet::{Batch, HEADROOM, MAX_BURST, MAX_FRAME, Packet, PacketPool};
+pub use packet::{Batch, HEADROOM, MAX_BURST, MAX_FRAME, Packet, PacketPool, copy_frame};
 pub use port::{Port, PortCounters, PortStats};
