@@ -11,9 +11,10 @@
 //! own mutexes; the UMEM free list has a third one, held only for free-list bookkeeping (never
 //! while copying frame bytes).
 //!
-//! Wakeups: the `xdp` crate does not expose the rings' `XDP_RING_NEED_WAKEUP` flag, so the socket
-//! is bound without `XDP_USE_NEED_WAKEUP`. Receive then needs no syscall at all, and transmit does
-//! one `sendto` kick per non-empty burst (copy mode always needs it).
+//! Wakeups: the socket is bound with `XDP_USE_NEED_WAKEUP`, and the port makes a syscall only
+//! when the kernel's flag on a ring asks for one ([`RingFlags`]): a `sendto` kick after a
+//! transmit burst, a `recvfrom` when the kernel waits for receive buffers. In copy mode (all a
+//! veth offers) the kernel asks for a kick after every transmit burst and never on receive.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -24,10 +25,12 @@ use ebpf::{XdpAttachMode, XskRedirect};
 use xdp::slab::Slab;
 use xdp::socket::{SocketError, XdpSocket, XdpSocketBuilder};
 use xdp::umem::{FrameSize, UmemCfgBuilder};
-use xdp::{CompletionRing, FillRing, RingConfigBuilder, RxRing, TxRing, Umem};
+use xdp::{CompletionRing, RingConfigBuilder, RxRing, Umem, WakableFillRing, WakableTxRing};
 
+use crate::counter::Counter;
 use crate::packet::{Batch, MAX_BURST, MAX_FRAME, PacketPool, copy_frame};
 use crate::port::{Port, PortCounters, PortStats};
+use crate::xsk_flags::RingFlags;
 
 /// Largest ring the port asks for (the kernel's default size).
 const MAX_RING: u32 = 2048;
@@ -118,7 +121,7 @@ pub enum AfXdpError {
 /// Receive side: owned by the PMD polling the queue.
 struct RxState {
     ring: RxRing,
-    fill: FillRing,
+    fill: WakableFillRing,
     /// Frames given to the kernel through the fill ring and not yet back through the RX ring.
     in_kernel: u32,
     /// Fill (and RX) ring size: the most frames lent to the kernel for receive.
@@ -127,7 +130,7 @@ struct RxState {
 
 /// Transmit side: any PMD, serialised by the mutex.
 struct TxState {
-    ring: TxRing,
+    ring: WakableTxRing,
     completion: CompletionRing,
     /// Frames queued for transmit and not yet back through the completion ring.
     in_flight: u32,
@@ -141,6 +144,10 @@ pub struct AfXdpPort {
     redirect: Mutex<XskRedirect>,
     rx: Mutex<RxState>,
     tx: Mutex<TxState>,
+    flags: RingFlags,
+    /// Syscalls the kernel asked for: receive wakeups and transmit kicks.
+    rx_wakeups: Counter,
+    tx_kicks: Counter,
     socket: XdpSocket,
     umem: Mutex<Umem>,
     /// Datagram socket in the interface's network namespace, for link state ioctls.
@@ -212,8 +219,9 @@ impl AfXdpPort {
         }
         .build()
         .map_err(|e| AfXdpError::Options(format!("{e}")))?;
+        // Also asks for XDP_USE_NEED_WAKEUP.
         let (rings, mut bind_flags) = builder
-            .build_rings(&umem, ring_cfg)
+            .build_wakable_rings(&umem, ring_cfg)
             .map_err(|e| sock_err(describe(&e)))?;
         let bind = if opts.zero_copy {
             bind_flags.force_zerocopy();
@@ -238,10 +246,13 @@ impl AfXdpPort {
             ));
         };
 
+        let flags = RingFlags::map(socket.as_raw_fd())
+            .map_err(|e| sock_err(format!("mapping the rings' flags failed: {e}")))?;
         let mut fill = rings.fill_ring;
         // SAFETY: the UMEM outlives the socket: both live in the port, and the port drops the
-        // socket (and the rings) before the UMEM.
-        let filled = unsafe { fill.enqueue(&mut umem, ring_size as usize) };
+        // socket (and the rings) before the UMEM. No wakeup: nothing is bound to receive yet.
+        let filled = unsafe { fill.enqueue(&mut umem, ring_size as usize, false) }
+            .map_err(|e| sock_err(format!("filling the fill ring failed: {e}")))?;
         redirect.register_socket(opts.queue, socket.as_raw_fd())?;
 
         // SAFETY: plain socket(2) call; the result is checked before use.
@@ -278,6 +289,9 @@ impl AfXdpPort {
                 in_flight: 0,
                 budget: ring_size,
             }),
+            flags,
+            rx_wakeups: Counter::default(),
+            tx_kicks: Counter::default(),
             socket,
             umem: Mutex::new(umem),
             ctl,
@@ -320,8 +334,32 @@ impl AfXdpPort {
         lock(&self.redirect).counters().ok()
     }
 
+    /// Asks the kernel to take the receive buffers in the fill ring (it set the fill ring's
+    /// need-wakeup flag).
+    fn wake_rx(&self) {
+        self.rx_wakeups.add(1);
+        // SAFETY: recvfrom(2) with no buffer and no address on our own socket, non-blocking; it
+        // only wakes the kernel's receive processing.
+        let ret = unsafe {
+            libc::recvfrom(
+                self.socket.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        if ret < 0 {
+            // EAGAIN: nothing to receive now, which is fine; the wakeup itself happened.
+            let err = std::io::Error::last_os_error();
+            tracing::trace!(port = %self.name, "AF_XDP rx wakeup: {err}");
+        }
+    }
+
     /// Sends the kernel a transmit kick for whatever is in the TX ring.
     fn kick_tx(&self) {
+        self.tx_kicks.add(1);
         // SAFETY: sendto(2) with no buffer and no address on our own socket; it only asks the
         // kernel to process the TX ring.
         let ret = unsafe {
@@ -466,12 +504,16 @@ impl Port for AfXdpPort {
                 umem.free_packet(frame);
             }
             // At most `budget - in_kernel` frames: the fill ring has at least that much room.
-            // SAFETY: as in `open`, the UMEM outlives the socket.
+            // SAFETY: as in `open`, the UMEM outlives the socket. Without a wakeup, the enqueue
+            // makes no syscall and cannot fail.
             let filled = unsafe {
                 rx.fill
-                    .enqueue(&mut umem, (rx.budget - rx.in_kernel) as usize)
+                    .enqueue(&mut umem, (rx.budget - rx.in_kernel) as usize, false)
             };
-            rx.in_kernel += filled as u32;
+            rx.in_kernel += filled.unwrap_or(0) as u32;
+        }
+        if self.flags.fill_needs_wakeup() {
+            self.wake_rx();
         }
 
         self.counters.rx_packets.add(added as u64);
@@ -527,8 +569,9 @@ impl Port for AfXdpPort {
         }
 
         let queued = queue.len();
-        // SAFETY: as above, the frames belong to the UMEM, which outlives the socket.
-        let sent = unsafe { tx.ring.send(&mut queue) };
+        // SAFETY: as above, the frames belong to the UMEM, which outlives the socket. Without a
+        // wakeup, the send makes no syscall and cannot fail.
+        let sent = unsafe { tx.ring.send(&mut queue, false) }.unwrap_or(0);
         tx.in_flight += sent as u32;
         if sent < queued || !unused.is_empty() {
             // Not expected (the budget keeps the TX ring from filling up): return the frames.
@@ -542,7 +585,8 @@ impl Port for AfXdpPort {
                 umem.free_packet(frame);
             }
         }
-        if sent > 0 {
+        // Also with nothing new: frames an earlier kick left in the ring go out.
+        if tx.in_flight > 0 && self.flags.tx_needs_wakeup() {
             self.kick_tx();
         }
 
@@ -596,6 +640,9 @@ impl Port for AfXdpPort {
             ("queue".to_string(), self.queue.to_string()),
             ("xdp_mode".to_string(), self.xdp_mode.to_string()),
             ("bind".to_string(), self.bind.to_string()),
+            ("need_wakeup".to_string(), "yes".to_string()),
+            ("rx_wakeups".to_string(), self.rx_wakeups.get().to_string()),
+            ("tx_kicks".to_string(), self.tx_kicks.get().to_string()),
         ];
         if let Some((redirected, passed)) = self.xdp_counters() {
             status.push(("xdp_redirected".to_string(), redirected.to_string()));

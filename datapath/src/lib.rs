@@ -11,6 +11,7 @@ pub mod ports;
 pub mod ring;
 pub mod switch;
 pub mod tunnel;
+mod xsk_flags;
 
 pub use port_api::{counter, packet, port};
 

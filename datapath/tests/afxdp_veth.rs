@@ -385,7 +385,21 @@ fn exercise_port(ns: &Netns, case: Case) {
     );
     assert_eq!(stats.tx_dropped, 0);
     println!("[{tag}] stats {stats:?}");
-    println!("[{tag}] status {:?}", port.status());
+    let status = port.status();
+    println!("[{tag}] status {status:?}");
+    let field = |k: &str| {
+        status
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("need_wakeup"), "yes");
+    // Copy mode sends only from sendto, so the kernel keeps asking for a kick.
+    assert!(
+        field("tx_kicks").parse::<u64>().unwrap_or(0) > 0,
+        "{status:?}"
+    );
     assert_eq!(pool.grown, 0);
 }
 
