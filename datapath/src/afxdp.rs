@@ -28,9 +28,10 @@ use xdp::umem::{FrameSize, UmemCfgBuilder};
 use xdp::{CompletionRing, RingConfigBuilder, RxRing, Umem, WakableFillRing, WakableTxRing};
 
 use crate::counter::Counter;
-use crate::packet::{Batch, MAX_BURST, MAX_FRAME, PacketPool, copy_frame};
+use crate::packet::{Batch, MAX_BURST, MAX_FRAME, PacketPool};
 use crate::port::{Port, PortCounters, PortStats};
 use crate::xsk_flags::RingFlags;
+use port_api::copy_frame;
 
 /// Largest ring the port asks for (the kernel's default size).
 const MAX_RING: u32 = 2048;
@@ -334,51 +335,55 @@ impl AfXdpPort {
         lock(&self.redirect).counters().ok()
     }
 
-    /// Asks the kernel to take the receive buffers in the fill ring (it set the fill ring's
-    /// need-wakeup flag).
-    fn wake_rx(&self) {
-        self.rx_wakeups.add(1);
-        // SAFETY: recvfrom(2) with no buffer and no address on our own socket, non-blocking; it
-        // only wakes the kernel's receive processing.
-        let ret = unsafe {
-            libc::recvfrom(
-                self.socket.as_raw_fd(),
-                std::ptr::null_mut(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
+    /// The syscall the kernel asked for through a ring's need-wakeup flag: `recvfrom` to take
+    /// the receive buffers in the fill ring, `sendto` to send what the TX ring holds. Neither
+    /// carries data or blocks. A failure is left for the next call: EAGAIN/EBUSY/ENOBUFS mean
+    /// the kernel keeps the descriptors and goes on at the next wakeup, ENETDOWN that the link
+    /// is down.
+    fn wake(&self, ring: Wakeup) {
+        let fd = self.socket.as_raw_fd();
+        let ret = match ring {
+            Wakeup::Fill => {
+                self.rx_wakeups.add(1);
+                // SAFETY: recvfrom(2) with no buffer and no address on our own socket.
+                unsafe {
+                    libc::recvfrom(
+                        fd,
+                        std::ptr::null_mut(),
+                        0,
+                        libc::MSG_DONTWAIT,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    )
+                }
+            }
+            Wakeup::Tx => {
+                self.tx_kicks.add(1);
+                // SAFETY: sendto(2) with no buffer and no address on our own socket.
+                unsafe {
+                    libc::sendto(
+                        fd,
+                        std::ptr::null(),
+                        0,
+                        libc::MSG_DONTWAIT,
+                        std::ptr::null(),
+                        0,
+                    )
+                }
+            }
         };
         if ret < 0 {
-            // EAGAIN: nothing to receive now, which is fine; the wakeup itself happened.
             let err = std::io::Error::last_os_error();
-            tracing::trace!(port = %self.name, "AF_XDP rx wakeup: {err}");
+            tracing::trace!(port = %self.name, ?ring, "AF_XDP wakeup: {err}");
         }
     }
+}
 
-    /// Sends the kernel a transmit kick for whatever is in the TX ring.
-    fn kick_tx(&self) {
-        self.tx_kicks.add(1);
-        // SAFETY: sendto(2) with no buffer and no address on our own socket; it only asks the
-        // kernel to process the TX ring.
-        let ret = unsafe {
-            libc::sendto(
-                self.socket.as_raw_fd(),
-                std::ptr::null(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null(),
-                0,
-            )
-        };
-        if ret < 0 {
-            // EAGAIN/EBUSY/ENOBUFS: the kernel keeps the descriptors and the next kick
-            // continues; ENETDOWN: link down, same. Nothing to do here.
-            let err = std::io::Error::last_os_error();
-            tracing::trace!(port = %self.name, "AF_XDP tx kick: {err}");
-        }
-    }
+/// The ring a wakeup syscall is for.
+#[derive(Clone, Copy, Debug)]
+enum Wakeup {
+    Fill,
+    Tx,
 }
 
 /// A message for the `xdp` crate's socket errors (its Display is its Debug).
@@ -513,7 +518,7 @@ impl Port for AfXdpPort {
             rx.in_kernel += filled.unwrap_or(0) as u32;
         }
         if self.flags.fill_needs_wakeup() {
-            self.wake_rx();
+            self.wake(Wakeup::Fill);
         }
 
         self.counters.rx_packets.add(added as u64);
@@ -587,7 +592,7 @@ impl Port for AfXdpPort {
         }
         // Also with nothing new: frames an earlier kick left in the ring go out.
         if tx.in_flight > 0 && self.flags.tx_needs_wakeup() {
-            self.kick_tx();
+            self.wake(Wakeup::Tx);
         }
 
         self.counters.tx_packets.add(sent as u64);

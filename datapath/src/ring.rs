@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 
-use crate::packet::{Batch, MAX_FRAME, PacketPool, copy_frame};
+use crate::packet::{Batch, MAX_FRAME, PacketPool};
 use crate::port::{Port, PortCounters, PortStats};
+use port_api::copy_frame;
 
 /// Default number of frames a ring holds.
 pub const RING_CAPACITY: usize = 1024;

@@ -50,12 +50,6 @@ pub struct FlowCache {
     stats: CacheStats,
 }
 
-/// A seed from the operating system's randomness (via std's `RandomState`).
-fn random_seed() -> u32 {
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(0u8) as u32
-}
-
 impl Default for FlowCache {
     fn default() -> Self {
         FlowCache::new(DEFAULT_EMC_SLOTS, DEFAULT_MAX_MEGAFLOWS)
@@ -67,7 +61,7 @@ impl FlowCache {
     pub fn new(emc_slots: usize, max_megaflows: usize) -> Self {
         FlowCache {
             hasher: KeyHasher::random(),
-            emc_hasher: EmcHasher::new(random_seed()),
+            emc_hasher: EmcHasher::random(),
             emc: Emc::new(emc_slots),
             megaflows: Megaflows::new(max_megaflows),
             generation: 0,

@@ -2,11 +2,13 @@
 //! (ring, afxdp, vhost-user, dpdk, bonds). Kept apart from the datapath so backends in their
 //! own crates depend on this and not on PMD internals.
 
+pub mod copy;
 pub mod counter;
 pub mod packet;
 pub mod port;
 pub mod prefetch;
 
+pub use copy::copy_frame;
 pub use counter::Counter;
-pub use packet::{Batch, HEADROOM, MAX_BURST, MAX_FRAME, Packet, PacketPool, copy_frame};
+pub use packet::{Batch, HEADROOM, MAX_BURST, MAX_FRAME, Packet, PacketPool};
 pub use port::{Port, PortCounters, PortStats};

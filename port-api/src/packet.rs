@@ -4,6 +4,8 @@
 //! copy bytes in on receive and out on transmit, so buffers never migrate between threads and
 //! the steady state allocates nothing: every buffer goes back to the pool it came from.
 
+use crate::copy::copy_frame;
+
 /// Packets handled per poll and per transmit call.
 pub const MAX_BURST: usize = 32;
 /// Space in front of the frame for pushed VLAN tags and tunnel headers.
@@ -158,36 +160,6 @@ impl Default for Packet {
     }
 }
 
-/// `dst.copy_from_slice(src)` (same lengths, or it panics like that does), but a small frame
-/// of 32 to 128 bytes goes as two fixed-size blocks that overlap in the middle, inlined: for
-/// 64-byte frames a call into libc's memcpy costs more than the copy.
-#[inline]
-pub fn copy_frame(dst: &mut [u8], src: &[u8]) {
-    let n = src.len();
-    if dst.len() == n && (64..=128).contains(&n) {
-        copy_block::<64>(dst, src, 0);
-        if n > 64 {
-            copy_block::<64>(dst, src, n - 64);
-        }
-    } else if dst.len() == n && (32..64).contains(&n) {
-        copy_block::<32>(dst, src, 0);
-        copy_block::<32>(dst, src, n - 32);
-    } else {
-        dst.copy_from_slice(src);
-    }
-}
-
-/// The `N` bytes at `at`: a copy of known size, which the compiler turns into a few moves.
-#[inline(always)]
-fn copy_block<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
-    if let (Some(d), Some(s)) = (dst.get_mut(at..at + N), src.get(at..at + N)) {
-        let s: &[u8; N] = s.try_into().unwrap_or(&[0; N]);
-        if let Ok(d) = <&mut [u8; N]>::try_from(d) {
-            *d = *s;
-        }
-    }
-}
-
 /// Free buffers owned by one PMD thread.
 pub struct PacketPool {
     free: Vec<Packet>,
@@ -289,16 +261,6 @@ impl Default for Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn copy_frame_copies_every_length() {
-        let src: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
-        for n in 0..=300 {
-            let mut dst = vec![0u8; n];
-            copy_frame(&mut dst, &src[..n]);
-            assert_eq!(dst, &src[..n], "length {n}");
-        }
-    }
 
     #[test]
     fn set_data_and_clone_keep_the_frame() {

@@ -808,7 +808,9 @@ mod mapped {
             // copy then mixes old and new bytes, and it is parsed as untrusted anyway.
             // SAFETY: `[off, off + dst.len())` is inside the buffer (checked just above), mapped
             // for `'a`; `dst` is our own memory, so the two do not overlap.
-            unsafe { copy_bytes(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) };
+            unsafe {
+                port_api::copy::copy_bytes(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+            };
             true
         }
 
@@ -819,7 +821,9 @@ mod mapped {
                 return false;
             }
             // SAFETY: as in `read`, with the roles swapped.
-            unsafe { copy_bytes(src.as_ptr(), self.ptr.as_ptr().add(off), src.len()) };
+            unsafe {
+                port_api::copy::copy_bytes(src.as_ptr(), self.ptr.as_ptr().add(off), src.len())
+            };
             true
         }
 
@@ -834,31 +838,6 @@ mod mapped {
             // driver looks at the buffer only after the used index is published.
             unsafe { std::ptr::write_unaligned(self.ptr.as_ptr().add(off).cast::<T>(), v) };
             true
-        }
-    }
-
-    /// `copy_nonoverlapping(src, dst, len)`. A small frame (32 to 128 bytes) is copied as two
-    /// fixed-size blocks that overlap in the middle, inlined: a call into libc's memcpy costs
-    /// more than the copy itself at that size, twice per forwarded frame.
-    ///
-    /// # Safety
-    /// As for `copy_nonoverlapping`: `len` bytes readable at `src`, writable at `dst`, apart.
-    #[inline(always)]
-    unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
-        // SAFETY (all three arms): each block lies inside `[0, len)` of both buffers, which
-        // the caller guarantees; overlapping blocks write the same bytes of `src` twice.
-        unsafe {
-            if (64..=128).contains(&len) {
-                std::ptr::copy_nonoverlapping(src, dst, 64);
-                if len > 64 {
-                    std::ptr::copy_nonoverlapping(src.add(len - 64), dst.add(len - 64), 64);
-                }
-            } else if (32..64).contains(&len) {
-                std::ptr::copy_nonoverlapping(src, dst, 32);
-                std::ptr::copy_nonoverlapping(src.add(len - 32), dst.add(len - 32), 32);
-            } else {
-                std::ptr::copy_nonoverlapping(src, dst, len);
-            }
         }
     }
 

@@ -21,6 +21,12 @@ pub(super) struct EmcHasher {
 }
 
 impl EmcHasher {
+    /// A hasher with a seed from the operating system's randomness, as [`KeyHasher::random`].
+    pub(super) fn random() -> Self {
+        use std::hash::BuildHasher;
+        EmcHasher::new(std::collections::hash_map::RandomState::new().hash_one(0u8) as u32)
+    }
+
     pub(super) fn new(seed: u32) -> Self {
         EmcHasher {
             seed,
