@@ -205,6 +205,39 @@ def proc_status(pid, keys=("VmRSS", "HugetlbPages")):
     return out
 
 
+def pmd_cpu_ticks(pid):
+    """User and system clock ticks of the process's PMD threads (comm `pmd*`: vswitchd's `pmd0`,
+    OVS's `pmd-c01/id:N`), from /proc/PID/task/TID/stat fields 14 and 15."""
+    user = system = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()  # fields[0] is field 3 (state)
+        if comm.startswith("pmd"):
+            user += int(fields[11])
+            system += int(fields[12])
+    return user, system
+
+
+def user_split(pid, t0, t1, pkts, ghz):
+    """Userspace cycles per packet (user ticks x TSC rate / packets) and the user share of the
+    PMD's CPU time, between two pmd_cpu_ticks() readings."""
+    if not t0 or not t1 or not pkts:
+        return {"user_cyc_per_pkt": None, "user_pct": None}
+    du, ds = t1[0] - t0[0], t1[1] - t0[1]
+    hz = os.sysconf("SC_CLK_TCK")
+    return {"user_cyc_per_pkt": du / hz * ghz * 1e9 / pkts,
+            "user_pct": 100.0 * du / (du + ds) if du + ds else None}
+
+
 def cpu_ghz():
     """The TSC frequency: the kernel's `tsc: Detected N MHz` (tsc_known_freq on this VM kind)
     through /proc/cpuinfo's `cpu MHz` of CPU1 (the PMD's CPU)."""
@@ -640,10 +673,13 @@ def measure(env, sw, tp, case, seconds, ghz, warm):
     wait_until("frames looping through the switch", 15, lambda: tp.stats()[0] > rx0 + 10000)
     time.sleep(warm)
     load = loadavg1()
+    pid = sw.pid()
     sw.pmd_begin()
+    ticks0 = pmd_cpu_ticks(pid)
     rx_a, tx_a, t_a = tp.stats()
     time.sleep(seconds)
     rx_b, tx_b, t_b = tp.stats()
+    ticks1 = pmd_cpu_ticks(pid)
     pmd = sw.pmd_end(ghz)
     dt = t_b - t_a
     tp.cmd("stop")
@@ -653,6 +689,7 @@ def measure(env, sw, tp, case, seconds, ghz, warm):
         "testpmd_tx_mpps": (tx_b - tx_a) / dt / 1e6,
         "switch_rx_mpps": pmd["switch_pkts"] / dt / 1e6,
         "cyc_per_pkt": pmd["cyc_per_pkt"], "idle_pct": pmd["idle_pct"],
+        **user_split(pid, ticks0, ticks1, pmd["switch_pkts"], ghz),
     }
     if "pmd_total_cycles" in pmd:
         res["ovs_tsc_ghz"] = pmd["pmd_total_cycles"] / dt / 1e9
@@ -742,9 +779,12 @@ def measure_afxdp(env, sw, rig, tag, case, args, ghz):
     time.sleep(warm)
     pktgen_alive()
     load = loadavg1()
+    pid = sw.pid()
     sw.pmd_begin()
+    ticks0 = pmd_cpu_ticks(pid)
     t_a = time.monotonic()
     time.sleep(seconds)
+    ticks1 = pmd_cpu_ticks(pid)
     pmd = sw.pmd_end(ghz)
     dt = time.monotonic() - t_a
     try:
@@ -772,6 +812,7 @@ def measure_afxdp(env, sw, rig, tag, case, args, ghz):
         "p99_us": kv["p99_us"] if kv["received"] else None,
         "switch_rx_mpps": pmd["switch_pkts"] / dt / 1e6,
         "cyc_per_pkt": pmd["cyc_per_pkt"], "idle_pct": pmd["idle_pct"],
+        **user_split(pid, ticks0, ticks1, pmd["switch_pkts"], ghz),
         "pktgen": kv, "veth_counters": kdelta, "switch_port_counters": sdelta,
     }
     if "pmd_total_cycles" in pmd:
@@ -818,7 +859,9 @@ def run_afxdp_round(env, args, kind, rnd, ghz, results, rss, cases):
                 f"(pktgen tx {r['gen_tx_mpps']:.3f}, switch rx {r['switch_rx_mpps']:.3f}), "
                 f"loss {r['loss_pct']:.1f} %, P50 {fmt(r['p50_us'], '.0f')} us, "
                 f"P99 {fmt(r['p99_us'], '.0f')} us, "
-                f"{fmt(r['cyc_per_pkt'], '.0f')} cycles/pkt, idle {fmt(r['idle_pct'], '.1f')} %, "
+                f"{fmt(r['cyc_per_pkt'], '.0f')} cycles/pkt "
+                f"({fmt(r['user_cyc_per_pkt'], '.0f')} user), "
+                f"idle {fmt(r['idle_pct'], '.1f')} %, "
                 f"xdp {r['xdp_mode']}, load1 {r['load1']:.2f}{extra}")
             for what, key in (("veth", "veth_counters"), ("switch port", "switch_port_counters")):
                 drops = {k: v for k, v in r[key].items()
@@ -864,7 +907,9 @@ def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases):
                 if "ovs_tsc_ghz" in r else ""
             log(f"round {rnd} {sw.name:8s} {case:7s}: {r['mpps']:.3f} Mpps forwarded "
                 f"(testpmd tx {r['testpmd_tx_mpps']:.3f}, switch rx {r['switch_rx_mpps']:.3f}), "
-                f"{fmt(r['cyc_per_pkt'], '.0f')} cycles/pkt, idle {fmt(r['idle_pct'], '.1f')} %, "
+                f"{fmt(r['cyc_per_pkt'], '.0f')} cycles/pkt "
+                f"({fmt(r['user_cyc_per_pkt'], '.0f')} user), "
+                f"idle {fmt(r['idle_pct'], '.1f')} %, "
                 f"load1 {r['load1']:.2f}{extra}")
             tp.stop()
             tp = None
@@ -887,8 +932,8 @@ def table(results, args, ghz, rss):
 
     lines = []
     hdr = (f"{'scenario':31s} {'switch':8s} {'Mpps median [min-max]':24s} {'cyc/pkt':>8s} "
-           f"{'idle %':>7s} {'loss %':>7s} {'P50/P99 us':>11s} {'load1':>6s} "
-           f"{'vsw/OVS Mpps':>12s} {'vsw/OVS cyc/pkt':>15s}")
+           f"{'user cyc':>8s} {'idle %':>7s} {'loss %':>7s} {'P50/P99 us':>11s} {'load1':>6s} "
+           f"{'vsw/OVS Mpps':>12s} {'vsw/OVS cyc/pkt':>15s} {'vsw/OVS user cyc':>16s}")
     lines.append(hdr)
     lines.append("-" * len(hdr))
     for case in args.cases:
@@ -901,22 +946,26 @@ def table(results, args, ghz, rss):
             mp = [r["mpps"] for r in rs]
             m = med(mp)
             c = med([r["cyc_per_pkt"] for r in rs])
-            meds[sw] = (m, c)
+            u = med([r.get("user_cyc_per_pkt") for r in rs])
+            meds[sw] = (m, c, u)
             loss = med([r.get("loss_pct") for r in rs])
             p50, p99 = med([r.get("p50_us") for r in rs]), med([r.get("p99_us") for r in rs])
             lat = f"{p50:.0f}/{p99:.0f}" if p50 is not None else "-"
-            rows.append((sw, f"{m:.2f} [{min(mp):.2f}-{max(mp):.2f}]", c,
+            rows.append((sw, f"{m:.2f} [{min(mp):.2f}-{max(mp):.2f}]", c, u,
                          med([r["idle_pct"] for r in rs]), "-" if loss is None else f"{loss:.1f}",
                          lat, med([r["load1"] for r in rs])))
-        for sw, mpps, c, idle, loss, lat, load in rows:
-            ratio_m = ratio_c = ""
+        for sw, mpps, c, u, idle, loss, lat, load in rows:
+            ratio_m = ratio_c = ratio_u = ""
             if sw == "vswitch" and "OVS 3.1" in meds and meds["OVS 3.1"][0]:
-                ratio_m = f"{meds['vswitch'][0] / meds['OVS 3.1'][0]:.2f}"
-                if meds["vswitch"][1] and meds["OVS 3.1"][1]:
-                    ratio_c = f"{meds['vswitch'][1] / meds['OVS 3.1'][1]:.2f}"
+                v, o = meds["vswitch"], meds["OVS 3.1"]
+                ratio_m = f"{v[0] / o[0]:.2f}"
+                if v[1] and o[1]:
+                    ratio_c = f"{v[1] / o[1]:.2f}"
+                if v[2] and o[2]:
+                    ratio_u = f"{v[2] / o[2]:.2f}"
             lines.append(f"{case_label(case):31s} {sw:8s} {mpps:24s} {fmt(c, '8.0f')} "
-                         f"{fmt(idle, '7.1f')} {loss:>7s} {lat:>11s} {fmt(load, '6.2f')} "
-                         f"{ratio_m:>12s} {ratio_c:>15s}")
+                         f"{fmt(u, '8.0f')} {fmt(idle, '7.1f')} {loss:>7s} {lat:>11s} "
+                         f"{fmt(load, '6.2f')} {ratio_m:>12s} {ratio_c:>15s} {ratio_u:>16s}")
     lines.append("")
     n = len({r['round'] for r in results})
     lines.append(f"64 B frames; {n} round(s) x {args.seconds:g} s windows after a {args.warm:g} s "
@@ -938,8 +987,12 @@ def table(results, args, ghz, rss):
                      f"PMD figures over the window. XDP mode in use: {mode_s or 'n/a'}.")
     lines.append(f"cycles/packet: OVS = pmd-stats-show 'avg processing cycles per packet' (TSC "
                  f"cycles); vswitch = busy_ns x {ghz:.3f} GHz / packets (TSC frequency from "
-                 "/proc/cpuinfo 'cpu MHz'). idle % = idle / (idle + busy) of the PMD on CPU1. "
-                 "load1 = median 1-min load average at window start.")
+                 "/proc/cpuinfo 'cpu MHz'). user cyc = the PMD thread's user-mode CPU time "
+                 "over the window (utime ticks in /proc/PID/task/TID/stat, idle polling included) "
+                 "x the TSC rate / packets: cycles spent outside the kernel (for AF_XDP, cyc/pkt "
+                 "also holds the sendto/recvfrom kernel work, done in the PMD's context). idle % "
+                 "= idle / (idle + busy) of the PMD on CPU1. load1 = median 1-min load average at "
+                 "window start.")
     tsc = [r["ovs_tsc_ghz"] for r in results if "ovs_tsc_ghz" in r]
     if tsc:
         lines.append(f"cross-check: OVS PMD (idle + processing) cycles / window wall time = "
