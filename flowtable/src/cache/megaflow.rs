@@ -62,6 +62,22 @@ struct Subtable {
     hits: u64,
 }
 
+impl Subtable {
+    /// One subtable's decision index for `key`. Out of line: inlined into the loop over
+    /// subtables, the key and hash seed words are hoisted and spilled to the stack.
+    #[inline(never)]
+    fn probe(&mut self, key: &FlowKey, hasher: &KeyHasher) -> Option<u32> {
+        let key = key.masked(&self.mask);
+        let probe = HashedKey {
+            hash: hasher.hash(&key),
+            key,
+        };
+        let d = *self.flows.get(&probe)?;
+        self.hits += 1;
+        Some(d)
+    }
+}
+
 pub(super) struct Megaflows {
     subtables: Vec<Subtable>,
     /// Every cached decision, in insertion order; one per megaflow.
@@ -94,18 +110,7 @@ impl Megaflows {
         }
         // Any megaflow that matches gives the right answer (each is exact on every field its
         // decision depends on), so the first hit wins.
-        for s in &mut self.subtables {
-            let key = key.masked(&s.mask);
-            let probe = HashedKey {
-                hash: hasher.hash(&key),
-                key,
-            };
-            if let Some(&d) = s.flows.get(&probe) {
-                s.hits += 1;
-                return Some(d);
-            }
-        }
-        None
+        self.subtables.iter_mut().find_map(|s| s.probe(key, hasher))
     }
 
     pub(super) fn insert(&mut self, key: &FlowKey, d: &Arc<Decision>, hasher: &KeyHasher) {
