@@ -875,6 +875,67 @@ def run_afxdp_round(env, args, kind, rnd, ghz, results, rss, cases):
         rig.delete()
 
 
+def run_memory(env, args, kind, rss):
+    """The memory goal's set-up: one switch with 4 ports, p1 p2 vhost-user (testpmd io forward
+    loop) and p3 p4 AF_XDP (pktgen g0 -> g1), both pairs forwarding at once for a few seconds;
+    then the switch's VmRSS and HugetlbPages."""
+    tag = f"{kind}99"
+    rig = VethRig(env, tag)
+    socks = [os.path.join(env.work, f"{tag}-{i}.sock") for i in (0, 1)]
+    sw = tp = None
+    try:
+        tp = Testpmd(env, f"{tag}m", socks, args.huge)
+        vhost = "type=vhost-user" if kind == "v" else "type=dpdkvhostuserclient"
+        path = "path={}" if kind == "v" else "options:vhost-server-path={}"
+        ports = [(f"p{i + 1}", [vhost, path.format(s)]) for i, s in enumerate(socks)]
+        if kind == "v":
+            ports += [(f"p{i + 3}", ["type=afxdp", f"iface={s}"]) for i, s in enumerate(rig.s)]
+            sw = Vswitch(env, args.bindir, f"{tag}m", ports, ns=rig.sw_ns)
+            sw.set_case("p2p")
+            sw.ctl("add-flow", "br0", "in_port=p3,actions=output:p4")
+        else:
+            ports += [(s, ["type=afxdp", "options:xdp-mode=native"]) for s in rig.s]
+            sw = Ovs(env, f"{tag}m", ports, ns=rig.sw_ns)
+            sw.set_case("p2p")
+            sw.ofctl("add-flow", "br0", "in_port=3,actions=output:4")
+        tp.wait_ready()
+        wait_until("testpmd links up", 30, tp.links_up)
+        tp.cmd("start tx_first 32")
+        rx0 = tp.stats()[0]
+        logf = os.path.join(env.work, f"pktgen-{tag}-memory.log")
+        gen = env.spawn(f"pktgen-{tag}-memory", [
+            "timeout", "-k", "5", "60", "ip", "netns", "exec", rig.gen_ns, "taskset", "-c", "0",
+            os.path.join(args.bindir, "vswitch-pktgen"), "--tx-iface", rig.g[0],
+            "--rx-iface", rig.g[1], "--flows", "1000", "--warmup", "1", "--seconds", "4"])
+        try:
+            gen.wait(timeout=50)
+        except subprocess.TimeoutExpired:
+            raise Fail("vswitch-pktgen did not finish")
+        looped = tp.stats()[0] - rx0
+        st = proc_status(sw.pid())
+        with open(logf, errors="replace") as f:
+            m = re.findall(r"PKTGEN_RESULT .*received=(\d+)", f.read())
+        received = int(m[-1]) if m else 0
+        if looped <= 0 or received <= 0:
+            raise Fail(f"{sw.name} 4-port memory run: vhost-user looped {looped}, "
+                       f"AF_XDP received {received}")
+        rss[f"{sw.name} (4 ports)"] = st
+        log(f"memory {sw.name:8s} 4 ports: VmRSS {st.get('VmRSS', 0) / 1024:.1f} MiB, "
+            f"HugetlbPages {st.get('HugetlbPages', 0) / 1024:.1f} MiB; vhost-user frames "
+            f"looped {looped}, AF_XDP frames received {received}")
+    finally:
+        if tp:
+            tp.stop()
+        if sw:
+            sw.stop()
+        rig.delete()
+        for s in socks:
+            try:
+                os.unlink(s)
+            except FileNotFoundError:
+                pass
+
+
 def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases):
     socks = [os.path.join(env.work, f"{kind}{rnd}-{i}.sock") for i in (0, 1)]
     tag = f"{kind}{rnd}"
@@ -1001,6 +1062,8 @@ def table(results, args, ghz, rss):
         extra = f"; plus hugepage socket-mem {OVS_SOCKET_MEM_MB} MiB reserved by DPDK" \
             if name.startswith("OVS 3.1") else ""
         incl = "" if name.endswith("(AF_XDP)") else ", incl. testpmd's guest memory"
+        if name.endswith("(4 ports)"):
+            name = name.replace("(4 ports)", "(4 ports: 2 vhost-user + 2 AF_XDP, all forwarding)")
         lines.append(f"memory {name}: VmRSS {st.get('VmRSS', 0) / 1024:.1f} MiB, HugetlbPages "
                      f"{st.get('HugetlbPages', 0) / 1024:.1f} MiB (mapped{incl}){extra}")
     return "\n".join(lines)
@@ -1017,6 +1080,8 @@ def main():
     ap.add_argument("--no-huge", dest="huge", action="store_false")
     ap.add_argument("--cases", default=DEFAULT_CASES)
     ap.add_argument("--switches", default="v,o")
+    ap.add_argument("--no-memory", dest="memory", action="store_false",
+                    help="skip the 4-port memory run")
     args = ap.parse_args()
     args.cases = [c for c in args.cases.split(",") if c]
     for c in args.cases:
@@ -1043,6 +1108,10 @@ def main():
             order = switches if rnd % 2 else list(reversed(switches))
             for kind in order:
                 run_switch_round(env, args, kind, rnd, ghz, results, rss)
+        both = any(c in CASES for c in args.cases) and any(c in AFXDP_CASES for c in args.cases)
+        if both and not args.smoke and args.memory:
+            for kind in switches:
+                run_memory(env, args, kind, rss)
         print()
         print(table(results, args, ghz, rss))
         with open(os.path.join(args.work, "results.json"), "w") as f:
