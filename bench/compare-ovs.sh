@@ -62,6 +62,8 @@ OVS_BIN=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
 pkgs=()
 if [ "$VHOST" = 1 ]; then command -v dpdk-testpmd >/dev/null || pkgs+=(dpdk-dev dpdk); fi
 if [ "$AFXDP" = 1 ]; then command -v taskset >/dev/null || pkgs+=(util-linux); fi
+# perf samples the PMD threads for the AF_XDP cases' user-mode share ("user cyc").
+if [ "$AFXDP" = 1 ] && [ "$SMOKE" = 0 ]; then command -v perf >/dev/null || pkgs+=(linux-perf); fi
 if [ "$SMOKE" = 0 ] && [ "$SWITCHES" != v ] && [ ! -x "$OVS_BIN" ]; then pkgs+=(openvswitch-switch-dpdk); fi
 command -v ip >/dev/null || pkgs+=(iproute2)
 command -v python3 >/dev/null || pkgs+=(python3)

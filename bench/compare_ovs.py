@@ -205,37 +205,59 @@ def proc_status(pid, keys=("VmRSS", "HugetlbPages")):
     return out
 
 
-def pmd_cpu_ticks(pid):
-    """User and system clock ticks of the process's PMD threads (comm `pmd*`: vswitchd's `pmd0`,
-    OVS's `pmd-c01/id:N`), from /proc/PID/task/TID/stat fields 14 and 15."""
-    user = system = 0
+def pmd_tid(pid):
+    """The thread id of the process's PMD thread (comm `pmd*`: vswitchd's `pmd0`, OVS's
+    `pmd-c01/id:N`)."""
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().startswith("pmd"):
+                    return int(tid)
     except OSError:
-        return None
-    for tid in tids:
+        pass
+    return None
+
+
+class UserShare:
+    """The share of a PMD thread's time spent in user mode over a window, from `perf record -e
+    cpu-clock -t TID` samples (each sample says whether the thread was in the kernel). The
+    kernel's own utime/stime split is tick-sampled and rescaled over the thread's lifetime,
+    which skews a window's delta; /proc/stat's per-CPU ticks proved as unreliable on this VM."""
+
+    def __init__(self, env, pid, seconds, out):
+        self.p = None
+        self.out = out
+        tid = pmd_tid(pid)
+        if tid is None or not shutil.which("perf"):
+            return
+        self.p = env.spawn(os.path.basename(out), [
+            "perf", "record", "-q", "-e", "cpu-clock", "-t", str(tid), "-o", out, "--",
+            "sleep", f"{seconds:g}"])
+
+    def result(self):
+        """User share in % (None without perf), once the window is over."""
+        if self.p is None:
+            return None
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        comm = st[st.index("(") + 1:st.rindex(")")]
-        fields = st[st.rindex(")") + 2:].split()  # fields[0] is field 3 (state)
-        if comm.startswith("pmd"):
-            user += int(fields[11])
-            system += int(fields[12])
-    return user, system
+            self.p.wait(timeout=30)
+            text = run(["perf", "report", "-i", self.out, "--stdio", "-q", "--sort", "dso"],
+                       timeout=60)
+        except (Fail, subprocess.TimeoutExpired):
+            return None
+        # BPF programs (the XDP redirect) run in the kernel too.
+        kernel = sum(float(m) for m in re.findall(r"^\s*([\d.]+)%\s+(?:\[kernel|bpf_)",
+                                                  text, re.M))
+        total = sum(float(m) for m in re.findall(r"^\s*([\d.]+)%", text, re.M))
+        return 100.0 * (total - kernel) / total if total else None
 
 
-def user_split(pid, t0, t1, pkts, ghz):
-    """Userspace cycles per packet (user ticks x TSC rate / packets) and the user share of the
-    PMD's CPU time, between two pmd_cpu_ticks() readings."""
-    if not t0 or not t1 or not pkts:
-        return {"user_cyc_per_pkt": None, "user_pct": None}
-    du, ds = t1[0] - t0[0], t1[1] - t0[1]
-    hz = os.sysconf("SC_CLK_TCK")
-    return {"user_cyc_per_pkt": du / hz * ghz * 1e9 / pkts,
-            "user_pct": 100.0 * du / (du + ds) if du + ds else None}
+def user_split(share_pct, dt, pkts, ghz):
+    """Userspace cycles per packet: the user share x the window's TSC cycles / packets (the PMD
+    thread runs the whole window)."""
+    if share_pct is None or not pkts:
+        return {"user_cyc_per_pkt": None, "user_pct": share_pct}
+    return {"user_cyc_per_pkt": share_pct / 100.0 * dt * ghz * 1e9 / pkts,
+            "user_pct": share_pct}
 
 
 def cpu_ghz():
@@ -673,13 +695,10 @@ def measure(env, sw, tp, case, seconds, ghz, warm):
     wait_until("frames looping through the switch", 15, lambda: tp.stats()[0] > rx0 + 10000)
     time.sleep(warm)
     load = loadavg1()
-    pid = sw.pid()
     sw.pmd_begin()
-    ticks0 = pmd_cpu_ticks(pid)
     rx_a, tx_a, t_a = tp.stats()
     time.sleep(seconds)
     rx_b, tx_b, t_b = tp.stats()
-    ticks1 = pmd_cpu_ticks(pid)
     pmd = sw.pmd_end(ghz)
     dt = t_b - t_a
     tp.cmd("stop")
@@ -689,7 +708,6 @@ def measure(env, sw, tp, case, seconds, ghz, warm):
         "testpmd_tx_mpps": (tx_b - tx_a) / dt / 1e6,
         "switch_rx_mpps": pmd["switch_pkts"] / dt / 1e6,
         "cyc_per_pkt": pmd["cyc_per_pkt"], "idle_pct": pmd["idle_pct"],
-        **user_split(pid, ticks0, ticks1, pmd["switch_pkts"], ghz),
     }
     if "pmd_total_cycles" in pmd:
         res["ovs_tsc_ghz"] = pmd["pmd_total_cycles"] / dt / 1e9
@@ -779,12 +797,10 @@ def measure_afxdp(env, sw, rig, tag, case, args, ghz):
     time.sleep(warm)
     pktgen_alive()
     load = loadavg1()
-    pid = sw.pid()
     sw.pmd_begin()
-    ticks0 = pmd_cpu_ticks(pid)
     t_a = time.monotonic()
+    user = UserShare(env, sw.pid(), seconds, os.path.join(env.work, f"perf-{tag}-{case}.data"))
     time.sleep(seconds)
-    ticks1 = pmd_cpu_ticks(pid)
     pmd = sw.pmd_end(ghz)
     dt = time.monotonic() - t_a
     try:
@@ -812,7 +828,7 @@ def measure_afxdp(env, sw, rig, tag, case, args, ghz):
         "p99_us": kv["p99_us"] if kv["received"] else None,
         "switch_rx_mpps": pmd["switch_pkts"] / dt / 1e6,
         "cyc_per_pkt": pmd["cyc_per_pkt"], "idle_pct": pmd["idle_pct"],
-        **user_split(pid, ticks0, ticks1, pmd["switch_pkts"], ghz),
+        **user_split(user.result(), dt, pmd["switch_pkts"], ghz),
         "pktgen": kv, "veth_counters": kdelta, "switch_port_counters": sdelta,
     }
     if "pmd_total_cycles" in pmd:
@@ -968,9 +984,7 @@ def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases):
                 if "ovs_tsc_ghz" in r else ""
             log(f"round {rnd} {sw.name:8s} {case:7s}: {r['mpps']:.3f} Mpps forwarded "
                 f"(testpmd tx {r['testpmd_tx_mpps']:.3f}, switch rx {r['switch_rx_mpps']:.3f}), "
-                f"{fmt(r['cyc_per_pkt'], '.0f')} cycles/pkt "
-                f"({fmt(r['user_cyc_per_pkt'], '.0f')} user), "
-                f"idle {fmt(r['idle_pct'], '.1f')} %, "
+                f"{fmt(r['cyc_per_pkt'], '.0f')} cycles/pkt, idle {fmt(r['idle_pct'], '.1f')} %, "
                 f"load1 {r['load1']:.2f}{extra}")
             tp.stop()
             tp = None
@@ -1048,10 +1062,11 @@ def table(results, args, ghz, rss):
                      f"PMD figures over the window. XDP mode in use: {mode_s or 'n/a'}.")
     lines.append(f"cycles/packet: OVS = pmd-stats-show 'avg processing cycles per packet' (TSC "
                  f"cycles); vswitch = busy_ns x {ghz:.3f} GHz / packets (TSC frequency from "
-                 "/proc/cpuinfo 'cpu MHz'). user cyc = the PMD thread's user-mode CPU time "
-                 "over the window (utime ticks in /proc/PID/task/TID/stat, idle polling included) "
-                 "x the TSC rate / packets: cycles spent outside the kernel (for AF_XDP, cyc/pkt "
-                 "also holds the sendto/recvfrom kernel work, done in the PMD's context). idle % "
+                 "/proc/cpuinfo 'cpu MHz'). user cyc (AF_XDP) = the user-mode share of the PMD "
+                 "thread's `perf record -e cpu-clock` samples over the window x the window's TSC "
+                 "cycles / packets: its cycles outside the kernel, idle polling included; cyc/pkt "
+                 "also holds the sendto/recvfrom kernel work done in the PMD's context (the "
+                 "vhost-user PMDs make no syscalls). idle % "
                  "= idle / (idle + busy) of the PMD on CPU1. load1 = median 1-min load average at "
                  "window start.")
     tsc = [r["ovs_tsc_ghz"] for r in results if "ovs_tsc_ghz" in r]
