@@ -205,6 +205,30 @@ def proc_status(pid, keys=("VmRSS", "HugetlbPages")):
     return out
 
 
+def remove_files(paths):
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def vhost_ports(kind, socks):
+    """p1, p2, ... as vhost-user clients of testpmd's sockets (vswitch, or OVS: kind "o")."""
+    if kind == "v":
+        return [(f"p{i + 1}", ["type=vhost-user", f"path={s}"]) for i, s in enumerate(socks)]
+    return [(f"p{i + 1}", ["type=dpdkvhostuserclient", f"options:vhost-server-path={s}"])
+            for i, s in enumerate(socks)]
+
+
+def afxdp_ports(kind, ifaces, first=1):
+    """AF_XDP ports on the kernel interfaces: vswitch names them p<first>, ...; OVS opens the
+    interface named like the port."""
+    if kind == "v":
+        return [(f"p{first + i}", ["type=afxdp", f"iface={s}"]) for i, s in enumerate(ifaces)]
+    return [(s, ["type=afxdp", "options:xdp-mode=native"]) for s in ifaces]
+
+
 def pmd_tid(pid):
     """The thread id of the process's PMD thread (comm `pmd*`: vswitchd's `pmd0`, OVS's
     `pmd-c01/id:N`)."""
@@ -285,11 +309,7 @@ class Testpmd:
         self.env = env
         self.prefix = f"vswcmp{os.getpid()}{tag}"
         env.add_prefix(self.prefix)
-        for s in socks:
-            try:
-                os.unlink(s)
-            except FileNotFoundError:
-                pass
+        remove_files(socks)
         argv = ["timeout", "-k", "5", "3600", "dpdk-testpmd", "--lcores", "0@0,1@0", "--no-pci",
                 f"--file-prefix={self.prefix}", "--log-level=lib.eal:error", "--iova-mode=va"]
         if huge:
@@ -740,6 +760,16 @@ class VethRig:
                      f"net.ipv6.conf.{ifc}.disable_ipv6=1"], check=False)
                 run(["ip", "-n", ns, "link", "set", ifc, "up"])
 
+    def pktgen(self, bindir, flows, warm, seconds):
+        """vswitch-pktgen's command line: flat out on CPU0 from g0, counting what comes back on
+        g1, for warm + seconds (killed 40 s after that)."""
+        return [
+            "timeout", "-k", "5", str(int(warm + seconds + 40)),
+            "ip", "netns", "exec", self.gen_ns, "taskset", "-c", "0",
+            os.path.join(bindir, "vswitch-pktgen"), "--tx-iface", self.g[0],
+            "--rx-iface", self.g[1], "--flows", str(flows), "--warmup", f"{warm:g}",
+            "--seconds", f"{seconds:g}"]
+
     def delete(self):
         for ns in (self.gen_ns, self.sw_ns):
             self.env.del_netns(ns)
@@ -778,12 +808,7 @@ def measure_afxdp(env, sw, rig, tag, case, args, ghz):
     sc0 = sw.port_counters()
     name = f"pktgen-{tag}-{case}"
     logf = os.path.join(env.work, f"{name}.log")
-    p = env.spawn(name, [
-        "timeout", "-k", "5", str(int(warm + seconds + 40)),
-        "ip", "netns", "exec", rig.gen_ns, "taskset", "-c", "0",
-        os.path.join(args.bindir, "vswitch-pktgen"), "--tx-iface", rig.g[0],
-        "--rx-iface", rig.g[1], "--flows", str(flows), "--warmup", f"{warm:g}",
-        "--seconds", f"{seconds + 1:g}"])
+    p = env.spawn(name, rig.pktgen(args.bindir, flows, warm, seconds + 1))
 
     def pktgen_alive():
         if p.poll() is not None:
@@ -855,12 +880,10 @@ def run_afxdp_round(env, args, kind, rnd, ghz, results, rss, cases):
     rig = VethRig(env, tag)
     sw = None
     try:
+        ports = afxdp_ports(kind, rig.s)
         if kind == "v":
-            ports = [(f"p{i + 1}", ["type=afxdp", f"iface={s}"]) for i, s in enumerate(rig.s)]
             sw = Vswitch(env, args.bindir, f"{tag}x", ports, ns=rig.sw_ns)
         else:
-            # OVS opens the kernel interface named like the port.
-            ports = [(s, ["type=afxdp", "options:xdp-mode=native"]) for s in rig.s]
             sw = Ovs(env, f"{tag}x", ports, ns=rig.sw_ns)
         for case in cases:
             r = measure_afxdp(env, sw, rig, tag, case, args, ghz)
@@ -901,16 +924,12 @@ def run_memory(env, args, kind, rss):
     sw = tp = None
     try:
         tp = Testpmd(env, f"{tag}m", socks, args.huge)
-        vhost = "type=vhost-user" if kind == "v" else "type=dpdkvhostuserclient"
-        path = "path={}" if kind == "v" else "options:vhost-server-path={}"
-        ports = [(f"p{i + 1}", [vhost, path.format(s)]) for i, s in enumerate(socks)]
+        ports = vhost_ports(kind, socks) + afxdp_ports(kind, rig.s, first=3)
         if kind == "v":
-            ports += [(f"p{i + 3}", ["type=afxdp", f"iface={s}"]) for i, s in enumerate(rig.s)]
             sw = Vswitch(env, args.bindir, f"{tag}m", ports, ns=rig.sw_ns)
             sw.set_case("p2p")
             sw.ctl("add-flow", "br0", "in_port=p3,actions=output:p4")
         else:
-            ports += [(s, ["type=afxdp", "options:xdp-mode=native"]) for s in rig.s]
             sw = Ovs(env, f"{tag}m", ports, ns=rig.sw_ns)
             sw.set_case("p2p")
             sw.ofctl("add-flow", "br0", "in_port=3,actions=output:4")
@@ -919,10 +938,7 @@ def run_memory(env, args, kind, rss):
         tp.cmd("start tx_first 32")
         rx0 = tp.stats()[0]
         logf = os.path.join(env.work, f"pktgen-{tag}-memory.log")
-        gen = env.spawn(f"pktgen-{tag}-memory", [
-            "timeout", "-k", "5", "60", "ip", "netns", "exec", rig.gen_ns, "taskset", "-c", "0",
-            os.path.join(args.bindir, "vswitch-pktgen"), "--tx-iface", rig.g[0],
-            "--rx-iface", rig.g[1], "--flows", "1000", "--warmup", "1", "--seconds", "4"])
+        gen = env.spawn(f"pktgen-{tag}-memory", rig.pktgen(args.bindir, 1000, 1, 4))
         try:
             gen.wait(timeout=50)
         except subprocess.TimeoutExpired:
@@ -945,11 +961,7 @@ def run_memory(env, args, kind, rss):
         if sw:
             sw.stop()
         rig.delete()
-        for s in socks:
-            try:
-                os.unlink(s)
-            except FileNotFoundError:
-                pass
+        remove_files(socks)
 
 
 def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases):
@@ -963,15 +975,11 @@ def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases):
             # client ports reconnect to it by themselves.
             tp = Testpmd(env, f"{tag}{cases.index(case)}", socks, args.huge, CASES[case][2])
             if sw is None:
+                ports = vhost_ports(kind, socks)
                 if kind == "v":
-                    sw = Vswitch(env, args.bindir, tag, [
-                        (f"p{i + 1}", ["type=vhost-user", f"path={s}"])
-                        for i, s in enumerate(socks)])
+                    sw = Vswitch(env, args.bindir, tag, ports)
                 else:
-                    sw = Ovs(env, tag, [
-                        (f"p{i + 1}", ["type=dpdkvhostuserclient",
-                                       f"options:vhost-server-path={s}"])
-                        for i, s in enumerate(socks)])
+                    sw = Ovs(env, tag, ports)
             tp.wait_ready()
             r = measure(env, sw, tp, case, args.seconds, ghz, args.warm)
             r["round"] = rnd
@@ -993,11 +1001,7 @@ def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases):
             tp.stop()
         if sw:
             sw.stop()
-        for s in socks:
-            try:
-                os.unlink(s)
-            except FileNotFoundError:
-                pass
+        remove_files(socks)
 
 
 def table(results, args, ghz, rss):
