@@ -58,8 +58,10 @@ impl RingQueue {
         (n, bytes)
     }
 
-    /// Moves up to `out.room()` frames into packets from `pool`; returns (frames, bytes).
-    fn pop(&self, pool: &mut PacketPool, out: &mut Batch) -> (usize, usize) {
+    /// Moves up to `out.room()` frames into packets from `pool` and counts them in `counters`
+    /// while the queue is locked (whichever PMD polls the queue, the lock orders the counts).
+    /// Returns how many.
+    fn pop(&self, pool: &mut PacketPool, out: &mut Batch, counters: &PortCounters) -> usize {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let cap = s.slots.len();
         let (mut n, mut bytes) = (0, 0);
@@ -74,7 +76,11 @@ impl RingQueue {
             n += 1;
             bytes += len;
         }
-        (n, bytes)
+        if n > 0 {
+            counters.rx_packets.add(n as u64);
+            counters.rx_bytes.add(bytes as u64);
+        }
+        n
     }
 
     pub fn len(&self) -> usize {
@@ -146,12 +152,7 @@ impl Port for RingPort {
     }
 
     fn rx_burst(&self, _qid: usize, pool: &mut PacketPool, out: &mut Batch) -> usize {
-        let (n, bytes) = self.inbox.pop(pool, out);
-        if n > 0 {
-            self.counters.rx_packets.add(n as u64);
-            self.counters.rx_bytes.add(bytes as u64);
-        }
-        n
+        self.inbox.pop(pool, out, &self.counters)
     }
 
     fn tx_burst(&self, pkts: &mut Batch, pool: &mut PacketPool) -> usize {
@@ -226,5 +227,62 @@ mod tests {
         assert_eq!(a.tx_burst(&mut batch, &mut pool), 2);
         assert_eq!(a.stats().tx_dropped, 2);
         assert_eq!(b.pending(), 2);
+    }
+
+    /// Two threads polling one ring queue at once (a queue handed between PMDs) and two
+    /// sending into it: every frame is counted once on each side.
+    #[test]
+    fn concurrent_pollers_and_senders_lose_no_counts() {
+        let (a, b) = RingPort::pair("a", "b");
+        let sent = std::sync::atomic::AtomicU64::new(0);
+        let received = std::sync::atomic::AtomicU64::new(0);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    let mut pool = PacketPool::with_capacity(64);
+                    for _ in 0..2_000 {
+                        let mut batch = Batch::new();
+                        for _ in 0..8 {
+                            let mut p = pool.get();
+                            p.set_data(&[7; 60]);
+                            batch.push(p).ok().unwrap();
+                        }
+                        let n = a.tx_burst(&mut batch, &mut pool);
+                        sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+            let pollers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut pool = PacketPool::with_capacity(64);
+                        let mut got = Batch::new();
+                        loop {
+                            let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                            let n = b.rx_burst(0, &mut pool, &mut got);
+                            received.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                            got.recycle(&mut pool);
+                            if finished && n == 0 {
+                                break;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            while sent.load(std::sync::atomic::Ordering::Relaxed) + a.stats().tx_dropped < 32_000 {
+                std::thread::yield_now();
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+            for p in pollers {
+                p.join().unwrap();
+            }
+        });
+        let (tx, rx) = (a.stats(), b.stats());
+        assert_eq!(tx.tx_packets + tx.tx_dropped, 32_000);
+        assert_eq!(tx.tx_packets, sent.into_inner());
+        assert_eq!(rx.rx_packets, received.into_inner());
+        assert_eq!(rx.rx_packets, tx.tx_packets);
+        assert_eq!(rx.rx_bytes, 60 * rx.rx_packets);
     }
 }

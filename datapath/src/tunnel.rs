@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use vlan_vxlan::arp;
 use vlan_vxlan::vxlan::{self, EncapParams};
 
-use crate::counter::Counter;
+use crate::counter::{Counter, SharedCounter};
 use crate::packet::{Batch, PacketPool};
 use crate::port::{Port, PortCounters, PortStats};
 
@@ -177,7 +177,7 @@ pub struct VxlanConfig {
     pub ttl: u8,
 }
 
-/// Why tunnel packets were dropped.
+/// Why tunnel packets were dropped (written under the port's transmit lock).
 #[derive(Default)]
 struct TunnelDrops {
     no_route: Counter,
@@ -191,7 +191,11 @@ pub struct VxlanPort {
     name: String,
     pub cfg: VxlanConfig,
     tunnels: Arc<Tunnels>,
+    /// Transmit counters, written under `tx_lock`. (The receive ones are `rx_*` below.)
     counters: PortCounters,
+    /// Frames and bytes received through decapsulation, by any PMD that polls a VTEP port.
+    rx_packets: SharedCounter,
+    rx_bytes: SharedCounter,
     drops: TunnelDrops,
     tx_lock: Mutex<Batch>,
 }
@@ -203,16 +207,18 @@ impl VxlanPort {
             cfg,
             tunnels,
             counters: PortCounters::default(),
+            rx_packets: SharedCounter::default(),
+            rx_bytes: SharedCounter::default(),
             drops: TunnelDrops::default(),
             tx_lock: Mutex::new(Batch::new()),
         }
     }
 
-    /// Counts a frame received through decapsulation (called by the receive path, which is
-    /// the single writer for the port's receive counters on this PMD).
+    /// Counts frames received through decapsulation, once per batch. Several PMDs may
+    /// decapsulate into one tunnel port at once, so these are atomic adds.
     pub fn count_rx(&self, packets: u64, bytes: u64) {
-        self.counters.rx_packets.add(packets);
-        self.counters.rx_bytes.add(bytes);
+        self.rx_packets.add(packets);
+        self.rx_bytes.add(bytes);
     }
 }
 
@@ -248,6 +254,8 @@ impl Port for VxlanPort {
 
     fn tx_burst(&self, pkts: &mut Batch, pool: &mut PacketPool) -> usize {
         let total = pkts.len() as u64;
+        // Every transmit and drop counter of the port is written under this lock.
+        let mut out = self.tx_lock.lock().unwrap_or_else(|e| e.into_inner());
         let routes = self.tunnels.routes.load();
         let Some((vtep, next_hop)) = routes.lookup(self.cfg.remote_ip) else {
             self.drops.no_route.add(total);
@@ -274,7 +282,6 @@ impl Port for VxlanPort {
             pkts.recycle(pool);
             return 0;
         };
-        let mut out = self.tx_lock.lock().unwrap_or_else(|e| e.into_inner());
         let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
         for mut p in pkts.drain() {
             let inner_len = p.len();
@@ -332,7 +339,11 @@ impl Port for VxlanPort {
     }
 
     fn stats(&self) -> PortStats {
-        self.counters.snapshot()
+        PortStats {
+            rx_packets: self.rx_packets.get(),
+            rx_bytes: self.rx_bytes.get(),
+            ..self.counters.snapshot()
+        }
     }
 
     fn status(&self) -> Vec<(String, String)> {

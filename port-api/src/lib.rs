@@ -9,6 +9,6 @@ pub mod port;
 pub mod prefetch;
 
 pub use copy::copy_frame;
-pub use counter::Counter;
+pub use counter::{Counter, SharedCounter};
 pub use packet::{Batch, HEADROOM, MAX_BURST, MAX_FRAME, Packet, PacketPool};
 pub use port::{Port, PortCounters, PortStats};

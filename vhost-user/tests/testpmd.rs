@@ -1,18 +1,17 @@
 //! The port against DPDK's `net_virtio_user` front-end in `dpdk-testpmd` (no VM needed).
 //!
 //! Needs root and `dpdk-testpmd` (Debian package `dpdk-dev`); otherwise every test prints
-//! "SKIP: ..." and passes. testpmd runs with `--no-huge -m 256` (memfd-backed memory, so no
+//! "SKIP: ..." and passes. testpmd runs with `--no-huge -m 512` (memfd-backed memory, so no
 //! hugepages; `--in-memory` is refused with `--no-huge`, so each run gets its own
 //! `--file-prefix` and its runtime directory is removed afterwards). The tests run one at a time (a global lock):
 //! the machine may have only two cores.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use port_api::{Batch, Packet, PacketPool, Port};
+use testpmd::Testpmd;
 use vhost_user::fuzzing::status_of;
 use vhost_user::{Mode, VhostUserOptions, VhostUserPort};
 
@@ -67,78 +66,12 @@ impl Drop for SockDir {
     }
 }
 
-/// A running testpmd, killed on drop. Its output lines are collected.
-struct Testpmd {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    prefix: String,
-}
-
-impl Testpmd {
-    /// `vdev`: extra `net_virtio_user0` arguments after the path; `fwd`: testpmd arguments.
-    fn start(tag: &str, sock: &Path, vdev: &str, fwd: &[&str]) -> Testpmd {
-        let prefix = format!("vsu{}{tag}", std::process::id());
-        let vdev = format!("net_virtio_user0,path={},{vdev}", sock.display());
-        let mut cmd = Command::new("dpdk-testpmd");
-        cmd.args(["-l", "0-1", "--no-pci", "--no-huge", "-m", "256"])
-            .arg(format!("--file-prefix={prefix}"))
-            .args(["--log-level=lib.eal:error", "--vdev", &vdev, "--"])
-            .args(["--nb-cores=1", "--total-num-mbufs=4096", "--stats-period=1"])
-            .args(fwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn dpdk-testpmd");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = Arc::clone(&lines);
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        Testpmd {
-            child,
-            lines,
-            prefix,
-        }
-    }
-
-    /// The last value printed after `key` (e.g. "RX-packets:"), if any.
-    fn last_counter(&self, key: &str) -> Option<u64> {
-        let lines = self.lines.lock().unwrap();
-        lines.iter().rev().find_map(|l| {
-            let rest = &l[l.find(key)? + key.len()..];
-            rest.split_whitespace().next()?.parse().ok()
-        })
-    }
-
-    fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.prefix));
-    }
-
-    /// Fails the test if testpmd exited on its own.
-    fn check_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("testpmd exited ({status}):\n{}", self.output());
-        }
-    }
-}
-
-impl Drop for Testpmd {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// testpmd with one `net_virtio_user` port on `sock`: `vdev` is appended to its arguments,
+/// `fwd` are testpmd's own. Killed on drop.
+fn start_testpmd(tag: &str, sock: &Path, vdev: &str, fwd: &[&str]) -> Testpmd {
+    let mut args = vec!["--nb-cores=1"];
+    args.extend_from_slice(fwd);
+    Testpmd::start(&format!("u{tag}"), "0-1", &[sock], vdev, &args).expect("spawn dpdk-testpmd")
 }
 
 /// Polls `qids` until `want` frames arrived or the time is up; checks each frame is testpmd's
@@ -211,7 +144,7 @@ fn client_mode_receives_from_testpmd_and_reconnects() {
     let vdev = "server=1,queue_size=256";
     let txonly = ["--forward-mode=txonly", "--txpkts=64"];
 
-    let mut pmd = Testpmd::start("a", &dir.sock(), vdev, &txonly);
+    let mut pmd = start_testpmd("a", &dir.sock(), vdev, &txonly);
     let mut opts = VhostUserOptions::new(dir.sock(), Mode::Client);
     opts.max_queue_pairs = 2;
     let port = VhostUserPort::new("vhu0", opts).unwrap();
@@ -230,7 +163,7 @@ fn client_mode_receives_from_testpmd_and_reconnects() {
     assert!(!port.link_up());
     // testpmd leaves its socket file behind (QEMU would replace it).
     let _ = std::fs::remove_file(dir.sock());
-    let mut pmd = Testpmd::start("b", &dir.sock(), vdev, &txonly);
+    let mut pmd = start_testpmd("b", &dir.sock(), vdev, &txonly);
     let got = receive(&port, &[0, 1], 2000, &mut pmd);
     println!("second testpmd: {got:?} frames, status {:?}", port.status());
     assert_eq!(status_of(&port, "connections"), "2");
@@ -248,7 +181,7 @@ fn client_mode_transmits_to_testpmd() {
     skip_unless_ready!();
     let _g = serial();
     let dir = SockDir::new("tx");
-    let mut pmd = Testpmd::start(
+    let mut pmd = start_testpmd(
         "t",
         &dir.sock(),
         "server=1,queue_size=256",
@@ -263,7 +196,7 @@ fn client_mode_transmits_to_testpmd() {
     // resets the ring (what was in it is gone). Warm up until it receives, let its counters
     // settle, then count from there.
     let deadline = Instant::now() + TIMEOUT;
-    while pmd.last_counter("RX-packets:").unwrap_or(0) == 0 {
+    while pmd.counter("RX-packets:").unwrap_or(0) == 0 {
         assert!(
             Instant::now() < deadline,
             "testpmd never received:\n{}",
@@ -289,7 +222,7 @@ fn client_mode_transmits_to_testpmd() {
     // testpmd prints its port counters every second.
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let rx = pmd.last_counter("RX-packets:").unwrap_or(0) - rx0;
+        let rx = pmd.counter("RX-packets:").unwrap_or(0) - rx0;
         if rx >= sent {
             println!(
                 "port sent {sent}, testpmd received {rx}; status {:?}",
@@ -319,19 +252,10 @@ fn send(port: &VhostUserPort, pool: &mut PacketPool, seq: &mut u32, n: usize) {
     assert!(batch.is_empty());
 }
 
-/// testpmd's RX counter once two readings a statistics period apart agree.
+/// testpmd's RX counter once two of its statistics blocks printed after this call agree.
 fn settled_counter(pmd: &Testpmd) -> u64 {
-    let deadline = Instant::now() + TIMEOUT;
-    let mut last = pmd.last_counter("RX-packets:").unwrap_or(0);
-    loop {
-        std::thread::sleep(Duration::from_millis(1100));
-        let now = pmd.last_counter("RX-packets:").unwrap_or(0);
-        if now == last {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "testpmd counters never settled");
-        last = now;
-    }
+    pmd.settled("RX-packets:", TIMEOUT)
+        .unwrap_or_else(|| panic!("testpmd counters never settled\n{}", pmd.output()))
 }
 
 #[test]
@@ -342,14 +266,14 @@ fn server_mode_accepts_testpmd() {
     let port = VhostUserPort::new("vhu2", VhostUserOptions::new(dir.sock(), Mode::Server)).unwrap();
     assert!(dir.sock().exists(), "server mode creates the socket");
     let txonly = ["--forward-mode=txonly", "--txpkts=64"];
-    let mut pmd = Testpmd::start("s", &dir.sock(), "server=0,queue_size=256", &txonly);
+    let mut pmd = start_testpmd("s", &dir.sock(), "server=0,queue_size=256", &txonly);
     let got = receive(&port, &[0], 1000, &mut pmd);
     println!("server mode: {got:?} frames, status {:?}", port.status());
     assert_eq!(status_of(&port, "mode"), "server");
     drop(pmd);
     wait_for("disconnect", &port, || !port.is_connected());
     // A second front-end is accepted after the first one left.
-    let mut pmd = Testpmd::start("s2", &dir.sock(), "server=0,queue_size=256", &txonly);
+    let mut pmd = start_testpmd("s2", &dir.sock(), "server=0,queue_size=256", &txonly);
     receive(&port, &[0], 1000, &mut pmd);
     drop(pmd);
     drop(port);
@@ -364,7 +288,7 @@ fn multiqueue_receives_on_both_queues() {
     skip_unless_ready!();
     let _g = serial();
     let dir = SockDir::new("mq");
-    let mut pmd = Testpmd::start(
+    let mut pmd = start_testpmd(
         "m",
         &dir.sock(),
         "server=1,queue_size=256,queues=2",
