@@ -68,6 +68,17 @@ impl FromStr for XdpModeRequest {
     }
 }
 
+impl XdpModeRequest {
+    /// The `xdp-mode=` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            XdpModeRequest::Auto => "best-effort",
+            XdpModeRequest::Native => "native",
+            XdpModeRequest::Generic => "generic",
+        }
+    }
+}
+
 impl From<XdpModeRequest> for XdpAttachMode {
     fn from(m: XdpModeRequest) -> Self {
         match m {
@@ -78,7 +89,7 @@ impl From<XdpModeRequest> for XdpAttachMode {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AfXdpOptions {
     pub mode: XdpModeRequest,
     /// Interface queue the socket binds to.
@@ -639,28 +650,28 @@ impl Port for AfXdpPort {
         stats
     }
 
-    fn status(&self) -> Vec<(String, String)> {
+    fn status(&self) -> Vec<(&'static str, String)> {
         let mut status = vec![
-            ("iface".to_string(), self.ifname.clone()),
-            ("queue".to_string(), self.queue.to_string()),
-            ("xdp_mode".to_string(), self.xdp_mode.to_string()),
-            ("bind".to_string(), self.bind.to_string()),
-            ("need_wakeup".to_string(), "yes".to_string()),
-            ("rx_wakeups".to_string(), self.rx_wakeups.get().to_string()),
-            ("tx_kicks".to_string(), self.tx_kicks.get().to_string()),
+            ("iface", self.ifname.clone()),
+            ("queue", self.queue.to_string()),
+            ("xdp_mode", self.xdp_mode.to_string()),
+            ("bind", self.bind.to_string()),
+            ("need_wakeup", "yes".to_string()),
+            ("rx_wakeups", self.rx_wakeups.get().to_string()),
+            ("tx_kicks", self.tx_kicks.get().to_string()),
         ];
         if let Some((redirected, passed)) = self.xdp_counters() {
-            status.push(("xdp_redirected".to_string(), redirected.to_string()));
-            status.push(("xdp_passed".to_string(), passed.to_string()));
+            status.push(("xdp_redirected", redirected.to_string()));
+            status.push(("xdp_passed", passed.to_string()));
         }
         if let Ok(k) = self.socket.statistics() {
-            status.push(("xsk_rx_dropped".to_string(), k.rx_dropped.to_string()));
-            status.push(("xsk_rx_ring_full".to_string(), k.rx_ring_full.to_string()));
+            status.push(("xsk_rx_dropped", k.rx_dropped.to_string()));
+            status.push(("xsk_rx_ring_full", k.rx_ring_full.to_string()));
             status.push((
-                "xsk_fill_ring_empty".to_string(),
+                "xsk_fill_ring_empty",
                 k.rx_fill_ring_empty_descs.to_string(),
             ));
-            status.push(("xsk_tx_invalid".to_string(), k.tx_invalid_descs.to_string()));
+            status.push(("xsk_tx_invalid", k.tx_invalid_descs.to_string()));
         }
         status
     }

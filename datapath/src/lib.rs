@@ -1,19 +1,27 @@
-//! The datapath: packet buffers, the `Port` trait and its backends, PMD threads and the
-//! pipeline they run, and the `Switch` control API that publishes configuration to them.
+//! The datapath: PMD threads and the pipeline they run, the port backends (ring, AF_XDP,
+//! VXLAN; vhost-user lives in its own crate), and [`Switch`], which takes typed configuration
+//! changes ([`spec::Change`]) and publishes them to the PMDs as snapshots.
+//!
+//! Public surface: [`Switch`] and its typed configuration ([`spec`]) and reports ([`info`]);
+//! the port seam ([`port`], [`packet`], [`counter`]); the backends tests and the traffic
+//! generator open directly ([`afxdp`], [`ring`]); and [`harness`], a PMD driven by the caller,
+//! for benchmarks.
 
-pub mod actions;
+mod actions;
 pub mod afxdp;
-pub mod api;
-pub mod bridge;
-pub mod pipeline;
-pub mod pmd;
-pub mod ports;
+mod bridge;
+mod control;
+pub mod harness;
+pub mod info;
+mod pipeline;
+mod pmd;
 pub mod ring;
-pub mod switch;
-pub mod tunnel;
+pub mod spec;
+mod tunnel;
 mod xsk_flags;
 
 pub use port_api::{counter, packet, port};
 
-pub use api::*;
-pub use switch::{Switch, SwitchConfig};
+pub use control::{Switch, SwitchConfig};
+pub use info::*;
+pub use spec::*;

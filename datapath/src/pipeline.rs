@@ -6,28 +6,42 @@
 //! settled in memory, the hashes of different packets overlap in the CPU, and the EMC slots of
 //! all packets are being fetched while the first ones are looked up.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use flowtable::{
-    BridgeView, Decision, DpAction, DropReason, FlowCache, FlowKey, extract_into, translate,
+    BridgeView, Decision, DpAction, DropReason, FlowCache, FlowKey, InstalledRule, Invalidation,
+    MacTable, extract_into, translate,
 };
 
 use crate::actions;
-use crate::bridge::BridgeSnapshot;
+use crate::bridge::{BridgeId, BridgePort, BridgeSnapshot, ConfigEvent, LazyMacs};
 use crate::packet::{Batch, MAX_BURST, Packet, PacketPool};
 
 /// Exact-match cache slots and megaflow limit per bridge per PMD.
-pub const EMC_SLOTS: usize = 8192;
-pub const MAX_MEGAFLOWS: usize = 65536;
+pub(crate) const EMC_SLOTS: usize = 8192;
+pub(crate) const MAX_MEGAFLOWS: usize = 65536;
+/// Most rule-change × megaflow checks a PMD does when it adopts a snapshot; beyond that,
+/// dropping the bridge's cached decisions is cheaper than checking each.
+const MAX_REVALIDATION_CHECKS: usize = 4_000_000;
 
-/// What one PMD keeps for one bridge: its caches and one transmit batch per port.
-pub struct BridgeLocal {
-    pub cache: FlowCache,
+/// What one PMD keeps for one bridge across snapshots: its caches, one transmit batch per
+/// port, and how far it has caught up with the bridge's changes. Allocated by the control
+/// thread (the EMC alone is most of a megabyte), never on the PMD.
+pub(crate) struct BridgeLocal {
+    pub(crate) id: BridgeId,
+    pub(crate) cache: FlowCache,
     tx: Vec<Batch>,
     /// When this PMD last refreshed a MAC entry that cached NORMAL flows keep using.
     refreshed: Vec<(u64, u64)>,
     /// What stages 1 and 2 found for each packet of the batch in flight.
     parsed: [Parsed; MAX_BURST],
+    /// The MAC table's change number this PMD's caches reflect.
+    mac_seen: u64,
+    /// The configuration events this PMD's caches reflect.
+    config_seen: u64,
+    /// The rule the last packets hit, kept across batches so a long run of one rule costs no
+    /// reference counting (its counters are added at the end of each batch).
+    run_rule: Option<Arc<InstalledRule>>,
 }
 
 /// One packet's key and EMC hash, or why it could not be parsed.
@@ -43,29 +57,73 @@ const REFRESH_SLOTS: usize = 256;
 const REFRESH_NS: u64 = 1_000_000_000;
 
 impl BridgeLocal {
-    pub fn new(bridge: &BridgeSnapshot) -> Self {
+    pub(crate) fn new(bridge: &BridgeSnapshot) -> Self {
         BridgeLocal {
+            id: bridge.id,
             cache: FlowCache::new(EMC_SLOTS, MAX_MEGAFLOWS),
             tx: (0..bridge.ports.len()).map(|_| Batch::new()).collect(),
             refreshed: vec![(u64::MAX, 0); REFRESH_SLOTS],
             parsed: [Parsed::default(); MAX_BURST],
+            mac_seen: bridge.shared.macs.seq(),
+            config_seen: bridge.config_seq,
+            run_rule: None,
         }
+    }
+
+    /// Catches up with a (new) snapshot of the bridge: one transmit batch per port, and the
+    /// configuration events since the last one applied to the caches.
+    pub(crate) fn adopt(&mut self, bridge: &BridgeSnapshot) {
+        // Transmit batches are empty between batches: only their number matters.
+        self.tx.resize_with(bridge.ports.len(), Batch::new);
+        if self.config_seen == bridge.config_seq {
+            return;
+        }
+        let pending = bridge.config_seq.saturating_sub(self.config_seen) as usize;
+        let cache = &mut self.cache;
+        let affordable =
+            pending.saturating_mul(cache.stats().megaflows) <= MAX_REVALIDATION_CHECKS;
+        let replayed = affordable
+            && bridge
+                .shared
+                .events
+                .replay(self.config_seen, bridge.config_seq, |e| {
+                    cache.invalidate(match e {
+                        ConfigEvent::RuleAdded { priority, m } => Invalidation::RuleAdded {
+                            priority: *priority,
+                            m,
+                        },
+                        ConfigEvent::RuleRemoved(id) => Invalidation::RuleRemoved(*id),
+                        ConfigEvent::Port(p) => Invalidation::Port(*p),
+                        ConfigEvent::All => Invalidation::All,
+                    })
+                });
+        if !replayed {
+            cache.invalidate(Invalidation::All);
+        }
+        self.config_seen = bridge.config_seq;
     }
 }
 
-/// Combines the configuration and MAC-table generations into the cache generation.
-#[inline]
-fn cache_generation(config_gen: u64, bridge: &BridgeSnapshot) -> u64 {
-    (config_gen << 40) ^ bridge.macs.generation.load(Ordering::Acquire)
+/// Invalidates what learned, moved or removed addresses changed since `seen`.
+#[inline(never)]
+fn catch_up_macs(cache: &mut FlowCache, bridge: &BridgeSnapshot, seen: &mut u64) {
+    let table = bridge.shared.macs.lock();
+    match table.changes_since(*seen) {
+        Ok(changes) => {
+            for (vlan, mac) in changes {
+                cache.invalidate(Invalidation::Mac { vlan, mac });
+            }
+        }
+        Err(_) => cache.invalidate(Invalidation::All),
+    }
+    *seen = table.change_seq();
 }
 
 /// Runs every packet of `batch` (received on port index `in_idx`) through the bridge and
 /// transmits the results. The batch is left empty.
-#[allow(clippy::too_many_arguments)]
-pub fn process_batch(
+pub(crate) fn process_batch(
     bridge: &BridgeSnapshot,
     local: &mut BridgeLocal,
-    config_gen: u64,
     in_idx: usize,
     batch: &mut Batch,
     pool: &mut PacketPool,
@@ -81,6 +139,9 @@ pub fn process_batch(
         tx,
         refreshed,
         parsed,
+        mac_seen,
+        run_rule,
+        ..
     } = local;
 
     // Stage 1: parse every packet.
@@ -111,16 +172,16 @@ pub fn process_batch(
             vlan_modes: &bridge.vlan_modes,
             rules: &bridge.rules,
         };
-        let mut macs = bridge.macs.lock();
-        let d = translate(k, &view, &mut macs, now_ns);
-        bridge.macs.sync_generation(&macs);
+        let d = translate(k, &view, &mut LazyMacs::new(&bridge.shared.macs), now_ns);
+        if d.learn_refused {
+            in_port.drops.add(DropReason::MacLearnLimited, 1);
+        }
         d
     };
     // Rule counters are summed over runs of packets that hit the same rule.
-    let mut run_rule: Option<usize> = None;
     let (mut run_pkts, mut run_bytes) = (0u64, 0u64);
-    // The MAC table (part of the generation) changes only on the slow path or when a MAC is
-    // re-learned, so the generation is read once per batch and again after either.
+    // Learned, moved or removed addresses invalidate cache entries: catch up with them before
+    // the first lookup and after the slow path or a MAC refresh (both can learn).
     let mut stale = true;
     let mut last_learn = None;
 
@@ -133,7 +194,9 @@ pub fn process_batch(
             continue;
         }
         if stale {
-            cache.sync_generation(cache_generation(config_gen, bridge));
+            if bridge.shared.macs.seq() != *mac_seen {
+                catch_up_macs(cache, bridge, mac_seen);
+            }
             stale = false;
         }
         let decision = match cache.emc_lookup(key, hash) {
@@ -149,13 +212,13 @@ pub fn process_batch(
             && let Some((vlan, mac)) = decision.learn
         {
             last_learn = decision.learn;
-            stale |= refresh_mac(bridge, refreshed, vlan, mac, in_ofport, now_ns);
+            stale |= refresh_mac(bridge, refreshed, vlan, mac, in_port, now_ns);
         }
-        if decision.rule != run_rule {
-            flush_rule_run(bridge, run_rule, run_pkts, run_bytes);
-            run_rule = decision.rule;
-            run_pkts = 0;
-            run_bytes = 0;
+        // Compared by address: the rule's own fields share a cache line other PMDs write.
+        if decision.rule.as_ref().map(Arc::as_ptr) != run_rule.as_ref().map(Arc::as_ptr) {
+            flush_rule_run(run_rule, run_pkts, run_bytes);
+            *run_rule = decision.rule.clone();
+            (run_pkts, run_bytes) = (0, 0);
         }
         run_pkts += 1;
         run_bytes += pkt.len() as u64;
@@ -167,7 +230,7 @@ pub fn process_batch(
         }
         execute(bridge, tx, &decision.actions, pkt, pool, in_port);
     }
-    flush_rule_run(bridge, run_rule, run_pkts, run_bytes);
+    flush_rule_run(run_rule, run_pkts, run_bytes);
     flush_all(bridge, tx, pool);
 }
 
@@ -178,10 +241,10 @@ fn refresh_mac(
     table: &mut [(u64, u64)],
     vlan: u16,
     mac: [u8; 6],
-    port: u32,
+    port: &BridgePort,
     now_ns: u64,
 ) -> bool {
-    let mut id = u64::from(vlan) << 48 | u64::from(port) << 56;
+    let mut id = u64::from(vlan) << 48 | u64::from(port.ofport) << 56;
     for (i, b) in mac.iter().enumerate() {
         id ^= u64::from(*b) << (8 * i);
     }
@@ -191,16 +254,18 @@ fn refresh_mac(
         return false;
     }
     table[slot] = (id, now_ns);
-    let mut macs = bridge.macs.lock();
-    macs.learn(vlan, mac, port, now_ns);
-    bridge.macs.sync_generation(&macs);
+    let learned = MacTable::learn(&mut bridge.shared.macs.lock(), vlan, mac, port.ofport, now_ns);
+    if learned.refused() {
+        port.drops.add(DropReason::MacLearnLimited, 1);
+    }
     true
 }
 
-fn flush_rule_run(bridge: &BridgeSnapshot, rule: Option<usize>, pkts: u64, bytes: u64) {
-    if let Some(c) = rule.and_then(|r| bridge.rule_counters.get(r)) {
-        c.packets.fetch_add(pkts, Ordering::Relaxed);
-        c.bytes.fetch_add(bytes, Ordering::Relaxed);
+fn flush_rule_run(rule: &Option<Arc<InstalledRule>>, pkts: u64, bytes: u64) {
+    if pkts > 0
+        && let Some(r) = rule
+    {
+        r.stats.add(pkts, bytes);
     }
 }
 
@@ -212,7 +277,7 @@ fn execute(
     acts: &[DpAction],
     pkt: Packet,
     pool: &mut PacketPool,
-    in_port: &crate::bridge::BridgePort,
+    in_port: &BridgePort,
 ) {
     // The common case: one output, no rewrite.
     if let [DpAction::Output(p)] = acts {
@@ -234,7 +299,7 @@ fn execute_list(
     acts: &[DpAction],
     mut pkt: Packet,
     pool: &mut PacketPool,
-    in_port: &crate::bridge::BridgePort,
+    in_port: &BridgePort,
 ) {
     // Translation never leaves actions after the last output.
     let last_output = match acts.last() {

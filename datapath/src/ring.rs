@@ -130,6 +130,17 @@ impl RingPort {
         other.peer_name.store(Some(Arc::new(self.name.clone())));
     }
 
+    /// Sends to `other` from now on (one direction only).
+    pub fn join_to(&self, other: &RingPort) {
+        self.peer.store(Some(other.inbox.clone()));
+        self.peer_name.store(Some(Arc::new(other.name.clone())));
+    }
+
+    /// The port this one sends to.
+    pub fn peer_name(&self) -> Option<String> {
+        self.peer_name.load().as_deref().cloned()
+    }
+
     /// Cuts the link from this side (the peer keeps sending into our inbox until it cuts too).
     pub fn unjoin(&self) {
         self.peer.store(None);
@@ -177,10 +188,10 @@ impl Port for RingPort {
         self.counters.snapshot()
     }
 
-    fn status(&self) -> Vec<(String, String)> {
+    fn status(&self) -> Vec<(&'static str, String)> {
         match &*self.peer_name.load() {
-            Some(p) => vec![("peer".into(), p.to_string())],
-            None => vec![("peer".into(), "none".into())],
+            Some(p) => vec![("peer", p.to_string())],
+            None => vec![("peer", "none".into())],
         }
     }
 }

@@ -12,67 +12,52 @@ use vlan_vxlan::arp;
 use vlan_vxlan::vxlan::{self, EncapParams};
 
 use crate::counter::{Counter, SharedCounter};
+use flowtable::DropReason;
 use crate::packet::{Batch, PacketPool};
 use crate::port::{Port, PortCounters, PortStats};
+use crate::spec::Ipv4Net;
 
 /// A port that terminates tunnels: it owns `ip` on the underlay.
 #[derive(Clone)]
-pub struct Vtep {
-    pub port_name: String,
-    pub port: Arc<dyn Port>,
-    pub ip: Ipv4Addr,
-    pub prefix_len: u8,
-    pub mac: [u8; 6],
-    pub mtu: usize,
+pub(crate) struct Vtep {
+    pub(crate) port_name: String,
+    pub(crate) port: Arc<dyn Port>,
+    pub(crate) ip: Ipv4Addr,
+    pub(crate) prefix_len: u8,
+    pub(crate) mac: [u8; 6],
+    pub(crate) mtu: usize,
 }
 
-/// A route to tunnel endpoints: destinations in `prefix/len` leave by `vtep`, through `gw`
-/// when given (else directly).
+/// A route to tunnel endpoints: destinations in `net` leave by the VTEP port `port`, through
+/// `gw` when given (else directly).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route {
-    pub prefix: Ipv4Addr,
-    pub len: u8,
-    pub port: String,
-    pub gw: Option<Ipv4Addr>,
-    /// Made by the operator (`tnl-route-add`) rather than implied by a VTEP address.
-    pub user: bool,
-}
-
-fn mask(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len.min(32)))
-    }
-}
-
-fn in_prefix(ip: Ipv4Addr, prefix: Ipv4Addr, len: u8) -> bool {
-    u32::from(ip) & mask(len) == u32::from(prefix) & mask(len)
+pub(crate) struct TunnelRoute {
+    pub(crate) net: Ipv4Net,
+    pub(crate) port: String,
+    pub(crate) gw: Option<Ipv4Addr>,
+    /// Implied by a VTEP's own address, rather than made by the operator (`tnl-route-add`).
+    pub(crate) connected: bool,
 }
 
 /// VTEPs and routes, replaced as a whole on every change.
 #[derive(Clone, Default)]
-pub struct RouteTable {
-    pub vteps: Vec<Vtep>,
-    pub routes: Vec<Route>,
+pub(crate) struct RouteTable {
+    pub(crate) vteps: Vec<Vtep>,
+    pub(crate) routes: Vec<TunnelRoute>,
 }
 
 impl RouteTable {
     /// Longest-prefix match: the VTEP to leave by and the next hop to resolve.
-    pub fn lookup(&self, dst: Ipv4Addr) -> Option<(&Vtep, Ipv4Addr)> {
+    pub(crate) fn lookup(&self, dst: Ipv4Addr) -> Option<(&Vtep, Ipv4Addr)> {
         let r = self
             .routes
             .iter()
-            .filter(|r| in_prefix(dst, r.prefix, r.len))
-            .max_by_key(|r| (r.len, r.user))?;
+            .filter(|r| r.net.contains(dst))
+            .max_by_key(|r| (r.net.len(), !r.connected))?;
         let vtep = self.vteps.iter().find(|v| v.port_name == r.port)?;
         Some((vtep, r.gw.unwrap_or(dst)))
     }
 
-    /// Connected routes of the VTEPs followed by the operator's routes.
-    pub fn all_routes(&self) -> Vec<Route> {
-        self.routes.clone()
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -346,35 +331,35 @@ impl Port for VxlanPort {
         }
     }
 
-    fn status(&self) -> Vec<(String, String)> {
+    fn status(&self) -> Vec<(&'static str, String)> {
         let routes = self.tunnels.routes.load();
         let via = routes.lookup(self.cfg.remote_ip);
         let mut s = vec![
-            ("remote_ip".to_string(), self.cfg.remote_ip.to_string()),
+            ("remote_ip", self.cfg.remote_ip.to_string()),
             (
-                "key".to_string(),
+                "key",
                 match self.cfg.key {
                     TunnelKey::Vni(v) => v.to_string(),
                     TunnelKey::Flow => "flow".to_string(),
                 },
             ),
-            ("dst_port".to_string(), self.cfg.dst_port.to_string()),
+            ("dst_port", self.cfg.dst_port.to_string()),
             (
-                "underlay".to_string(),
+                "underlay",
                 via.map(|(v, nh)| format!("{} via {nh}", v.port_name))
                     .unwrap_or_else(|| "no route".into()),
             ),
         ];
         if let Some((_, nh)) = via {
             let resolved = self.tunnels.neigh().lookup(nh).is_some();
-            s.push(("next_hop_resolved".to_string(), resolved.to_string()));
+            s.push(("next_hop_resolved", resolved.to_string()));
         }
         for (k, c) in [
             ("drop_no_route", &self.drops.no_route),
             ("drop_no_neighbour", &self.drops.no_neighbour),
             ("drop_too_big", &self.drops.too_big),
         ] {
-            s.push((k.to_string(), c.get().to_string()));
+            s.push((k, c.get().to_string()));
         }
         s
     }
@@ -412,8 +397,9 @@ pub enum Terminated {
         offset: usize,
         len: usize,
     },
-    /// Addressed to the VTEP but invalid or for no configured tunnel.
-    Drop(&'static str),
+    /// Addressed to the VTEP but invalid (`TnlMalformed`) or for no configured tunnel
+    /// (`TnlNoPort`).
+    Drop(DropReason),
 }
 
 /// Classifies a frame received on `vtep`'s port; answers ARP requests for its address.
@@ -446,7 +432,7 @@ pub fn terminate(
     }
     let d = match vxlan::decap(frame) {
         Ok(d) => d,
-        Err(_) => return Terminated::Drop("tnl-malformed"),
+        Err(_) => return Terminated::Drop(DropReason::TnlMalformed),
     };
     let (src, dst) = (Ipv4Addr::from(d.src_ip), Ipv4Addr::from(d.dst_ip));
     let target = ports.iter().position(|t| {
@@ -467,7 +453,7 @@ pub fn terminate(
             offset: d.inner_offset,
             len: d.inner_len,
         },
-        None => Terminated::Drop("tnl-no-port"),
+        None => Terminated::Drop(DropReason::TnlNoPort),
     }
 }
 
@@ -488,26 +474,23 @@ mod tests {
         let t = RouteTable {
             vteps: vec![vtep("u1"), vtep("u2")],
             routes: vec![
-                Route {
-                    prefix: Ipv4Addr::new(192, 168, 1, 0),
-                    len: 24,
+                TunnelRoute {
+                    net: "192.168.1.0/24".parse().unwrap(),
                     port: "u1".into(),
                     gw: None,
-                    user: false,
+                    connected: true,
                 },
-                Route {
-                    prefix: Ipv4Addr::new(10, 0, 0, 0),
-                    len: 8,
+                TunnelRoute {
+                    net: "10.0.0.0/8".parse().unwrap(),
                     port: "u1".into(),
                     gw: Some(Ipv4Addr::new(192, 168, 1, 254)),
-                    user: true,
+                    connected: false,
                 },
-                Route {
-                    prefix: Ipv4Addr::new(10, 1, 0, 0),
-                    len: 16,
+                TunnelRoute {
+                    net: "10.1.0.0/16".parse().unwrap(),
                     port: "u2".into(),
                     gw: None,
-                    user: true,
+                    connected: false,
                 },
             ],
         };

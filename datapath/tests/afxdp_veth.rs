@@ -390,7 +390,7 @@ fn exercise_port(ns: &Netns, case: Case) {
     let field = |k: &str| {
         status
             .iter()
-            .find(|(n, _)| n == k)
+            .find(|(n, _)| *n == k)
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };

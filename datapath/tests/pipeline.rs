@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use vlan_vxlan::VlanMode;
 
 #[test]
 fn normal_floods_unknown_then_learns() {
@@ -53,9 +54,9 @@ fn mac_move_is_followed() {
 #[test]
 fn explicit_rules_priorities_and_drop() {
     let mut h = Harness::new(3);
-    h.sw.add_flow("br0", "priority=10,in_port=p1,actions=output:p2")
+    add_flow(&h.sw, "br0", "priority=10,in_port=p1,actions=output:p2")
         .unwrap();
-    h.sw.add_flow("br0", "priority=20,udp,in_port=p1,tp_dst=53,actions=drop")
+    add_flow(&h.sw, "br0", "priority=20,udp,in_port=p1,tp_dst=53,actions=drop")
         .unwrap();
     let f = simple(mac(9), mac(1), b"rule");
     let dns = udp_frame(mac(9), mac(1), &[], 0, 1000, 53, b"dns");
@@ -72,11 +73,14 @@ fn explicit_rules_priorities_and_drop() {
     assert_eq!(h.drops("p2"), vec![("no-match".to_string(), 1)]);
 
     let flows = h.sw.dump_flows("br0").unwrap();
-    let hits: Vec<(u16, u64)> = flows.iter().map(|f| (f.priority, f.n_packets)).collect();
+    let hits: Vec<(u16, u64)> = flows
+        .iter()
+        .map(|f| (f.rule.priority, f.n_packets))
+        .collect();
     assert_eq!(hits, vec![(20, 1), (10, 2)]);
 
     // Deleting the rules brings NORMAL back.
-    assert_eq!(h.sw.del_flows("br0", None).unwrap(), 2);
+    assert_eq!(del_flows(&h.sw, "br0"), 2);
     h.send(2, &[f.clone()]);
     assert_eq!(h.collect(), vec![vec![f.clone()], vec![], vec![f]]);
 }
@@ -84,16 +88,12 @@ fn explicit_rules_priorities_and_drop() {
 #[test]
 fn vlan_push_pop_and_dscp_rewrite_exact_bytes() {
     let mut h = Harness::new(3);
-    h.sw.add_flow(
-        "br0",
-        "in_port=p1,actions=mod_vlan_vid:10,mod_vlan_pcp:5,output:p2",
+    add_flow(&h.sw, "br0", "in_port=p1,actions=mod_vlan_vid:10,mod_vlan_pcp:5,output:p2",
     )
     .unwrap();
-    h.sw.add_flow("br0", "in_port=p2,dl_vlan=10,actions=strip_vlan,output:p1")
+    add_flow(&h.sw, "br0", "in_port=p2,dl_vlan=10,actions=strip_vlan,output:p1")
         .unwrap();
-    h.sw.add_flow(
-        "br0",
-        "in_port=p3,ip,actions=set_field:46->ip_dscp,output:p1",
+    add_flow(&h.sw, "br0", "in_port=p3,ip,actions=set_field:46->ip_dscp,output:p1",
     )
     .unwrap();
 
@@ -141,7 +141,7 @@ fn bad_frames_are_counted_never_forwarded_wrongly() {
 #[test]
 fn flood_of_many_flows_through_caches_is_lossless() {
     let mut h = Harness::new(2);
-    h.sw.add_flow("br0", "in_port=p1,actions=output:p2")
+    add_flow(&h.sw, "br0", "in_port=p1,actions=output:p2")
         .unwrap();
     let frames: Vec<Vec<u8>> = (0..600u16)
         .map(|i| udp_frame(mac(2), mac(1), &[], 0, i, 80, b"f"))
@@ -159,19 +159,20 @@ fn flood_of_many_flows_through_caches_is_lossless() {
     );
 }
 
-fn settings(kv: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
-    kv.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+fn trunks(vids: &[u16]) -> VlanMode {
+    let mut set = vlan_vxlan::VlanSet::new();
+    for v in vids {
+        set.insert(*v);
+    }
+    VlanMode::Trunk(set)
 }
 
 #[test]
 fn vlan_access_and_trunk_ports_isolate_and_retag() {
     let mut h = Harness::new(3);
-    h.sw.set_port("p1", &settings(&[("tag", "10")])).unwrap();
-    h.sw.set_port("p2", &settings(&[("tag", "20")])).unwrap();
-    h.sw.set_port("p3", &settings(&[("trunks", "10,20")]))
-        .unwrap();
+    set_vlan(&h.sw, "p1", VlanMode::Access(10)).unwrap();
+    set_vlan(&h.sw, "p2", VlanMode::Access(20)).unwrap();
+    set_vlan(&h.sw, "p3", trunks(&[10, 20])).unwrap();
 
     let from1 = simple(BCAST, mac(1), b"vlan10");
     h.send(1, &[from1.clone()]);
@@ -230,15 +231,12 @@ fn vlan_access_and_trunk_ports_isolate_and_retag() {
     assert_eq!(h.drops("p3"), vec![("vlan-not-allowed".to_string(), 1)]);
 
     // Moving p2 to VLAN 10 applies to traffic at once.
-    let opts = h.sw.set_port("p2", &settings(&[("tag", "10")])).unwrap();
-    assert_eq!(opts.get("tag").map(String::as_str), Some("10"));
+    set_vlan(&h.sw, "p2", VlanMode::Access(10)).unwrap();
     h.send(1, &[from1.clone()]);
     let out = h.collect();
     assert_eq!(out[1], vec![from1]);
     assert_eq!(out[2].len(), 1);
 
-    // Bad settings are refused and change nothing.
-    assert!(h.sw.set_port("p2", &settings(&[("tag", "5000")])).is_err());
-    assert!(h.sw.set_port("p2", &settings(&[("iface", "x")])).is_err());
-    assert!(h.sw.set_port("nope", &settings(&[("tag", "1")])).is_err());
+    // A port that does not exist is refused.
+    assert!(set_vlan(&h.sw, "nope", VlanMode::Access(1)).is_err());
 }

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,10 @@ use common::*;
 use datapath::packet::{Batch, PacketPool};
 use datapath::port::Port;
 use datapath::ring::RingPort;
-use datapath::{PortSpec, Switch, SwitchConfig};
+use datapath::{
+    Change, PortKind, PortSettings, PortSpec, Switch, SwitchConfig, TunnelKey, VtepConfig,
+    VxlanConfig,
+};
 use vlan_vxlan::vxlan::{self, EncapParams};
 use vlan_vxlan::{VXLAN_PORT, arp};
 
@@ -20,6 +22,7 @@ const VTEP_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
 const PEER_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 2];
 const LOCAL: [u8; 4] = [192, 168, 50, 1];
 const REMOTE: [u8; 4] = [192, 168, 50, 2];
+const REMOTE_NET_LOCAL: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 168, 50, 1);
 
 struct Rig {
     sw: Switch,
@@ -31,32 +34,46 @@ struct Rig {
 impl Rig {
     fn new() -> Rig {
         let sw = Switch::start(SwitchConfig::default()).unwrap();
-        sw.add_bridge("br0").unwrap();
-        sw.add_bridge("br-phy").unwrap();
-        let (p1, host) = RingPort::pair("p1", "h1");
-        sw.attach_port("br0", "p1", Arc::new(p1)).unwrap();
-        let (u0, wire) = RingPort::pair("u0", "w0");
-        sw.attach_port("br-phy", "u0", Arc::new(u0)).unwrap();
-        let set: BTreeMap<String, String> = [
-            ("vtep_ip".to_string(), "192.168.50.1/24".to_string()),
-            ("vtep_mac".to_string(), "02:aa:00:00:00:01".to_string()),
-        ]
-        .into();
-        sw.set_port("u0", &set).unwrap();
-        let opts: BTreeMap<String, String> = [
-            ("remote_ip".to_string(), "192.168.50.2".to_string()),
-            ("key".to_string(), "5000".to_string()),
-        ]
-        .into();
-        sw.add_port(
-            "br0",
-            "vx0",
-            PortSpec {
-                kind: "vxlan".into(),
-                options: opts,
+        sw.apply(vec![
+            Change::AddBridge { name: "br0".into() },
+            Change::AddBridge {
+                name: "br-phy".into(),
             },
-            None,
-        )
+        ])
+        .unwrap();
+        let (p1, host) = RingPort::pair("p1", "h1");
+        sw.attach_port("br0", "p1", Arc::new(p1), PortSettings::default())
+            .unwrap();
+        let (u0, wire) = RingPort::pair("u0", "w0");
+        sw.attach_port("br-phy", "u0", Arc::new(u0), PortSettings::default())
+            .unwrap();
+        sw.apply(vec![Change::SetPort {
+            name: "u0".into(),
+            settings: PortSettings {
+                vtep: Some(VtepConfig {
+                    ip: REMOTE_NET_LOCAL,
+                    prefix_len: 24,
+                    mac: Some(VTEP_MAC),
+                }),
+                ..PortSettings::default()
+            },
+        }])
+        .unwrap();
+        sw.apply(vec![Change::AddPort {
+            bridge: "br0".into(),
+            port: PortSpec {
+                name: "vx0".into(),
+                ofport: 2,
+                kind: PortKind::Vxlan(VxlanConfig {
+                    remote_ip: REMOTE.into(),
+                    local_ip: None,
+                    key: TunnelKey::Vni(5000),
+                    dst_port: VXLAN_PORT,
+                    ttl: 64,
+                }),
+                settings: PortSettings::default(),
+            },
+        }])
         .unwrap();
         Rig {
             sw,
@@ -107,20 +124,14 @@ impl Rig {
         let b = self.sw.bridge("br0").unwrap();
         let vx = b.ports.iter().find(|p| p.name == "vx0").unwrap();
         assert!(
-            vx.status.contains(&(key.to_string(), value.to_string())),
+            vx.status.iter().any(|(k, v)| *k == key && v == value),
             "{:?}",
             vx.status
         );
     }
 
     fn drops(&self, bridge: &str, port: &str) -> Vec<(String, u64)> {
-        let b = self.sw.bridge(bridge).unwrap();
-        b.ports
-            .iter()
-            .find(|p| p.name == port)
-            .unwrap()
-            .drops
-            .clone()
+        drops_of(&self.sw, bridge, port)
     }
 }
 
@@ -251,6 +262,6 @@ fn unresolved_peer_is_asked_for_and_counted() {
     assert!(
         r.sw.tnl_routes()
             .iter()
-            .any(|rt| rt.port == "u0" && rt.len == 24)
+            .any(|rt| rt.port == "u0" && rt.net.len() == 24)
     );
 }

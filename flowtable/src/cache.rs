@@ -1,5 +1,7 @@
 //! Per-PMD flow caches in front of `translate`: an exact-match cache (EMC) and a megaflow
-//! cache searched tuple-space style (one hash table per distinct mask).
+//! cache searched tuple-space style (one hash table per distinct mask). A change to rules,
+//! ports or learned addresses invalidates only the decisions that depend on it
+//! ([`FlowCache::invalidate`]); nothing is flushed wholesale in normal operation.
 //!
 //! The pipeline hashes and prefetches a whole batch first ([`FlowCache::hash`],
 //! [`FlowCache::prefetch`]), then looks each packet up with [`FlowCache::emc_lookup`] and, on a miss,
@@ -7,28 +9,27 @@
 
 mod emc;
 mod emc_hash;
+mod mac_deps;
 mod megaflow;
 
 use std::sync::Arc;
 
 use crate::hash::KeyHasher;
-use crate::key::FlowKey;
+use crate::key::{FlowKey, PortNo};
+use crate::rule::{Match, RuleId};
 use crate::translate::Decision;
 use emc::Emc;
 use emc_hash::EmcHasher;
+use mac_deps::MacDeps;
 use megaflow::Megaflows;
 
 pub const DEFAULT_EMC_SLOTS: usize = 8192;
 pub const DEFAULT_MAX_MEGAFLOWS: usize = 65536;
-/// A megaflow hit is copied into the EMC with probability 1/EMC_INSERT_INV_PROB (as Open
-/// vSwitch's `emc-insert-inv-prob`): with more flows than EMC slots, inserting every time only
-/// churns the EMC, while the heavy flows still get in quickly. A slow-path result always goes in.
+/// A decision is copied into the EMC with probability 1/EMC_INSERT_INV_PROB (as Open vSwitch's
+/// `emc-insert-inv-prob`, also for fresh slow-path results): with more flows than EMC slots
+/// (or a guest sending from random addresses), inserting every time only churns the EMC,
+/// while the heavy flows still get in quickly.
 pub const EMC_INSERT_INV_PROB: u32 = 64;
-
-/// Combines the rule-table and MAC-table generations into the one value `lookup` takes.
-pub fn combined_generation(rules: u64, macs: u64) -> u64 {
-    rules.rotate_left(32) ^ macs
-}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
@@ -37,6 +38,29 @@ pub struct CacheStats {
     pub misses: u64,
     pub megaflows: usize,
     pub subtables: usize,
+    /// Cached decisions dropped because something they depended on changed.
+    pub invalidated: u64,
+    /// Megaflows dropped to make room for new ones.
+    pub evicted: u64,
+}
+
+/// Something that changed which may make cached decisions wrong. Each invalidates only the
+/// decisions that depend on it.
+#[derive(Clone, Copy, Debug)]
+pub enum Invalidation<'a> {
+    /// A rule was added: decisions for packets it matches, made by a rule of lower priority
+    /// (or by no rule), may now go to it. (A replaced rule is also removed.)
+    RuleAdded { priority: u16, m: &'a Match },
+    /// A rule was removed (or replaced): the decisions it made.
+    RuleRemoved(RuleId),
+    /// A port came, went, or changed its VLAN settings: decisions made for its packets, sending
+    /// to it, or sending everywhere.
+    Port(PortNo),
+    /// An address was learned, moved or removed: decisions that looked it up, or learned it.
+    Mac { vlan: u16, mac: [u8; 6] },
+    /// Anything broader (the rule table became empty or non-empty, MAC aging changed, a change
+    /// log overflowed): every decision.
+    All,
 }
 
 pub struct FlowCache {
@@ -44,9 +68,12 @@ pub struct FlowCache {
     emc_hasher: EmcHasher,
     emc: Emc,
     megaflows: Megaflows,
-    generation: u64,
+    mac_deps: MacDeps,
     /// xorshift32 state for the EMC insertion draw.
     draw: u32,
+    emc_insert_inv_prob: u32,
+    /// The slow path's latest decision (what a miss returns).
+    fresh: Arc<Decision>,
     stats: CacheStats,
 }
 
@@ -64,10 +91,17 @@ impl FlowCache {
             emc_hasher: EmcHasher::random(),
             emc: Emc::new(emc_slots),
             megaflows: Megaflows::new(max_megaflows),
-            generation: 0,
+            mac_deps: MacDeps::new(max_megaflows),
             draw: 0x9e37_79b9,
+            emc_insert_inv_prob: EMC_INSERT_INV_PROB,
+            fresh: Arc::new(Decision::dropped(crate::drop_reason::DropReason::NoMatch)),
             stats: CacheStats::default(),
         }
+    }
+
+    /// Copies a decision into the EMC once in `n` lookups that miss it (1: always).
+    pub fn set_emc_insert_inv_prob(&mut self, n: u32) {
+        self.emc_insert_inv_prob = n.max(1);
     }
 
     /// The key's EMC hash, as [`FlowCache::emc_lookup`] wants it.
@@ -82,36 +116,18 @@ impl FlowCache {
         self.emc.prefetch(hash);
     }
 
-    /// The decision for `key`. A changed `generation` (rules or MAC table changed) flushes the
-    /// cache first; a miss calls `slow` and caches its result under `decision.mask`.
+    /// The decision for `key`: from the EMC, the megaflow cache, or `slow` (whose result is
+    /// cached under `decision.mask`).
     pub fn lookup(
         &mut self,
         key: &FlowKey,
-        generation: u64,
         slow: &mut dyn FnMut(&FlowKey) -> Decision,
-    ) -> &Decision {
+    ) -> Decision {
         let hash = self.hash(key);
-        self.sync_generation(generation);
-        if self.emc_lookup(key, hash).is_none() {
-            return self.lookup_past_emc(key, hash, slow);
+        if let Some(d) = self.emc_lookup(key, hash) {
+            return d.clone();
         }
-        // Looked up again: returning the first borrow would keep `self` borrowed on the miss
-        // path as well, which today's borrow checker refuses.
-        match self.emc.get(key, hash) {
-            Some(d) => d,
-            None => unreachable!("EMC lost an entry between two lookups"),
-        }
-    }
-
-    /// Flushes every cached decision if `generation` (rules and MAC table) moved since the last
-    /// call. The pipeline calls it once per batch and again after a lookup that went past the
-    /// EMC or re-learned a MAC: both can change the MAC table.
-    #[inline]
-    pub fn sync_generation(&mut self, generation: u64) {
-        if generation != self.generation {
-            self.flush();
-            self.generation = generation;
-        }
+        self.lookup_past_emc(key, hash, slow).clone()
     }
 
     /// The EMC's decision for `key`, whose hash is from [`FlowCache::hash`], counted as a hit;
@@ -133,10 +149,10 @@ impl FlowCache {
         slow: &mut dyn FnMut(&FlowKey) -> Decision,
     ) -> &Decision {
         let insert = self.draw_insert();
-        if let Some(index) = self.megaflows.lookup(key, &self.hasher) {
+        if let Some(i) = self.megaflows.lookup(key, &self.hasher) {
             self.stats.megaflow_hits += 1;
-            let Some(d) = self.megaflows.decision(index) else {
-                unreachable!("megaflow {index} has no decision");
+            let Some(d) = self.megaflows.decision(i) else {
+                unreachable!("megaflow lookup returned an empty slot {i}");
             };
             if insert {
                 self.emc.insert(key, hash, Arc::clone(d));
@@ -145,13 +161,15 @@ impl FlowCache {
         }
         self.stats.misses += 1;
         let d = Arc::new(slow(key));
-        self.megaflows.insert(key, &d, &self.hasher);
-        self.emc.insert(key, hash, d);
-        match self.emc.get(key, hash) {
-            Some(d) => d,
-            // Just inserted into one of the key's two slots.
-            None => unreachable!("EMC lost an entry it just stored"),
+        self.stats.evicted += self.megaflows.insert(key, &d, &self.hasher);
+        for &addr in &d.mac_deps {
+            self.mac_deps.add(addr, &d);
         }
+        if insert {
+            self.emc.insert(key, hash, Arc::clone(&d));
+        }
+        self.fresh = d;
+        &self.fresh
     }
 
     /// True once in about EMC_INSERT_INV_PROB calls.
@@ -162,13 +180,42 @@ impl FlowCache {
         x ^= x >> 17;
         x ^= x << 5;
         self.draw = x;
-        x.is_multiple_of(EMC_INSERT_INV_PROB)
+        x.is_multiple_of(self.emc_insert_inv_prob)
+    }
+
+    /// Drops the cached decisions that `change` can make wrong (and only those).
+    pub fn invalidate(&mut self, change: Invalidation<'_>) {
+        let n = match change {
+            Invalidation::RuleAdded { priority, m } => {
+                self.megaflows.remove_where(|key, mask, d| {
+                    // Is there a packet both in this megaflow and matched by the rule? Only
+                    // the bits both constrain can disagree.
+                    let both = mask.masked(&m.mask);
+                    key.masked(&both) == m.key.masked(&both)
+                        && d.rule_priority().is_none_or(|p| p < priority)
+                })
+            }
+            Invalidation::RuleRemoved(id) => self
+                .megaflows
+                .remove_where(|_, _, d| d.rule_id() == Some(id)),
+            Invalidation::Port(p) => self
+                .megaflows
+                .remove_where(|key, _, d| d.involves_port(key.in_port, p)),
+            Invalidation::Mac { vlan, mac } => self.mac_deps.invalidate((vlan, mac)),
+            Invalidation::All => {
+                let n = self.megaflows.len();
+                self.flush();
+                n
+            }
+        };
+        self.stats.invalidated += n as u64;
     }
 
     /// Drops every cached decision (statistics counters are kept).
     pub fn flush(&mut self) {
         self.emc.flush();
         self.megaflows.clear();
+        self.mac_deps.clear();
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -181,171 +228,4 @@ impl FlowCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::drop_reason::DropReason;
-    use crate::translate::DpAction;
-
-    fn decision(port: u32, mask: FlowKey) -> Decision {
-        Decision {
-            actions: vec![DpAction::Output(port)],
-            mask,
-            drop: None,
-            rule: None,
-            learn: None,
-        }
-    }
-
-    fn in_port_mask() -> FlowKey {
-        FlowKey {
-            in_port: u32::MAX,
-            ..FlowKey::default()
-        }
-    }
-
-    #[test]
-    fn emc_megaflow_miss_and_generation() {
-        let mut c = FlowCache::new(1000, 10);
-        let mut calls = 0;
-        let mut slow = |k: &FlowKey| {
-            calls += 1;
-            decision(k.in_port + 10, in_port_mask())
-        };
-        let k1 = FlowKey {
-            in_port: 1,
-            tp_dst: 1,
-            ..FlowKey::default()
-        };
-        let k2 = FlowKey { tp_dst: 2, ..k1 };
-        assert_eq!(
-            c.lookup(&k1, 0, &mut slow).actions,
-            vec![DpAction::Output(11)]
-        );
-        assert_eq!(
-            c.lookup(&k1, 0, &mut slow).actions,
-            vec![DpAction::Output(11)]
-        );
-        // Same in_port, different tp_dst: megaflow hit (mask ignores tp_dst).
-        assert_eq!(
-            c.lookup(&k2, 0, &mut slow).actions,
-            vec![DpAction::Output(11)]
-        );
-        let s = c.stats();
-        assert_eq!((s.misses, s.emc_hits, s.megaflow_hits), (1, 1, 1));
-        assert_eq!((s.megaflows, s.subtables), (1, 1));
-        // New generation: everything is recomputed.
-        c.lookup(&k2, 1, &mut slow);
-        assert_eq!(c.stats().misses, 2);
-        assert_eq!(calls, 2);
-    }
-
-    #[test]
-    fn megaflow_limit_clears() {
-        let mut c = FlowCache::new(1, 2);
-        let mut slow = |_: &FlowKey| Decision {
-            actions: vec![],
-            mask: in_port_mask(),
-            drop: Some(DropReason::NoMatch),
-            rule: None,
-            learn: None,
-        };
-        for p in 0..5 {
-            let k = FlowKey {
-                in_port: p,
-                ..FlowKey::default()
-            };
-            c.lookup(&k, 0, &mut slow);
-            assert!(c.stats().megaflows <= 2);
-        }
-        assert_eq!(c.stats().misses, 5);
-    }
-
-    #[test]
-    fn two_way_emc_keeps_colliding_flows() {
-        // 1,000 exact-match flows in 4,096 slots: with one way, about one in nine would lose
-        // its slot to another; with two ways, only a few percent (both ways taken).
-        let mut c = FlowCache::new(4096, 10_000);
-        let mut slow = |k: &FlowKey| decision(k.in_port, FlowKey::full_mask());
-        let key = |i: u32| FlowKey {
-            in_port: 1,
-            nw_src: [
-                10,
-                0,
-                (i >> 8) as u8,
-                i as u8,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-            ],
-            ..FlowKey::default()
-        };
-        for i in 0..1000 {
-            c.lookup(&key(i), 0, &mut slow);
-        }
-        for i in 0..1000 {
-            c.lookup(&key(i), 0, &mut slow);
-        }
-        let s = c.stats();
-        assert_eq!(s.misses, 1000);
-        assert!(s.emc_hits >= 950, "{s:?}");
-    }
-
-    #[test]
-    fn megaflow_hits_reach_the_emc() {
-        // Ten flows under one megaflow: only the first is a miss (and goes to the EMC); the
-        // others are copied there after about EMC_INSERT_INV_PROB megaflow hits each.
-        let mut c = FlowCache::new(4096, 100);
-        let mut slow = |k: &FlowKey| decision(k.in_port, in_port_mask());
-        let key = |i: u16| FlowKey {
-            in_port: 1,
-            tp_src: i,
-            ..FlowKey::default()
-        };
-        for round in 0..640 {
-            for i in 0..10 {
-                c.lookup(&key(i), 0, &mut slow);
-            }
-            if round == 0 {
-                let s = c.stats();
-                assert_eq!((s.misses, s.emc_hits, s.megaflow_hits), (1, 0, 9));
-            }
-        }
-        let before = c.stats();
-        for i in 0..10 {
-            c.lookup(&key(i), 0, &mut slow);
-        }
-        assert_eq!(c.stats().emc_hits - before.emc_hits, 10, "{before:?}");
-    }
-
-    #[test]
-    fn subtables_resort_keeps_answers() {
-        let mut c = FlowCache::new(1, 1000);
-        let wide = FlowKey::default();
-        let mut slow = |k: &FlowKey| {
-            if k.in_port == 1 {
-                decision(1, wide)
-            } else {
-                decision(k.in_port, in_port_mask())
-            }
-        };
-        for i in 0..3000u32 {
-            let k = FlowKey {
-                in_port: 2 + i % 3,
-                tp_src: i as u16,
-                ..FlowKey::default()
-            };
-            let d = c.lookup(&k, 7, &mut slow);
-            assert_eq!(d.actions, vec![DpAction::Output(k.in_port)]);
-        }
-        assert_eq!(c.stats().subtables, 1);
-    }
-}
+mod tests;

@@ -27,11 +27,14 @@ pub enum DropReason {
     TnlMalformed,
     /// A VXLAN packet for a local VTEP that matches no tunnel port (VNI, remote, UDP port).
     TnlNoPort,
+    /// Not a drop: NORMAL forwarded the frame but did not learn its source, because the input
+    /// port is at its `mac-limit` or learning rate.
+    MacLearnLimited,
 }
 
 impl DropReason {
     /// Every reason, in `index()` order (for counter arrays and reports).
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Runt,
         DropReason::VlanTooDeep,
         DropReason::RuleDrop,
@@ -46,6 +49,7 @@ impl DropReason {
         DropReason::CvlanNotAllowed,
         DropReason::TnlMalformed,
         DropReason::TnlNoPort,
+        DropReason::MacLearnLimited,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -71,6 +75,7 @@ impl DropReason {
             DropReason::CvlanNotAllowed => "cvlan-not-allowed",
             DropReason::TnlMalformed => "tnl-malformed",
             DropReason::TnlNoPort => "tnl-no-port",
+            DropReason::MacLearnLimited => "mac-learn-limited",
         }
     }
 }

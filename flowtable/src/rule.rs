@@ -1,5 +1,6 @@
 //! OpenFlow-style rules: masked matches, actions, and a priority-ordered table.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::key::{FlowKey, PortNo};
@@ -65,16 +66,57 @@ pub struct Rule {
     pub cookie: u64,
 }
 
-/// Source of table generations. Global so two tables never share a generation unless one is an
-/// unmodified clone of the other (same rules ⇒ same decisions, so sharing is then harmless).
-static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+/// A rule's identity while it is installed: never reused, so a cached decision that names it
+/// can be recognised when the rule goes away. A replaced rule (same priority and match) gets a
+/// new id and fresh counters, as OpenFlow's add does.
+pub type RuleId = u64;
+
+/// Packets and bytes that hit a rule, added by every PMD that forwards with it.
+#[derive(Debug, Default)]
+pub struct RuleStats {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl RuleStats {
+    pub fn add(&self, packets: u64, bytes: u64) {
+        self.packets.fetch_add(packets, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.packets.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A rule as installed in a table: the rule, its id and its counters. Shared (behind an `Arc`)
+/// by every copy of the table and by the cached decisions it produced.
+#[derive(Debug)]
+pub struct InstalledRule {
+    pub id: RuleId,
+    pub rule: Rule,
+    pub stats: RuleStats,
+}
+
+/// Source of rule ids, global so ids stay unique across tables and their copies.
+static NEXT_RULE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What an insert did.
+#[derive(Debug)]
+pub struct Inserted {
+    pub rule: Arc<InstalledRule>,
+    /// The rule it replaced (same priority and match), if any.
+    pub replaced: Option<Arc<InstalledRule>>,
+}
 
 /// Rules ordered by priority (descending), then insertion order. Lookup is a linear scan: it is
-/// the slow path, behind the flow caches.
+/// the slow path, behind the flow caches. Cloning is cheap (rules are shared).
 #[derive(Clone, Default, Debug)]
 pub struct RuleTable {
-    rules: Vec<Rule>,
-    generation: u64,
+    rules: Vec<Arc<InstalledRule>>,
 }
 
 impl RuleTable {
@@ -90,59 +132,98 @@ impl RuleTable {
         self.rules.len()
     }
 
-    pub fn rules(&self) -> &[Rule] {
+    pub fn rules(&self) -> &[Arc<InstalledRule>] {
         &self.rules
     }
 
-    /// Changes whenever the rule set changes (0 for a never-modified table). Combine with the
-    /// MAC table's generation to invalidate flow caches.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
-    fn bump(&mut self) {
-        self.generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// OpenFlow add: replaces a rule with the same priority and match in place, else inserts
-    /// after every rule of higher or equal priority.
-    pub fn insert(&mut self, mut r: Rule) {
+    /// OpenFlow add: replaces a rule with the same priority and match in place (new id, new
+    /// counters), else inserts after every rule of higher or equal priority.
+    pub fn insert(&mut self, mut r: Rule) -> Inserted {
         r.m.key = r.m.key.masked(&r.m.mask);
-        self.bump();
+        let rule = Arc::new(InstalledRule {
+            id: NEXT_RULE_ID.fetch_add(1, Ordering::Relaxed),
+            rule: r,
+            stats: RuleStats::default(),
+        });
+        let new = &rule.rule;
         if let Some(old) = self
             .rules
             .iter_mut()
-            .find(|x| x.priority == r.priority && x.m == r.m)
+            .find(|x| x.rule.priority == new.priority && x.rule.m == new.m)
         {
-            *old = r;
-            return;
+            let replaced = std::mem::replace(old, Arc::clone(&rule));
+            return Inserted {
+                rule,
+                replaced: Some(replaced),
+            };
         }
-        let at = self.rules.partition_point(|x| x.priority >= r.priority);
-        self.rules.insert(at, r);
+        let at = self
+            .rules
+            .partition_point(|x| x.rule.priority >= new.priority);
+        self.rules.insert(at, Arc::clone(&rule));
+        Inserted {
+            rule,
+            replaced: None,
+        }
     }
 
     /// Non-strict delete: removes rules whose match `m` covers (and, if given, with exactly
-    /// that priority). Returns how many were removed.
-    pub fn remove_matching(&mut self, m: &Match, strict_priority: Option<u16>) -> usize {
-        let before = self.rules.len();
-        self.rules
-            .retain(|r| !(m.covers(&r.m) && strict_priority.is_none_or(|p| p == r.priority)));
-        let removed = before - self.rules.len();
-        if removed > 0 {
-            self.bump();
-        }
+    /// that priority). Returns the removed rules.
+    pub fn remove_matching(
+        &mut self,
+        m: &Match,
+        strict_priority: Option<u16>,
+    ) -> Vec<Arc<InstalledRule>> {
+        let mut removed = Vec::new();
+        self.rules.retain(|r| {
+            let hit = m.covers(&r.rule.m) && strict_priority.is_none_or(|p| p == r.rule.priority);
+            if hit {
+                removed.push(Arc::clone(r));
+            }
+            !hit
+        });
         removed
+    }
+
+    /// Strict delete: removes the rule with exactly this priority and match.
+    pub fn remove_exact(&mut self, priority: u16, m: &Match) -> Option<Arc<InstalledRule>> {
+        let i = self
+            .rules
+            .iter()
+            .position(|r| r.rule.priority == priority && r.rule.m == *m)?;
+        Some(self.rules.remove(i))
+    }
+
+    /// Removes the rule with this id.
+    pub fn remove_id(&mut self, id: RuleId) -> Option<Arc<InstalledRule>> {
+        let i = self.rules.iter().position(|r| r.id == id)?;
+        Some(self.rules.remove(i))
+    }
+
+    /// Puts back a rule taken out earlier, with its id and counters (undoing a change).
+    pub fn restore(&mut self, rule: Arc<InstalledRule>) {
+        let at = self
+            .rules
+            .partition_point(|x| x.rule.priority >= rule.rule.priority);
+        self.rules.insert(at, rule);
+    }
+
+    /// The installed rule with this priority and match.
+    pub fn find(&self, priority: u16, m: &Match) -> Option<&Arc<InstalledRule>> {
+        self.rules
+            .iter()
+            .find(|r| r.rule.priority == priority && r.rule.m == *m)
     }
 
     /// First matching rule (highest priority). The mask is the union of the masks of every
     /// rule examined, up to and including the match: any packet equal to `k` under that mask
     /// gets the same result, which is what a megaflow needs.
-    pub fn lookup(&self, k: &FlowKey) -> (Option<usize>, FlowKey) {
+    pub fn lookup(&self, k: &FlowKey) -> (Option<&Arc<InstalledRule>>, FlowKey) {
         let mut mask = FlowKey::default();
-        for (i, r) in self.rules.iter().enumerate() {
-            mask = mask.union(&r.m.mask);
-            if r.m.matches(k) {
-                return (Some(i), mask);
+        for r in &self.rules {
+            mask = mask.union(&r.rule.m.mask);
+            if r.rule.m.matches(k) {
+                return (Some(r), mask);
             }
         }
         (None, mask)
@@ -178,15 +259,17 @@ mod tests {
     #[test]
     fn order_replace_and_lookup() {
         let mut t = RuleTable::new();
-        assert_eq!(t.generation(), 0);
         t.insert(rule(10, Match::catchall(), 1));
-        t.insert(rule(20, port_match(1), 2));
+        let first = t.insert(rule(20, port_match(1), 2));
         t.insert(rule(10, port_match(2), 3));
-        let g = t.generation();
-        assert_ne!(g, 0);
-        t.insert(rule(20, port_match(1), 4)); // replaces cookie 2
-        assert_ne!(t.generation(), g);
-        let cookies: Vec<u64> = t.rules().iter().map(|r| r.cookie).collect();
+        assert!(first.replaced.is_none());
+        first.rule.stats.add(3, 180);
+        let again = t.insert(rule(20, port_match(1), 4)); // replaces cookie 2
+        let replaced = again.replaced.expect("same priority and match");
+        assert_eq!(replaced.id, first.rule.id);
+        assert_ne!(again.rule.id, first.rule.id, "a replacement is a new rule");
+        assert_eq!(again.rule.stats.get(), (0, 0), "with fresh counters");
+        let cookies: Vec<u64> = t.rules().iter().map(|r| r.rule.cookie).collect();
         assert_eq!(cookies, vec![4, 1, 3]);
 
         let k = FlowKey {
@@ -194,12 +277,15 @@ mod tests {
             tp_dst: 9,
             ..FlowKey::default()
         };
-        let (i, mask) = t.lookup(&k);
-        assert_eq!(i, Some(1)); // catchall inserted before the port-2 rule at priority 10
+        let (r, mask) = t.lookup(&k);
+        // The catchall was inserted before the port-2 rule at priority 10.
+        assert_eq!(r.map(|r| r.rule.cookie), Some(1));
         assert_eq!(mask.in_port, u32::MAX);
         assert_eq!(mask.tp_dst, 0);
         let empty = RuleTable::new();
-        assert_eq!(empty.lookup(&k), (None, FlowKey::default()));
+        let (none, mask) = empty.lookup(&k);
+        assert!(none.is_none());
+        assert_eq!(mask, FlowKey::default());
     }
 
     #[test]
@@ -211,9 +297,11 @@ mod tests {
         assert!(Match::catchall().covers(&port_match(1)));
         assert!(!port_match(1).covers(&Match::catchall()));
         assert!(!port_match(1).covers(&port_match(2)));
-        assert_eq!(t.remove_matching(&port_match(1), Some(9)), 0);
-        assert_eq!(t.remove_matching(&port_match(1), Some(5)), 1);
-        assert_eq!(t.remove_matching(&Match::catchall(), None), 2);
+        assert_eq!(t.remove_matching(&port_match(1), Some(9)).len(), 0);
+        assert_eq!(t.remove_matching(&port_match(1), Some(5)).len(), 1);
+        assert!(t.remove_exact(7, &port_match(2)).is_none());
+        assert!(t.find(6, &port_match(2)).is_some());
+        assert_eq!(t.remove_matching(&Match::catchall(), None).len(), 2);
         assert!(t.is_empty());
     }
 }

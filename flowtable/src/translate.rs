@@ -3,9 +3,11 @@
 
 use crate::drop_reason::DropReason;
 use crate::key::{FlowKey, PortNo, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK};
-use crate::mac_learning::{MacTable, is_multicast};
+use crate::mac_learning::{Learned, MacTable, is_multicast};
 use crate::parse::{ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_VLAN};
-use crate::rule::{Action, RuleTable};
+use crate::rule::{Action, InstalledRule, RuleId, RuleTable};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use vlan_vxlan::{Egress, FrameTags, VlanDrop, VlanMode};
 
 /// What the datapath does to the packet, in order. `Output` sends the packet as modified so far.
@@ -25,7 +27,7 @@ pub enum DpAction {
     SetTunId(u64),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Decision {
     /// Empty when dropped; never ends with a modification (nothing would see it).
     pub actions: Vec<DpAction>,
@@ -33,11 +35,120 @@ pub struct Decision {
     pub mask: FlowKey,
     /// Why nothing was output; None when at least one `Output` was produced.
     pub drop: Option<DropReason>,
-    /// Index into `RuleTable::rules()` of the matched rule.
-    pub rule: Option<usize>,
-    /// NORMAL learned (VLAN, source MAC) on the input port: the datapath refreshes that entry
-    /// now and then while the flow keeps hitting the caches.
+    /// The matched rule (its counters count the packets that take this decision).
+    pub rule: Option<Arc<InstalledRule>>,
+    /// NORMAL learned (VLAN, source MAC) on the input port (the first, if it ran more than
+    /// once): the datapath refreshes that entry now and then while the flow keeps hitting the
+    /// caches.
     pub learn: Option<(u16, [u8; 6])>,
+    /// NORMAL was refused learning the source by the input port's limits.
+    pub learn_refused: bool,
+    /// Every (VLAN, MAC) NORMAL looked up as a destination or learned as a source: the
+    /// decision changes when one of them is learned, moves or goes (a source that moved away
+    /// must be learned back by the next packet).
+    pub mac_deps: Vec<(u16, [u8; 6])>,
+    /// The decision sends to every port of the bridge (or of a VLAN): it changes when ports
+    /// come, go or change their VLANs.
+    pub floods: bool,
+    /// The ports NORMAL found destinations on (their VLAN settings shaped the decision, even
+    /// when they made it a drop).
+    pub normal_targets: Vec<PortNo>,
+    /// Cleared when something the decision depends on changed; caches then ignore it.
+    pub validity: Validity,
+}
+
+impl Decision {
+    /// Drops everything for `reason`, depending on nothing.
+    pub fn dropped(reason: DropReason) -> Decision {
+        Decision {
+            actions: Vec::new(),
+            mask: FlowKey::default(),
+            drop: Some(reason),
+            rule: None,
+            learn: None,
+            learn_refused: false,
+            mac_deps: Vec::new(),
+            floods: false,
+            normal_targets: Vec::new(),
+            validity: Validity::default(),
+        }
+    }
+
+    pub fn rule_id(&self) -> Option<RuleId> {
+        self.rule.as_ref().map(|r| r.id)
+    }
+
+    /// Priority of the matched rule (None: no rule matched, or the bridge has no rules).
+    pub fn rule_priority(&self) -> Option<u16> {
+        self.rule.as_ref().map(|r| r.rule.priority)
+    }
+
+    /// Whether the decision depends on port `p`'s existence or settings: made for packets from
+    /// it, sending to it, or sending to every port.
+    pub fn involves_port(&self, in_port: PortNo, p: PortNo) -> bool {
+        self.floods
+            || in_port == p
+            || self.normal_targets.contains(&p)
+            || self
+                .actions
+                .iter()
+                .any(|a| matches!(a, DpAction::Output(o) if *o == p))
+    }
+}
+
+impl PartialEq for Decision {
+    /// Same forwarding and the same dependencies (rules compared by identity).
+    fn eq(&self, other: &Self) -> bool {
+        self.actions == other.actions
+            && self.mask == other.mask
+            && self.drop == other.drop
+            && self.rule_id() == other.rule_id()
+            && self.learn == other.learn
+            && self.learn_refused == other.learn_refused
+            && self.mac_deps == other.mac_deps
+            && self.floods == other.floods
+            && self.normal_targets == other.normal_targets
+    }
+}
+
+/// Whether a cached decision still holds. One flag, shared by every cache entry that holds the
+/// decision (the EMC and the megaflow cache hold the same `Arc<Decision>`), so invalidating
+/// it once removes it everywhere. A copy starts valid.
+#[derive(Debug, Default)]
+pub struct Validity(AtomicBool);
+
+impl Validity {
+    #[inline(always)]
+    pub fn is_valid(&self) -> bool {
+        !self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn invalidate(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Clone for Validity {
+    fn clone(&self) -> Self {
+        Validity::default()
+    }
+}
+
+/// The MAC table as the slow path uses it. The datapath implements it over a shared table,
+/// taking the table's lock only when NORMAL first needs it.
+pub trait MacLearning {
+    fn learn(&mut self, vlan: u16, mac: [u8; 6], port: PortNo, now_ns: u64) -> Learned;
+    fn lookup(&mut self, vlan: u16, mac: [u8; 6], now_ns: u64) -> Option<PortNo>;
+}
+
+impl MacLearning for MacTable {
+    fn learn(&mut self, vlan: u16, mac: [u8; 6], port: PortNo, now_ns: u64) -> Learned {
+        MacTable::learn(self, vlan, mac, port, now_ns)
+    }
+
+    fn lookup(&mut self, vlan: u16, mac: [u8; 6], now_ns: u64) -> Option<PortNo> {
+        MacTable::lookup(self, vlan, mac, now_ns)
+    }
 }
 
 pub struct BridgeView<'a> {
@@ -64,22 +175,21 @@ impl BridgeView<'_> {
 const NORMAL_ONLY: &[Action] = &[Action::Normal];
 
 /// Decides what to do with a packet whose key is `key`. Learns source MACs for NORMAL.
-pub fn translate(key: &FlowKey, view: &BridgeView, macs: &mut MacTable, now_ns: u64) -> Decision {
+pub fn translate(
+    key: &FlowKey,
+    view: &BridgeView,
+    macs: &mut dyn MacLearning,
+    now_ns: u64,
+) -> Decision {
     let (rule, actions, lookup_mask) = if view.rules.is_empty() {
         (None, NORMAL_ONLY, FlowKey::default())
     } else {
         match view.rules.lookup(key) {
-            (Some(i), mask) => {
-                let actions = view.rules.rules().get(i).map_or(&[][..], |r| &r.actions);
-                (Some(i), actions, mask)
-            }
+            (Some(r), mask) => (Some(Arc::clone(r)), &r.rule.actions[..], mask),
             (None, mask) => {
                 return Decision {
-                    actions: Vec::new(),
                     mask: with_in_port(mask),
-                    drop: Some(DropReason::NoMatch),
-                    rule: None,
-                    learn: None,
+                    ..Decision::dropped(DropReason::NoMatch)
                 };
             }
         }
@@ -91,6 +201,10 @@ pub fn translate(key: &FlowKey, view: &BridgeView, macs: &mut MacTable, now_ns: 
         reason: None,
         view,
         learn: None,
+        learn_refused: false,
+        mac_deps: Vec::new(),
+        floods: false,
+        normal_targets: Vec::new(),
     };
     for a in actions {
         x.action(a, macs, now_ns);
@@ -113,6 +227,10 @@ struct Xlate<'a> {
     reason: Option<DropReason>,
     view: &'a BridgeView<'a>,
     learn: Option<(u16, [u8; 6])>,
+    learn_refused: bool,
+    mac_deps: Vec<(u16, [u8; 6])>,
+    floods: bool,
+    normal_targets: Vec<PortNo>,
 }
 
 impl Xlate<'_> {
@@ -120,6 +238,12 @@ impl Xlate<'_> {
     fn depends_on_vlans(&mut self) {
         self.mask.vlan_tci = u16::MAX;
         self.mask.cvlan_tci = u16::MAX;
+    }
+
+    fn depends_on_mac(&mut self, vlan: u16, mac: [u8; 6]) {
+        if !self.mac_deps.contains(&(vlan, mac)) {
+            self.mac_deps.push((vlan, mac));
+        }
     }
 
     fn output(&mut self, p: PortNo) {
@@ -132,6 +256,7 @@ impl Xlate<'_> {
     }
 
     fn flood(&mut self) {
+        self.floods = true;
         let before = self.out.len();
         for &p in self.view.ports {
             if p != self.work.in_port {
@@ -153,7 +278,7 @@ impl Xlate<'_> {
         self.work.vlan_tpid = tpid;
     }
 
-    fn action(&mut self, a: &Action, macs: &mut MacTable, now_ns: u64) {
+    fn action(&mut self, a: &Action, macs: &mut dyn MacLearning, now_ns: u64) {
         let tagged = self.work.vlan_tci & VLAN_PRESENT != 0;
         match *a {
             Action::Output(p) => self.output(p),
@@ -217,7 +342,7 @@ impl Xlate<'_> {
     /// Learning L2 switch: the input port's VLAN mode decides the bridge VLAN; learning,
     /// lookup and flooding stay within that VLAN; each output port gets the frame in the form
     /// its mode wants (untagged, or tagged with its TPID and VID).
-    fn normal(&mut self, macs: &mut MacTable, now_ns: u64) {
+    fn normal(&mut self, macs: &mut dyn MacLearning, now_ns: u64) {
         self.depends_on_vlans();
         self.mask.vlan_tpid = u16::MAX;
         self.mask.dl_src = [0xff; 6];
@@ -245,14 +370,19 @@ impl Xlate<'_> {
         let vlan = admitted.vlan;
         let (src, dst) = (self.work.dl_src, self.work.dl_dst);
         if !is_multicast(&src) {
-            macs.learn(vlan, src, in_port, now_ns);
-            self.learn = Some((vlan, src));
+            let learned: Learned = macs.learn(vlan, src, in_port, now_ns);
+            self.learn_refused |= learned.refused();
+            self.learn.get_or_insert((vlan, src));
+            self.depends_on_mac(vlan, src);
         }
         let known = if is_multicast(&dst) {
             None
         } else {
+            self.depends_on_mac(vlan, dst);
             macs.lookup(vlan, dst, now_ns)
         };
+        // Unknown (or multicast) destinations go to every port of the VLAN.
+        self.floods |= known.is_none();
 
         // Output ports with the form each wants, in port order.
         let mut targets: Vec<(PortNo, Egress)> = Vec::new();
@@ -262,6 +392,7 @@ impl Xlate<'_> {
                 return;
             }
             Some(p) => {
+                self.normal_targets.push(p);
                 let e = self.view.vlan_mode(p).egress(vlan);
                 if e != Egress::Skip {
                     targets.push((p, e));
@@ -333,7 +464,7 @@ impl Xlate<'_> {
         }
     }
 
-    fn finish(mut self, rule: Option<usize>) -> Decision {
+    fn finish(mut self, rule: Option<Arc<InstalledRule>>) -> Decision {
         // Modifications after the last output affect nothing.
         let last_output = self
             .out
@@ -355,6 +486,11 @@ impl Xlate<'_> {
             drop,
             rule,
             learn: self.learn,
+            learn_refused: self.learn_refused,
+            mac_deps: self.mac_deps,
+            floods: self.floods,
+            normal_targets: self.normal_targets,
+            validity: Validity::default(),
         }
     }
 }

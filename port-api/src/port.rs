@@ -78,7 +78,7 @@ pub trait Port: Send + Sync {
     }
 
     /// Type-specific facts for `show` (e.g. `iface`, `xdp_mode`), as key/value pairs.
-    fn status(&self) -> Vec<(String, String)> {
+    fn status(&self) -> Vec<(&'static str, String)> {
         Vec::new()
     }
 }

@@ -42,7 +42,7 @@ pub fn status_of(port: &crate::VhostUserPort, key: &str) -> String {
     use port_api::Port;
     port.status()
         .into_iter()
-        .find(|(k, _)| k == key)
+        .find(|(k, _)| *k == key)
         .map(|(_, v)| v)
         .unwrap_or_default()
 }

@@ -46,7 +46,7 @@ impl Mode {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VhostUserOptions {
     /// The vhost-user socket.
     pub path: PathBuf,
@@ -259,39 +259,39 @@ impl Port for VhostUserPort {
         s
     }
 
-    fn status(&self) -> Vec<(String, String)> {
+    fn status(&self) -> Vec<(&'static str, String)> {
         let sh = &self.shared;
         let features = sh.features.load(Ordering::Relaxed);
         let mut out = vec![
-            ("mode".to_string(), self.opts.mode.name().to_string()),
-            ("path".to_string(), self.opts.path.display().to_string()),
+            ("mode", self.opts.mode.name().to_string()),
+            ("path", self.opts.path.display().to_string()),
             (
-                "connected".to_string(),
+                "connected",
                 if self.is_connected() { "yes" } else { "no" }.to_string(),
             ),
-            ("features".to_string(), format!("{features:#x}")),
+            ("features", format!("{features:#x}")),
             (
-                "feature_names".to_string(),
+                "feature_names",
                 virtio_net::feature_names(features),
             ),
             (
-                "protocol_features".to_string(),
+                "protocol_features",
                 format!("{:#x}", sh.protocol_features.load(Ordering::Relaxed)),
             ),
             (
-                "queue_pairs".to_string(),
+                "queue_pairs",
                 format!("{}/{}", sh.running_pairs(), sh.max_queue_pairs()),
             ),
             (
-                "memory_regions".to_string(),
+                "memory_regions",
                 sh.mem_regions.load(Ordering::Relaxed).to_string(),
             ),
             (
-                "connections".to_string(),
+                "connections",
                 sh.connections.load(Ordering::Relaxed).to_string(),
             ),
             (
-                "protocol_errors".to_string(),
+                "protocol_errors",
                 sh.protocol_errors.load(Ordering::Relaxed).to_string(),
             ),
         ];
@@ -306,10 +306,10 @@ impl Port for VhostUserPort {
         } else {
             broken.join("; ")
         };
-        out.push(("broken".to_string(), broken));
+        out.push(("broken", broken));
         for reason in DropReason::ALL {
             out.push((
-                format!("drop_{}", reason.name()),
+                reason.status_key(),
                 self.drops(reason).to_string(),
             ));
         }

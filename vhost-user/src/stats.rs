@@ -54,6 +54,20 @@ impl DropReason {
         }
     }
 
+    /// The key of its counter in `status()`: `drop_<name>`.
+    pub fn status_key(self) -> &'static str {
+        match self {
+            DropReason::BadDescriptor => "drop_bad_descriptor",
+            DropReason::ChainTooLong => "drop_chain_too_long",
+            DropReason::BadAddress => "drop_bad_address",
+            DropReason::BadLength => "drop_bad_length",
+            DropReason::Oversize => "drop_oversize",
+            DropReason::NoGuestBuffer => "drop_no_guest_buffer",
+            DropReason::GuestBufferTooSmall => "drop_guest_buffer_too_small",
+            DropReason::NotReady => "drop_not_ready",
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }

@@ -7,7 +7,63 @@ use std::time::{Duration, Instant};
 use datapath::packet::{Batch, PacketPool};
 use datapath::port::Port;
 use datapath::ring::RingPort;
-use datapath::{Switch, SwitchConfig};
+use datapath::{Change, DpError, PortSettings, Switch, SwitchConfig};
+use vlan_vxlan::VlanMode;
+
+/// Adds a rule in ovs-ofctl syntax, ports by their names on the bridge.
+pub fn add_flow(sw: &Switch, bridge: &str, text: &str) -> Result<(), DpError> {
+    let ports = sw.bridge(bridge)?.ports;
+    let rule = flowtable::parse_rule(text, &|n| {
+        ports.iter().find(|p| p.name == n).map(|p| p.ofport)
+    })
+    .map_err(|e| DpError(e.to_string()))?;
+    sw.apply(vec![Change::AddRule {
+        bridge: bridge.into(),
+        rule,
+    }])
+}
+
+/// Deletes every rule of the bridge (one transaction); returns how many.
+pub fn del_flows(sw: &Switch, bridge: &str) -> usize {
+    let dels: Vec<Change> = sw
+        .dump_flows(bridge)
+        .unwrap()
+        .into_iter()
+        .map(|f| Change::DelRule {
+            bridge: bridge.into(),
+            priority: f.rule.priority,
+            m: f.rule.m,
+        })
+        .collect();
+    let n = dels.len();
+    sw.apply(dels).unwrap();
+    n
+}
+
+/// Gives a port these VLAN settings (nothing else).
+pub fn set_vlan(sw: &Switch, port: &str, vlan: VlanMode) -> Result<(), DpError> {
+    sw.apply(vec![Change::SetPort {
+        name: port.into(),
+        settings: PortSettings {
+            vlan,
+            ..PortSettings::default()
+        },
+    }])
+}
+
+/// A port's drops by reason name.
+pub fn drops_of(sw: &Switch, bridge: &str, port: &str) -> Vec<(String, u64)> {
+    sw.bridge(bridge)
+        .unwrap()
+        .ports
+        .iter()
+        .find(|p| p.name == port)
+        .unwrap()
+        .drops
+        .iter()
+        .map(|(r, n)| (r.name().to_string(), *n))
+        .collect()
+}
 
 pub const BCAST: [u8; 6] = [0xff; 6];
 
@@ -75,12 +131,18 @@ pub struct Harness {
 impl Harness {
     pub fn new(n_ports: usize) -> Self {
         let sw = Switch::start(SwitchConfig::default()).expect("switch");
-        sw.add_bridge("br0").unwrap();
+        sw.apply(vec![Change::AddBridge { name: "br0".into() }])
+            .unwrap();
         let mut hosts = Vec::new();
         for i in 1..=n_ports {
             let (port, host) = RingPort::pair(&format!("p{i}"), &format!("h{i}"));
             let ofport = sw
-                .attach_port("br0", &format!("p{i}"), Arc::new(port))
+                .attach_port(
+                    "br0",
+                    &format!("p{i}"),
+                    Arc::new(port),
+                    PortSettings::default(),
+                )
                 .unwrap();
             assert_eq!(ofport, i as u32);
             hosts.push(Arc::new(host));
@@ -151,12 +213,6 @@ impl Harness {
     }
 
     pub fn drops(&self, port: &str) -> Vec<(String, u64)> {
-        self.sw.bridges()[0]
-            .ports
-            .iter()
-            .find(|p| p.name == port)
-            .unwrap()
-            .drops
-            .clone()
+        drops_of(&self.sw, "br0", port)
     }
 }

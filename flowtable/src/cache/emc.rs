@@ -61,18 +61,24 @@ impl Emc {
     #[inline(always)]
     fn in_slot(&self, i: usize, key: &FlowKey, hash: u64) -> Option<&Decision> {
         match self.slots.get(i) {
-            Some(Some(e)) if e.hash == hash && e.epoch == self.epoch && e.key == *key => {
+            Some(Some(e))
+                if e.hash == hash
+                    && e.epoch == self.epoch
+                    && e.key == *key
+                    && e.decision.validity.is_valid() =>
+            {
                 Some(&e.decision)
             }
             _ => None,
         }
     }
 
-    /// Stores a decision, in a free or stale way if the set has one, else in one of the two.
+    /// Stores a decision, in a free or stale way (flushed, or its decision invalidated) if the
+    /// set has one, else in one of the two.
     pub(super) fn insert(&mut self, key: &FlowKey, hash: u64, decision: Arc<Decision>) {
         let [a, b] = self.ways(hash);
         let free = |i: usize| match self.slots.get(i) {
-            Some(Some(e)) => e.epoch != self.epoch,
+            Some(Some(e)) => e.epoch != self.epoch || !e.decision.validity.is_valid(),
             _ => true,
         };
         let i = if free(a) {

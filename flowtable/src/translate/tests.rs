@@ -49,7 +49,10 @@ fn normal_floods_then_unicasts_after_learning() {
     let d = run(&t, &mut macs, pkt(1, A, B));
     assert_eq!(d.actions, outputs(&[2, 3]));
     assert_eq!(d.drop, None);
-    assert_eq!(d.rule, None);
+    assert!(d.rule.is_none());
+    assert!(d.floods && d.normal_targets.is_empty());
+    assert_eq!(d.mac_deps, vec![(0, A), (0, B)]);
+    assert_eq!(d.learn, Some((0, A)));
     assert_eq!(d.mask.dl_dst, [0xff; 6]);
     assert_eq!(d.mask.dl_src, [0xff; 6]);
     assert_eq!(d.mask.in_port, u32::MAX);
@@ -58,12 +61,18 @@ fn normal_floods_then_unicasts_after_learning() {
     // B answers: A is known on port 1.
     let d = run(&t, &mut macs, pkt(2, B, A));
     assert_eq!(d.actions, outputs(&[1]));
+    assert!(!d.floods);
+    assert_eq!(d.normal_targets, vec![1]);
+    assert_eq!(d.mac_deps, vec![(0, B), (0, A)]);
+    assert!(d.involves_port(2, 1) && d.involves_port(2, 2) && !d.involves_port(2, 3));
     // And now B is known on port 2.
     let d = run(&t, &mut macs, pkt(1, A, B));
     assert_eq!(d.actions, outputs(&[2]));
     // Broadcast always floods.
     let d = run(&t, &mut macs, pkt(3, [2, 0, 0, 0, 0, 0xc], [0xff; 6]));
     assert_eq!(d.actions, outputs(&[1, 2]));
+    assert!(d.floods);
+    assert_eq!(d.mac_deps, vec![(0, [2, 0, 0, 0, 0, 0xc])]);
 }
 
 #[test]
@@ -71,9 +80,10 @@ fn normal_detects_moves_and_ingress_is_egress() {
     let t = RuleTable::new();
     let mut macs = MacTable::default();
     run(&t, &mut macs, pkt(1, A, B));
-    let g = macs.generation();
+    let seen = macs.change_seq();
     run(&t, &mut macs, pkt(3, A, B)); // A moved to port 3
-    assert!(macs.generation() > g);
+    let changed: Vec<_> = macs.changes_since(seen).unwrap().collect();
+    assert_eq!(changed, vec![(0, A)]);
     assert_eq!(run(&t, &mut macs, pkt(2, B, A)).actions, outputs(&[3]));
     // A sends to B, but B was learned on A's own port.
     run(&t, &mut macs, pkt(3, B, A));
@@ -106,7 +116,7 @@ fn rule_priorities_and_no_match() {
     let k = pkt(1, A, B);
     let d = run(&t, &mut macs, k);
     assert_eq!(d.actions, outputs(&[2]));
-    assert_eq!(d.rule, Some(1));
+    assert_eq!(d.rule.as_ref().map(|r| r.rule.priority), Some(10));
     // The priority-20 rule was examined first, so its fields are in the mask.
     assert_eq!(
         (d.mask.dl_type, d.mask.nw_proto, d.mask.tp_dst),
@@ -118,12 +128,12 @@ fn rule_priorities_and_no_match() {
     web.tp_dst = 80;
     let d = run(&t, &mut macs, web);
     assert_eq!(
-        (d.actions.len(), d.drop, d.rule),
-        (0, Some(DropReason::RuleDrop), Some(0))
+        (d.actions.len(), d.drop, d.rule_priority()),
+        (0, Some(DropReason::RuleDrop), Some(20))
     );
 
     let d = run(&t, &mut macs, pkt(2, A, B));
-    assert_eq!((d.drop, d.rule), (Some(DropReason::NoMatch), None));
+    assert_eq!((d.drop, d.rule_id()), (Some(DropReason::NoMatch), None));
     assert_eq!(run(&t, &mut macs, pkt(3, A, B)).actions, outputs(&[3]));
     assert!(macs.is_empty(), "rules without NORMAL do not learn");
 }

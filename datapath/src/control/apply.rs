@@ -1,0 +1,414 @@
+//! Applying a list of changes as one transaction: each change is checked against the state and
+//! made at once (port objects opened), with a way back; if one fails, everything made so far is
+//! taken back and nothing is published. Once all are in, their effects follow: configuration
+//! events for the PMDs' caches, MAC table updates, ring links.
+
+use std::sync::Arc;
+
+use flowtable::{InstalledRule, MacTable, PortLimits, PortNo, RuleId, RuleTable};
+
+use crate::bridge::{BridgeId, BridgeShared, ConfigEvent, PortId};
+use crate::info::DpError;
+use crate::spec::{Change, PortSettings, PortSpec, Route};
+use crate::tunnel::Tunnels;
+
+use super::backends;
+use super::state::{BridgeState, ControlState, PortEntry};
+
+/// MAC table defaults, as Open vSwitch's (`mac-table-size`, `mac-aging-time`).
+const MAC_TABLE_SIZE: usize = 8192;
+const MAC_AGING_NS: u64 = 300_000_000_000;
+/// Highest ofport (OpenFlow reserves 0xff00 and up).
+const MAX_OFPORT: u32 = 0xfeff;
+
+/// How to take back one change.
+enum Undo {
+    AddedBridge(BridgeId),
+    RemovedBridge(usize, BridgeState),
+    AddedPort {
+        bridge: BridgeId,
+        port: PortId,
+    },
+    RemovedPort {
+        bridge: BridgeId,
+        index: usize,
+        entry: PortEntry,
+    },
+    Settings {
+        bridge: BridgeId,
+        port: PortId,
+        old: PortSettings,
+    },
+    AddedRule {
+        bridge: BridgeId,
+        id: RuleId,
+        replaced: Option<Arc<InstalledRule>>,
+    },
+    RemovedRule {
+        bridge: BridgeId,
+        rule: Arc<InstalledRule>,
+    },
+    Routes(Vec<Route>),
+}
+
+/// A change to a bridge's MAC table, made once the transaction is in.
+enum MacChange {
+    /// The port's VLANs changed: what it learned may be on the wrong VLAN.
+    FlushPort(PortNo),
+    /// The port is gone.
+    ForgetPort(PortNo),
+    Limits(PortNo, Option<PortLimits>),
+}
+
+/// What the PMDs may still be using after a transaction removed it.
+#[derive(Default)]
+pub(super) struct Removed {
+    pub(super) ports: Vec<PortEntry>,
+    pub(super) bridges: Vec<BridgeState>,
+}
+
+impl Removed {
+    pub(super) fn is_empty(&self) -> bool {
+        self.ports.is_empty() && self.bridges.is_empty()
+    }
+}
+
+pub(super) struct Txn<'a> {
+    state: &'a mut ControlState,
+    tunnels: &'a Arc<Tunnels>,
+    undo: Vec<Undo>,
+    events: Vec<(BridgeId, ConfigEvent)>,
+    macs: Vec<(BridgeId, MacChange)>,
+}
+
+impl<'a> Txn<'a> {
+    pub(super) fn new(state: &'a mut ControlState, tunnels: &'a Arc<Tunnels>) -> Self {
+        Txn {
+            state,
+            tunnels,
+            undo: Vec::new(),
+            events: Vec::new(),
+            macs: Vec::new(),
+        }
+    }
+
+    pub(super) fn apply(&mut self, change: Change) -> Result<(), DpError> {
+        match change {
+            Change::AddBridge { name } => self.add_bridge(name),
+            Change::DelBridge { name } => {
+                let i = self
+                    .state
+                    .bridges
+                    .iter()
+                    .position(|b| b.name == name)
+                    .ok_or_else(|| DpError(format!("no bridge named {name}")))?;
+                let b = self.state.bridges.remove(i);
+                self.undo.push(Undo::RemovedBridge(i, b));
+                Ok(())
+            }
+            Change::AddPort { bridge, port } => self.add_port(&bridge, port),
+            Change::DelPort { bridge, name } => {
+                let b = self.state.bridge_mut(&bridge)?;
+                let index = b
+                    .ports
+                    .iter()
+                    .position(|p| p.name == name)
+                    .ok_or_else(|| DpError(format!("bridge {bridge} has no port {name}")))?;
+                let entry = b.ports.remove(index);
+                b.changed();
+                let id = b.id;
+                self.events.push((id, ConfigEvent::Port(entry.ofport)));
+                self.macs.push((id, MacChange::ForgetPort(entry.ofport)));
+                self.undo.push(Undo::RemovedPort {
+                    bridge: id,
+                    index,
+                    entry,
+                });
+                Ok(())
+            }
+            Change::SetPort { name, settings } => self.set_port(&name, settings),
+            Change::AddRule { bridge, rule } => {
+                let b = self.state.bridge_mut(&bridge)?;
+                let was_empty = b.rules.is_empty();
+                let (priority, m) = (rule.priority, rule.m.clone());
+                let ins = b.rules.insert(rule);
+                b.changed();
+                let id = b.id;
+                if let Some(old) = &ins.replaced {
+                    self.events.push((id, ConfigEvent::RuleRemoved(old.id)));
+                }
+                self.events.push((id, ConfigEvent::RuleAdded { priority, m }));
+                if was_empty {
+                    // A bridge without rules behaved as NORMAL for everything.
+                    self.events.push((id, ConfigEvent::All));
+                }
+                self.undo.push(Undo::AddedRule {
+                    bridge: id,
+                    id: ins.rule.id,
+                    replaced: ins.replaced,
+                });
+                Ok(())
+            }
+            Change::DelRule {
+                bridge,
+                priority,
+                m,
+            } => {
+                let b = self.state.bridge_mut(&bridge)?;
+                let rule = b.rules.remove_exact(priority, &m).ok_or_else(|| {
+                    DpError(format!("bridge {bridge} has no such rule (priority {priority})"))
+                })?;
+                b.changed();
+                let id = b.id;
+                self.events.push((id, ConfigEvent::RuleRemoved(rule.id)));
+                if b.rules.is_empty() {
+                    self.events.push((id, ConfigEvent::All));
+                }
+                self.undo.push(Undo::RemovedRule { bridge: id, rule });
+                Ok(())
+            }
+            Change::SetRoutes(routes) => {
+                for r in &routes {
+                    if self.state.routes.contains(r) {
+                        continue;
+                    }
+                    let Some((_, p)) = self.state.find_port(&r.port) else {
+                        return Err(DpError(format!("no port named {}", r.port)));
+                    };
+                    if p.settings.vtep.is_none() {
+                        return Err(DpError(format!(
+                            "port {} has no vtep_ip: set one with \"set port {} vtep_ip=A.B.C.D/LEN\"",
+                            r.port, r.port
+                        )));
+                    }
+                }
+                let old = std::mem::replace(&mut self.state.routes, routes);
+                self.undo.push(Undo::Routes(old));
+                Ok(())
+            }
+        }
+    }
+
+    fn add_bridge(&mut self, name: String) -> Result<(), DpError> {
+        if let Some(what) = self.state.name_in_use(&name) {
+            return Err(DpError(format!("{name} is already the name of a {what}")));
+        }
+        let id = self.state.new_id();
+        self.state.bridges.push(BridgeState {
+            id,
+            name,
+            ports: Vec::new(),
+            rules: RuleTable::new(),
+            shared: Arc::new(BridgeShared::new(MacTable::new(
+                MAC_TABLE_SIZE,
+                MAC_AGING_NS,
+            ))),
+            snapshot: None,
+        });
+        self.undo.push(Undo::AddedBridge(id));
+        Ok(())
+    }
+
+    fn add_port(&mut self, bridge: &str, spec: PortSpec) -> Result<(), DpError> {
+        let name = spec.name;
+        self.state.bridge(bridge)?;
+        if let Some(what) = self.state.name_in_use(&name) {
+            return Err(DpError(format!("{name} is already the name of a {what}")));
+        }
+        let b = self.state.bridge(bridge)?;
+        if !(1..=MAX_OFPORT).contains(&spec.ofport) {
+            return Err(DpError(format!(
+                "ofport must be 1-{MAX_OFPORT}, not {}",
+                spec.ofport
+            )));
+        }
+        if b.ports.iter().any(|p| p.ofport == spec.ofport) {
+            return Err(DpError(format!(
+                "ofport {} is already used on bridge {bridge}",
+                spec.ofport
+            )));
+        }
+        let opened = backends::open(self.state, &name, &spec.kind, self.tunnels)?;
+        check_vtep(&name, &spec.settings, opened.port.mac())?;
+        let id = self.state.new_id();
+        let b = self.state.bridge_mut(bridge)?;
+        let entry = PortEntry {
+            id,
+            name,
+            ofport: spec.ofport,
+            kind: Some(spec.kind),
+            settings: spec.settings,
+            port: opened.port,
+            ring: opened.ring,
+            vxlan: opened.vxlan,
+            drops: Arc::default(),
+        };
+        let (ofport, limits) = (entry.ofport, entry.settings.mac_limits);
+        let at = b.ports.partition_point(|p| p.ofport < ofport);
+        b.ports.insert(at, entry);
+        b.changed();
+        let bid = b.id;
+        self.events.push((bid, ConfigEvent::Port(ofport)));
+        self.macs.push((bid, MacChange::Limits(ofport, limits)));
+        self.undo.push(Undo::AddedPort {
+            bridge: bid,
+            port: id,
+        });
+        Ok(())
+    }
+
+    /// Adds a port object built by the caller.
+    pub(super) fn attach(&mut self, bridge: &str, entry: PortEntry) -> Result<(), DpError> {
+        if let Some(what) = self.state.name_in_use(&entry.name) {
+            return Err(DpError(format!(
+                "{} is already the name of a {what}",
+                entry.name
+            )));
+        }
+        check_vtep(&entry.name, &entry.settings, entry.port.mac())?;
+        let b = self.state.bridge_mut(bridge)?;
+        let (ofport, port) = (entry.ofport, entry.id);
+        let at = b.ports.partition_point(|p| p.ofport < ofport);
+        b.ports.insert(at, entry);
+        b.changed();
+        self.events.push((b.id, ConfigEvent::Port(ofport)));
+        self.undo.push(Undo::AddedPort { bridge: b.id, port });
+        Ok(())
+    }
+
+    fn set_port(&mut self, name: &str, settings: PortSettings) -> Result<(), DpError> {
+        let bi = self
+            .state
+            .find_port(name)
+            .map(|(bi, _)| bi)
+            .ok_or_else(|| DpError(format!("no port named {name}")))?;
+        let b = &mut self.state.bridges[bi];
+        let (bid, p) = (
+            b.id,
+            b.ports
+                .iter_mut()
+                .find(|p| p.name == name)
+                .ok_or_else(|| DpError(format!("no port named {name}")))?,
+        );
+        check_vtep(name, &settings, p.port.mac())?;
+        let old = std::mem::replace(&mut p.settings, settings);
+        let new = &p.settings;
+        if old.vlan != new.vlan {
+            self.events.push((bid, ConfigEvent::Port(p.ofport)));
+            self.macs.push((bid, MacChange::FlushPort(p.ofport)));
+        }
+        if old.mac_limits != new.mac_limits {
+            self.macs
+                .push((bid, MacChange::Limits(p.ofport, new.mac_limits)));
+        }
+        let port = p.id;
+        b.changed();
+        self.undo.push(Undo::Settings {
+            bridge: bid,
+            port,
+            old,
+        });
+        Ok(())
+    }
+
+    /// Takes back every change, newest first.
+    pub(super) fn rollback(self) {
+        let state = self.state;
+        for u in self.undo.into_iter().rev() {
+            match u {
+                Undo::AddedBridge(id) => state.bridges.retain(|b| b.id != id),
+                Undo::RemovedBridge(i, b) => state.bridges.insert(i.min(state.bridges.len()), b),
+                Undo::AddedPort { bridge, port } => {
+                    if let Some(b) = by_id(state, bridge) {
+                        b.ports.retain(|p| p.id != port);
+                        b.changed();
+                    }
+                }
+                Undo::RemovedPort {
+                    bridge,
+                    index,
+                    entry,
+                } => {
+                    if let Some(b) = by_id(state, bridge) {
+                        b.ports.insert(index.min(b.ports.len()), entry);
+                        b.changed();
+                    }
+                }
+                Undo::Settings { bridge, port, old } => {
+                    if let Some(b) = by_id(state, bridge) {
+                        if let Some(p) = b.ports.iter_mut().find(|p| p.id == port) {
+                            p.settings = old;
+                        }
+                        b.changed();
+                    }
+                }
+                Undo::AddedRule {
+                    bridge,
+                    id,
+                    replaced,
+                } => {
+                    if let Some(b) = by_id(state, bridge) {
+                        b.rules.remove_id(id);
+                        if let Some(r) = replaced {
+                            b.rules.restore(r);
+                        }
+                        b.changed();
+                    }
+                }
+                Undo::RemovedRule { bridge, rule } => {
+                    if let Some(b) = by_id(state, bridge) {
+                        b.rules.restore(rule);
+                        b.changed();
+                    }
+                }
+                Undo::Routes(old) => state.routes = old,
+            }
+        }
+    }
+
+    /// Makes the transaction's effects: configuration events into the bridges' logs, MAC
+    /// table updates. Returns what it removed (the PMDs may still be using it).
+    pub(super) fn commit(self) -> Removed {
+        let state = self.state;
+        for (id, e) in self.events {
+            if let Some(b) = by_id(state, id) {
+                b.shared.events.push(e);
+                b.changed();
+            }
+        }
+        for (id, m) in self.macs {
+            let Some(b) = by_id(state, id) else { continue };
+            let mut table = b.shared.macs.lock();
+            match m {
+                MacChange::FlushPort(p) => {
+                    table.flush_port(p);
+                }
+                MacChange::ForgetPort(p) => table.forget_port(p),
+                MacChange::Limits(p, l) => table.set_port_limits(p, l),
+            }
+        }
+        let mut removed = Removed::default();
+        for u in self.undo {
+            match u {
+                Undo::RemovedPort { entry, .. } => removed.ports.push(entry),
+                Undo::RemovedBridge(_, b) => removed.bridges.push(b),
+                _ => {}
+            }
+        }
+        removed
+    }
+}
+
+fn by_id(state: &mut ControlState, id: BridgeId) -> Option<&mut BridgeState> {
+    state.bridges.iter_mut().find(|b| b.id == id)
+}
+
+/// A VTEP needs a MAC: the port's own, or `vtep_mac=`.
+fn check_vtep(name: &str, s: &PortSettings, own_mac: Option<[u8; 6]>) -> Result<(), DpError> {
+    match s.vtep {
+        Some(v) if v.mac.is_none() && own_mac.is_none() => Err(DpError(format!(
+            "port {name} has no MAC address of its own: give the VTEP one with vtep_mac="
+        ))),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,167 @@
+//! What the switch reports: bridges and ports with their live status and counters, rules with
+//! their counters, learned addresses, PMDs with their receive queues, tunnel routes and
+//! neighbours.
+
+use std::sync::atomic::Ordering;
+
+use crate::info::{
+    BridgeInfo, DpError, FdbEntry, FlowInfo, NeighInfo, PmdInfo, PortInfo, RouteInfo, RxqInfo,
+};
+
+use super::Switch;
+use super::state::BridgeState;
+
+fn bridge_info(b: &BridgeState) -> BridgeInfo {
+    BridgeInfo {
+        name: b.name.clone(),
+        n_rules: b.rules.len(),
+        ports: b
+            .ports
+            .iter()
+            .map(|p| PortInfo {
+                name: p.name.clone(),
+                ofport: p.ofport,
+                kind: p.port.kind(),
+                link_up: p.port.link_up(),
+                status: p.port.status(),
+                stats: p.port.stats(),
+                drops: p.drops.snapshot(),
+            })
+            .collect(),
+    }
+}
+
+impl Switch {
+    pub fn bridges(&self) -> Vec<BridgeInfo> {
+        self.lock().state.bridges.iter().map(bridge_info).collect()
+    }
+
+    pub fn bridge(&self, name: &str) -> Result<BridgeInfo, DpError> {
+        Ok(bridge_info(self.lock().state.bridge(name)?))
+    }
+
+    /// The bridge's rules in table order, with their counters.
+    pub fn dump_flows(&self, bridge: &str) -> Result<Vec<FlowInfo>, DpError> {
+        let ctl = self.lock();
+        let b = ctl.state.bridge(bridge)?;
+        Ok(b.rules
+            .rules()
+            .iter()
+            .map(|r| {
+                let (n_packets, n_bytes) = r.stats.get();
+                FlowInfo {
+                    rule: r.rule.clone(),
+                    n_packets,
+                    n_bytes,
+                }
+            })
+            .collect())
+    }
+
+    pub fn fdb(&self, bridge: &str) -> Result<Vec<FdbEntry>, DpError> {
+        let ctl = self.lock();
+        let b = ctl.state.bridge(bridge)?;
+        let entries = b.shared.macs.lock().entries(self.rt.now_ns());
+        Ok(entries
+            .into_iter()
+            .map(|e| FdbEntry {
+                port: b
+                    .port_name(e.port)
+                    .map_or_else(|| e.port.to_string(), str::to_string),
+                vlan: e.vlan,
+                mac: e.mac,
+                age_secs: e.age_ns / 1_000_000_000,
+            })
+            .collect())
+    }
+
+    /// Addresses learned on a port, and its learning limits.
+    pub fn port_learning(&self, port: &str) -> Option<(usize, flowtable::PortLimits)> {
+        let ctl = self.lock();
+        let (bi, p) = ctl.state.find_port(port)?;
+        let table = ctl.state.bridges[bi].shared.macs.lock();
+        Some((table.port_entries(p.ofport), table.port_limits(p.ofport)))
+    }
+
+    pub fn pmds(&self) -> Vec<PmdInfo> {
+        let ctl = self.lock();
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        self.rt
+            .pmds
+            .iter()
+            .enumerate()
+            .map(|(id, (s, _))| {
+                let mut rxqs = Vec::new();
+                for b in &ctl.state.bridges {
+                    for p in &b.ports {
+                        for q in 0..p.port.n_rxq() {
+                            let Some(placed) = ctl.placement.get(&(p.id, q)) else {
+                                continue;
+                            };
+                            if placed.pmd == Some(id) {
+                                rxqs.push(RxqInfo {
+                                    port: p.name.clone(),
+                                    queue: q,
+                                    packets: placed.stats.packets.get(),
+                                    cycles: placed.stats.cycles.get(),
+                                });
+                            }
+                        }
+                    }
+                }
+                let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                PmdInfo {
+                    id,
+                    core: threads.iter().find(|t| t.id == id).and_then(|t| t.core),
+                    rxqs,
+                    packets: load(&s.packets),
+                    emc_hits: load(&s.emc_hits),
+                    megaflow_hits: load(&s.megaflow_hits),
+                    misses: load(&s.misses),
+                    invalidated: load(&s.invalidated),
+                    evicted: load(&s.evicted),
+                    busy_ns: load(&s.busy_ns),
+                    idle_ns: load(&s.idle_ns),
+                    rx_bursts: load(&s.rx_bursts),
+                    tsc_hz: load(&s.tsc_hz),
+                }
+            })
+            .collect()
+    }
+
+    /// Every tunnel route in use: the VTEPs' connected networks, then the operator's routes.
+    pub fn tnl_routes(&self) -> Vec<RouteInfo> {
+        self.rt
+            .tunnels
+            .routes
+            .load()
+            .routes
+            .iter()
+            .map(|r| RouteInfo {
+                net: r.net,
+                port: r.port.clone(),
+                gw: r.gw,
+                connected: r.connected,
+            })
+            .collect()
+    }
+
+    pub fn tnl_neigh(&self) -> Vec<NeighInfo> {
+        self.rt
+            .tunnels
+            .neigh()
+            .entries()
+            .into_iter()
+            .map(|n| NeighInfo {
+                ip: n.ip,
+                mac: n.mac,
+                port: n.port,
+                age_secs: n.age_secs,
+            })
+            .collect()
+    }
+
+    pub fn tnl_neigh_flush(&self) {
+        self.rt.tunnels.neigh().flush();
+    }
+}
