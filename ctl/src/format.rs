@@ -18,8 +18,12 @@ pub fn render_text(command: &str, result: &Value) -> String {
         }
     }
     match command {
-        "add-br" | "del-br" | "add-port" | "del-port" | "add-flow" | "del-flows" | "set"
-        | "tnl-route-add" | "tnl-route-del" | "tnl-neigh-flush" => String::new(),
+        "add-br" | "del-br" | "add-port" | "del-port" | "add-flow" | "add-flows" | "del-flows"
+        | "set" | "tnl-route-add" | "tnl-route-del" | "tnl-neigh-flush" | "batch" => String::new(),
+        "pmd-rxq-rebalance" => typed(result, |r: RebalanceResult| {
+            format!("{} receive queue(s) moved\n", r.moved)
+        }),
+        "pmd-rxq-show" => typed(result, |r: Vec<PmdRow>| pmd_rxq_show(&r)),
         "tnl-route-show" => typed(result, |r: Vec<RouteRow>| tnl_routes(&r)),
         "tnl-neigh-show" => typed(result, |r: Vec<NeighRow>| tnl_neigh(&r)),
         "version" => typed(result, |v: VersionInfo| {
@@ -221,6 +225,13 @@ pub fn pmd_stats(rows: &[PmdRow]) -> String {
             share(p.megaflow_hits)
         );
         let _ = writeln!(out, "  misses: {}{}", p.misses, share(p.misses));
+        if p.invalidated + p.evicted > 0 {
+            let _ = writeln!(
+                out,
+                "  cache entries invalidated: {}, evicted: {}",
+                p.invalidated, p.evicted
+            );
+        }
         let total = p.busy_ns + p.idle_ns;
         if total > 0 {
             let _ = writeln!(
@@ -251,6 +262,39 @@ pub fn pmd_stats(rows: &[PmdRow]) -> String {
                     p.packets as f64 / p.rx_bursts as f64
                 );
             }
+        }
+    }
+    out
+}
+
+/// `pmd-rxq-show`, after `ovs-appctl dpif-netdev/pmd-rxq-show`: each PMD's queues with the
+/// share of the PMD's receive-and-process cycles each used since it was placed there.
+pub fn pmd_rxq_show(rows: &[PmdRow]) -> String {
+    let mut out = String::new();
+    for p in rows {
+        match p.core {
+            Some(c) => {
+                let _ = writeln!(out, "pmd thread {} core_id {c}:", p.id);
+            }
+            None => {
+                let _ = writeln!(out, "pmd thread {} (unpinned):", p.id);
+            }
+        }
+        let total: u64 = p.rxqs.iter().map(|r| r.cycles).sum();
+        if p.rxqs.is_empty() {
+            out.push_str("  no receive queues\n");
+        }
+        for r in &p.rxqs {
+            let usage = if total == 0 {
+                0.0
+            } else {
+                r.cycles as f64 * 100.0 / total as f64
+            };
+            let _ = writeln!(
+                out,
+                "  port: {:<16} queue-id: {:>2}  usage: {:5.1} %  packets: {}",
+                r.port, r.queue, usage, r.packets
+            );
         }
     }
     out
@@ -302,6 +346,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("avg packets per rx burst: 25.0"), "{text}");
+        let pmds = json!([{"id": 0, "core": 1, "rxqs": [{"port": "p1", "queue": 0, "packets": 5, "cycles": 300},
+            {"port": "p2", "queue": 1, "packets": 1, "cycles": 100}], "packets": 6, "emc_hits": 0, "megaflow_hits": 0, "misses": 0}]);
+        let text = render_text("pmd-rxq-show", &pmds);
+        assert!(text.contains("port: p1               queue-id:  0  usage:  75.0 %  packets: 5"), "{text}");
+        assert_eq!(render_text("pmd-rxq-rebalance", &json!({"moved": 2})), "2 receive queue(s) moved\n");
         // Unknown shapes fall back to JSON.
         assert!(render_text("show", &json!({"x": 1})).contains("\"x\": 1"));
         assert!(render_text("new-command", &json!([1])).contains('1'));

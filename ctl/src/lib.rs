@@ -1,17 +1,21 @@
 //! Shared code of `vswitchd` (the daemon) and `vswitchctl` (its command-line client).
 //!
+//! - [`model`]: the configuration, the one source of truth, and its diff into datapath changes.
+//! - [`parse`]: text from operators and the state file to typed values (and back).
+//! - [`persist`]: the state file (atomic writes).
+//! - [`daemon`]: the configuration, the datapath, and transactions between them.
+//! - [`commands`]: the commands, one file per family.
 //! - [`protocol`]: the management protocol (one JSON request per line, one JSON reply per line).
-//! - [`config`]: the desired configuration and its atomic persistence in the state file.
-//! - [`args`]: parsing of `key=value` port options.
-//! - [`commands`]: the daemon's command dispatcher over the datapath.
 //! - [`results`]: typed command results, shared by the daemon (serialise) and the CLI (parse).
 //! - [`format`]: text rendering of results for `vswitchctl`.
 //! - [`server`]: the Unix management socket and signal handling.
 
-pub mod args;
 pub mod commands;
-pub mod config;
+pub mod daemon;
 pub mod format;
+pub mod model;
+pub mod parse;
+pub mod persist;
 pub mod protocol;
 pub mod results;
 pub mod server;

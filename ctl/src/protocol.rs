@@ -11,7 +11,7 @@ use serde_json::Value;
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Largest request line accepted (bytes, without the newline).
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
 /// A decoded request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

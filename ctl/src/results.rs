@@ -129,6 +129,11 @@ pub struct PmdRow {
     pub emc_hits: u64,
     pub megaflow_hits: u64,
     pub misses: u64,
+    /// Cached decisions invalidated by changes, megaflows evicted for room.
+    #[serde(default)]
+    pub invalidated: u64,
+    #[serde(default)]
+    pub evicted: u64,
     #[serde(default)]
     pub busy_ns: u64,
     #[serde(default)]
@@ -145,10 +150,15 @@ pub struct PmdRow {
 pub struct RxqRow {
     pub port: String,
     pub queue: usize,
+    /// Packets received, and TSC cycles spent on them, since the queue was placed on this PMD.
+    #[serde(default)]
+    pub packets: u64,
+    #[serde(default)]
+    pub cycles: u64,
 }
 
-/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
-pub fn mac_string(mac: &[u8; 6]) -> String {
-    let [a, b, c, d, e, f] = mac;
-    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+/// `pmd-rxq-rebalance`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebalanceResult {
+    pub moved: usize,
 }

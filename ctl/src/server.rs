@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tracing::{debug, error, warn};
 
-use crate::commands::{Daemon, Datapath};
+use crate::daemon::Daemon;
 use crate::protocol::{MAX_REQUEST_BYTES, Reply, decode_request};
 
 /// Most connections served at once; more are refused with an error reply.
@@ -146,14 +146,14 @@ pub fn serve_stream<R: BufRead, W: Write>(
 
 /// Decodes and runs one request against the daemon. A panic while handling is turned into an
 /// error reply (and the lock recovered) rather than taking the connection thread down silently.
-pub fn handle_request<D: Datapath>(daemon: &Mutex<Daemon<D>>, line: &[u8]) -> Reply {
+pub fn handle_request(daemon: &Mutex<Daemon>, line: &[u8]) -> Reply {
     let req = match decode_request(line) {
         Ok(r) => r,
         Err(e) => return Reply::err(e),
     };
     debug!(command = %req.command, args = ?req.args, "request");
     let mut d = daemon.lock().unwrap_or_else(|p| p.into_inner());
-    match catch_unwind(AssertUnwindSafe(|| d.handle(&req))) {
+    match catch_unwind(AssertUnwindSafe(|| crate::commands::handle(&mut d, &req))) {
         Ok(Ok(v)) => Reply::ok(v),
         Ok(Err(e)) => {
             debug!(command = %req.command, "error: {e}");
@@ -167,10 +167,7 @@ pub fn handle_request<D: Datapath>(daemon: &Mutex<Daemon<D>>, line: &[u8]) -> Re
 }
 
 /// Accepts connections until [`stop_requested`], each served on its own thread.
-pub fn accept_loop<D: Datapath + Send + 'static>(
-    listener: UnixListener,
-    daemon: Arc<Mutex<Daemon<D>>>,
-) -> io::Result<()> {
+pub fn accept_loop(listener: UnixListener, daemon: Arc<Mutex<Daemon>>) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let active = Arc::new(AtomicUsize::new(0));
     while !stop_requested() {
@@ -225,7 +222,7 @@ fn wait_readable(listener: &UnixListener, timeout_ms: i32) {
     let _ = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
 }
 
-fn serve_connection<D: Datapath>(stream: UnixStream, daemon: &Mutex<Daemon<D>>) -> io::Result<()> {
+fn serve_connection(stream: UnixStream, daemon: &Mutex<Daemon>) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
@@ -236,17 +233,18 @@ fn serve_connection<D: Datapath>(stream: UnixStream, daemon: &Mutex<Daemon<D>>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::tests::FakeDp;
-    use crate::config::Config;
+    use crate::model::Config;
     use crate::protocol::decode_reply;
+    use datapath::{Switch, SwitchConfig};
 
     fn serve(input: &[u8]) -> Vec<Reply> {
-        let dir = crate::config::tests::temp_dir("serve");
-        let d = Mutex::new(Daemon::new(
-            FakeDp::default(),
-            Config::default(),
-            dir.join("state.json"),
-        ));
+        let dir = crate::persist::tests::temp_dir("serve");
+        let sw = Switch::start(SwitchConfig {
+            caller_driven: true,
+            ..SwitchConfig::default()
+        })
+        .unwrap();
+        let d = Mutex::new(Daemon::new(sw, Config::default(), dir.join("state.json")));
         let mut out = Vec::new();
         serve_stream(input, &mut out, |l| handle_request(&d, l)).unwrap();
         String::from_utf8(out)
@@ -293,7 +291,7 @@ mod tests {
 
     #[test]
     fn socket_claiming() {
-        let dir = crate::config::tests::temp_dir("sock");
+        let dir = crate::persist::tests::temp_dir("sock");
         let path = dir.join("run").join("vswitchd.sock");
         let l = bind_socket(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::key::{FlowKey, PortNo};
 
 /// A masked match. `key` is kept pre-masked (`key & mask == key`) by every constructor here.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Match {
     pub key: FlowKey,
     pub mask: FlowKey,

@@ -179,6 +179,37 @@ impl VlanMode {
         }
     }
 
+    /// The settings that build this mode with [`VlanMode::from_settings`], in canonical form
+    /// (`vlan_mode` only where `tag`/`trunks` alone would not say it).
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let mut v = Vec::new();
+        match self {
+            VlanMode::TrunkAll => {}
+            VlanMode::Access(tag) => v.push(("tag", tag.to_string())),
+            VlanMode::Trunk(trunks) => v.push(("trunks", trunks.to_string())),
+            VlanMode::NativeUntagged { tag, trunks } | VlanMode::NativeTagged { tag, trunks } => {
+                let mode = if matches!(self, VlanMode::NativeUntagged { .. }) {
+                    "native-untagged"
+                } else {
+                    "native-tagged"
+                };
+                v.push(("vlan_mode", mode.to_string()));
+                v.push(("tag", tag.to_string()));
+                if !trunks.is_empty() {
+                    v.push(("trunks", trunks.to_string()));
+                }
+            }
+            VlanMode::Dot1qTunnel { tag, cvlans } => {
+                v.push(("vlan_mode", "dot1q-tunnel".to_string()));
+                v.push(("tag", tag.to_string()));
+                if let Some(c) = cvlans {
+                    v.push(("cvlans", c.to_string()));
+                }
+            }
+        }
+        v
+    }
+
     /// Builds a mode from the `vlan_mode`, `tag`, `trunks` and `cvlans` settings.
     pub fn from_settings(
         vlan_mode: Option<&str>,
@@ -193,6 +224,12 @@ impl VlanMode {
         }
         let trunks_or_all = || trunks.cloned().unwrap_or_default();
         let need_tag = |m: &str| tag.ok_or_else(|| format!("vlan_mode={m} needs tag=N"));
+        if trunks.is_some_and(VlanSet::is_empty) {
+            return Err("trunks= needs at least one VLAN".into());
+        }
+        if cvlans.is_some_and(VlanSet::is_empty) {
+            return Err("cvlans= needs at least one VLAN".into());
+        }
         if cvlans.is_some() && vlan_mode != Some("dot1q-tunnel") {
             return Err("cvlans= applies only to vlan_mode=dot1q-tunnel".into());
         }
@@ -362,5 +399,44 @@ mod tests {
                 cvlans: Some(set("1"))
             })
         );
+    }
+
+    #[test]
+    fn settings_round_trip() {
+        let modes = [
+            VlanMode::TrunkAll,
+            VlanMode::Access(10),
+            VlanMode::Trunk(set("10,20-30")),
+            VlanMode::NativeUntagged {
+                tag: 5,
+                trunks: set("7"),
+            },
+            VlanMode::NativeTagged {
+                tag: 5,
+                trunks: VlanSet::new(),
+            },
+            VlanMode::Dot1qTunnel {
+                tag: 30,
+                cvlans: Some(set("1-4")),
+            },
+            VlanMode::Dot1qTunnel {
+                tag: 30,
+                cvlans: None,
+            },
+        ];
+        for m in modes {
+            let s = m.settings();
+            let get = |k: &str| s.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone());
+            let parse = |k: &str| get(k).map(|v| VlanSet::parse(&v).unwrap());
+            let back = VlanMode::from_settings(
+                get("vlan_mode").as_deref(),
+                get("tag").map(|t| t.parse().unwrap()),
+                parse("trunks").as_ref(),
+                parse("cvlans").as_ref(),
+            )
+            .unwrap();
+            assert_eq!(back, m, "{s:?}");
+        }
+        assert!(VlanMode::from_settings(None, None, Some(&VlanSet::new()), None).is_err());
     }
 }

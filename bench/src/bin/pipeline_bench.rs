@@ -18,15 +18,15 @@ use std::time::{Duration, Instant};
 
 use bench::cli::Args;
 use bench::{frames, null_port::NullPort, tsc};
-use datapath::bridge::{BridgePort, BridgeSnapshot, MacShared};
+use datapath::harness::{CallerPmd, InPort};
 use datapath::packet::{Batch, MAX_BURST, PacketPool};
-use datapath::pipeline::{BridgeLocal, process_batch};
-use datapath::pmd::{RxScratch, RxqRef, Snapshot, receive_on_vtep};
 use datapath::port::Port;
-use datapath::tunnel::{
-    Route, RouteTable, TunnelKey, TunnelRef, Tunnels, Vtep, VxlanConfig, VxlanPort,
+use datapath::{
+    Change, PortKind, PortSettings, PortSpec, Switch, SwitchConfig, TunnelKey, VtepConfig,
+    VxlanConfig,
 };
-use flowtable::{EMC_INSERT_INV_PROB, MacTable, RuleTable, parse_rule};
+use flowtable::{EMC_INSERT_INV_PROB, parse_rule};
+use vlan_vxlan::arp;
 use vlan_vxlan::vxlan::{self, EncapParams};
 
 #[derive(Clone, Copy)]
@@ -46,112 +46,137 @@ struct Case {
 const VTEP_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 1);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 2);
 const VTEP_MAC: [u8; 6] = [2, 0xaa, 0, 0, 0, 1];
+const PEER_MAC: [u8; 6] = [2, 0xbb, 0, 0, 0, 2];
 
-fn port(ofport: u32, p: Arc<dyn Port>, vtep: Option<Vtep>) -> BridgePort {
-    BridgePort {
-        ofport,
-        vlan: Default::default(),
-        vtep,
-        port: p,
-        drops: Arc::default(),
+/// A switch with no PMD thread: the benchmark drives its PMD, on this thread.
+struct Rig {
+    sw: Switch,
+    pmd: CallerPmd,
+    ports: Vec<(String, Arc<NullPort>)>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let sw = Switch::start(SwitchConfig {
+            caller_driven: true,
+            ..SwitchConfig::default()
+        })
+        .expect("switch");
+        let mut pmd = sw.caller_pmd().expect("caller-driven PMD");
+        pmd.set_time(1);
+        Rig {
+            sw,
+            pmd,
+            ports: Vec::new(),
+        }
+    }
+
+    fn apply(&self, changes: Vec<Change>) {
+        self.sw.apply(changes).expect("configuration");
+    }
+
+    /// A port that swallows what it is sent (and counts it), attached with `settings`.
+    fn null_port(&mut self, bridge: &str, name: &str, settings: PortSettings) {
+        let p = Arc::new(NullPort::new(name));
+        self.sw
+            .attach_port(bridge, name, p.clone(), settings)
+            .expect("attach");
+        self.ports.push((name.to_string(), p));
+    }
+
+    fn rule(&self, bridge: &str, text: &str) {
+        let rule = parse_rule(text, &|_| None).expect("rule");
+        self.apply(vec![Change::AddRule {
+            bridge: bridge.into(),
+            rule,
+        }]);
+    }
+
+    fn sent(&self, port: &str) -> u64 {
+        self.ports
+            .iter()
+            .find(|(n, _)| n == port)
+            .map_or(0, |(_, p)| p.stats().tx_packets)
+    }
+
+    /// Runs one frame through the switch as if received on `port`.
+    fn inject(&mut self, port: &str, frame: &[u8]) {
+        let mut b = Batch::new();
+        let mut p = self.pmd.pool().get();
+        p.set_data(frame);
+        let _ = b.push(p);
+        self.pmd.receive(&mut InPort::new(port), &mut b);
     }
 }
 
-fn bridge(name: &str, ports: Vec<BridgePort>, rules: &[&str]) -> Arc<BridgeSnapshot> {
-    let mut table = RuleTable::new();
-    for r in rules {
-        table.insert(
-            parse_rule(r, &|n| n.strip_prefix('p').and_then(|d| d.parse().ok())).expect("rule"),
-        );
-    }
-    let counters = table.rules().iter().map(|_| Arc::default()).collect();
-    let mut macs = MacTable::new(8192, 300_000_000_000);
-    // NORMAL knows the destination (learned on port 2), so it forwards instead of flooding.
-    macs.learn(0, [0x02, 0, 0, 0, 0, 0x02], 2, 0);
-    Arc::new(BridgeSnapshot::new(
-        name.into(),
-        ports,
-        table,
-        counters,
-        Arc::new(MacShared::new(macs)),
-    ))
+fn bridge(name: &str) -> Change {
+    Change::AddBridge { name: name.into() }
 }
 
-/// br0 = p1 (input), p2 or the tunnel port (output); for tunnels also br-phy = u3, the VTEP.
-fn snapshot(kind: Kind) -> Snapshot {
-    let tunnels = Arc::new(Tunnels::default());
-    let underlay: Arc<dyn Port> = Arc::new(NullPort::new("u3"));
-    let vtep = Vtep {
-        port_name: "u3".into(),
-        port: underlay.clone(),
-        ip: VTEP_IP,
-        prefix_len: 24,
-        mac: VTEP_MAC,
-        mtu: 1500,
-    };
-    tunnels.routes.store(Arc::new(RouteTable {
-        vteps: vec![vtep.clone()],
-        routes: vec![Route {
-            prefix: Ipv4Addr::new(192, 168, 50, 0),
-            len: 24,
-            port: "u3".into(),
-            gw: None,
-            user: false,
-        }],
-    }));
-    tunnels.neigh().learn(PEER_IP, [2, 0xbb, 0, 0, 0, 2], "u3");
-    let cfg = VxlanConfig {
-        remote_ip: PEER_IP,
-        local_ip: None,
-        key: TunnelKey::Vni(5000),
-        dst_port: 4789,
-        ttl: 64,
-    };
-    let vx = Arc::new(VxlanPort::new("p2", cfg.clone(), tunnels.clone()));
-    let p1: Arc<dyn Port> = Arc::new(NullPort::new("p1"));
-    let mut snap = Snapshot::empty(1);
-    snap.tunnels = tunnels;
+/// br0 = p1 (input, ofport 1), p2 or the tunnel port (output, ofport 2); for tunnels also
+/// br-phy = u3, the VTEP. Returns the rig, the input port and the port whose transmissions
+/// count as forwarded.
+fn rig(kind: Kind) -> (Rig, &'static str, &'static str) {
+    let mut r = Rig::new();
+    r.apply(vec![bridge("br0")]);
+    r.null_port("br0", "p1", PortSettings::default());
     match kind {
         Kind::Rule | Kind::Normal => {
-            let rules: &[&str] = if matches!(kind, Kind::Rule) {
-                &["in_port=p1,actions=output:p2"]
+            r.null_port("br0", "p2", PortSettings::default());
+            if matches!(kind, Kind::Rule) {
+                r.rule("br0", "in_port=1,actions=output:2");
             } else {
-                &[]
-            };
-            snap.bridges.push(bridge(
-                "br0",
-                vec![
-                    port(1, p1, None),
-                    port(2, Arc::new(NullPort::new("p2")), None),
-                ],
-                rules,
-            ));
+                // NORMAL knows the destination (learned on port 2), so it forwards instead of
+                // flooding.
+                let mut hello = frames::udp64(0);
+                hello[0..6].copy_from_slice(&[0xff; 6]);
+                hello[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+                r.inject("p2", &hello);
+            }
+            (r, "p1", "p2")
         }
         Kind::Encap | Kind::Decap => {
-            let rules: &[&str] = if matches!(kind, Kind::Encap) {
-                &["in_port=p1,actions=output:p2"]
-            } else {
-                &["in_port=p2,actions=output:p1"]
+            r.apply(vec![
+                Change::AddPort {
+                    bridge: "br0".into(),
+                    port: PortSpec {
+                        name: "vx0".into(),
+                        ofport: 2,
+                        kind: PortKind::Vxlan(VxlanConfig {
+                            remote_ip: PEER_IP,
+                            local_ip: None,
+                            key: TunnelKey::Vni(5000),
+                            dst_port: 4789,
+                            ttl: 64,
+                        }),
+                        settings: PortSettings::default(),
+                    },
+                },
+                bridge("brphy"),
+            ]);
+            let vtep = PortSettings {
+                vtep: Some(VtepConfig {
+                    ip: VTEP_IP,
+                    prefix_len: 24,
+                    mac: Some(VTEP_MAC),
+                }),
+                ..PortSettings::default()
             };
-            snap.bridges.push(bridge(
-                "br0",
-                vec![port(1, p1, None), port(2, vx.clone(), None)],
-                rules,
-            ));
-            snap.bridges.push(bridge(
-                "brphy",
-                vec![port(3, underlay, Some(vtep))],
-                &["actions=drop"],
-            ));
-            snap.tunnel_ports.push(TunnelRef {
-                bridge: 0,
-                port: 1,
-                cfg,
-                vxlan: vx,
-            });
+            r.null_port("brphy", "u3", vtep);
+            r.rule("brphy", "actions=drop");
+            // The peer's ARP reply resolves its MAC.
+            let ask = arp::request(VTEP_MAC, VTEP_IP.octets(), PEER_IP.octets());
+            let req = arp::parse(&ask).expect("ARP request");
+            r.inject("u3", &arp::reply(&req, PEER_MAC));
+            if matches!(kind, Kind::Encap) {
+                r.rule("br0", "in_port=1,actions=output:2");
+                (r, "p1", "u3")
+            } else {
+                r.rule("br0", "in_port=2,actions=output:1");
+                (r, "u3", "p1")
+            }
         }
     }
-    snap
 }
 
 /// The frames the input port receives, one after the other in one buffer (as in a port's
@@ -232,11 +257,9 @@ enum Length {
 
 /// The case's input and output state, warmed up.
 struct Bench {
-    kind: Kind,
-    snap: Snapshot,
-    locals: Vec<BridgeLocal>,
-    scratch: RxScratch,
-    pool: PacketPool,
+    rig: Rig,
+    input: InPort,
+    output: &'static str,
     batch: Batch,
     templates: Templates,
     next: usize,
@@ -244,15 +267,11 @@ struct Bench {
 
 impl Bench {
     fn new(case: &Case) -> Self {
-        let snap = snapshot(case.kind);
-        let locals = snap.bridges.iter().map(|b| BridgeLocal::new(b)).collect();
-        let scratch = RxScratch::for_snapshot(&snap);
+        let (rig, input, output) = rig(case.kind);
         let mut b = Bench {
-            kind: case.kind,
-            snap,
-            locals,
-            scratch,
-            pool: PacketPool::with_capacity(1024),
+            rig,
+            input: InPort::new(input),
+            output,
             batch: Batch::new(),
             templates: templates(case.kind, case.flows),
             next: 0,
@@ -269,49 +288,18 @@ impl Bench {
     /// One batch: copy frames in as a port would, then run the pipeline over it.
     #[inline(always)]
     fn step(&mut self) {
+        let pool: &mut PacketPool = self.rig.pmd.pool();
         for _ in 0..MAX_BURST {
-            let mut p = self.pool.get();
+            let mut p = pool.get();
             p.set_data(self.templates.frame(self.next));
             self.next = self.templates.next(self.next);
             let _ = self.batch.push(p);
         }
-        let (batch, pool) = (&mut self.batch, &mut self.pool);
-        match self.kind {
-            Kind::Decap => {
-                let q = RxqRef {
-                    bridge: 1,
-                    port: 0,
-                    qid: 0,
-                };
-                receive_on_vtep(
-                    &self.snap,
-                    &mut self.locals,
-                    &q,
-                    batch,
-                    pool,
-                    1,
-                    &mut self.scratch,
-                );
-            }
-            _ => process_batch(
-                &self.snap.bridges[0],
-                &mut self.locals[0],
-                1,
-                0,
-                batch,
-                pool,
-                1,
-            ),
-        }
+        self.rig.pmd.receive(&mut self.input, &mut self.batch);
     }
 
     fn out_packets(&self) -> u64 {
-        let out_port = if matches!(self.kind, Kind::Decap) {
-            0
-        } else {
-            1
-        };
-        self.snap.bridges[0].ports[out_port].port.stats().tx_packets
+        self.rig.sent(self.output)
     }
 }
 
@@ -326,7 +314,7 @@ fn measured_loop(b: &mut Bench, batches: u64) {
 fn run(case: &Case, length: Length) -> Figures {
     let mut b = Bench::new(case);
     let out_before = b.out_packets();
-    let warm = b.locals[0].cache.stats();
+    let warm = b.rig.pmd.cache_stats();
     let (t0, c0) = (Instant::now(), tsc::now());
     let mut pkts = 0u64;
     match length {
@@ -344,7 +332,7 @@ fn run(case: &Case, length: Length) -> Figures {
         }
     }
     let (ns, cycles) = (t0.elapsed().as_nanos() as f64, (tsc::now() - c0) as f64);
-    let s = b.locals[0].cache.stats();
+    let s = b.rig.pmd.cache_stats();
     let forwarded = b.out_packets() - out_before;
     assert_eq!(forwarded, pkts, "every packet must be forwarded");
     Figures {

@@ -19,7 +19,7 @@ use datapath::afxdp::{AfXdpOptions, AfXdpPort};
 use datapath::packet::{Batch, MAX_BURST, PacketPool};
 use datapath::port::Port;
 use datapath::ring::RingPort;
-use datapath::{Switch, SwitchConfig};
+use datapath::{Change, PortSettings, Switch, SwitchConfig};
 
 /// The probe: magic (2 bytes), sequence number (8), send time in ns (8) = 18 bytes, which fits
 /// the UDP payload of a 64-byte frame.
@@ -142,16 +142,22 @@ struct Rig {
 fn rig(a: &Args) -> Result<Rig, String> {
     if a.ring {
         let sw = Switch::start(SwitchConfig::default()).map_err(|e| e.to_string())?;
-        sw.add_bridge("br0").map_err(|e| e.to_string())?;
+        sw.apply(vec![Change::AddBridge { name: "br0".into() }])
+            .map_err(|e| e.to_string())?;
         let (p1, h1) = RingPort::pair("p1", "h1");
         let (p2, h2) = RingPort::pair("p2", "h2");
-        sw.attach_port("br0", "p1", Arc::new(p1))
-            .map_err(|e| e.to_string())?;
-        sw.attach_port("br0", "p2", Arc::new(p2))
-            .map_err(|e| e.to_string())?;
-        if a.rules == "port" {
-            sw.add_flow("br0", "in_port=p1,actions=output:p2")
+        for (name, port) in [("p1", p1), ("p2", p2)] {
+            sw.attach_port("br0", name, Arc::new(port), PortSettings::default())
                 .map_err(|e| e.to_string())?;
+        }
+        if a.rules == "port" {
+            let rule = flowtable::parse_rule("in_port=1,actions=output:2", &|_| None)
+                .map_err(|e| e.to_string())?;
+            sw.apply(vec![Change::AddRule {
+                bridge: "br0".into(),
+                rule,
+            }])
+            .map_err(|e| e.to_string())?;
         }
         return Ok(Rig {
             tx: Arc::new(h1),

@@ -40,7 +40,8 @@ struct Cli {
     format: Format,
     /// Command (see below).
     command: String,
-    /// Command arguments.
+    /// Command arguments (`--` between commands makes them one transaction).
+    #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
     args: Vec<String>,
 }
 
@@ -62,6 +63,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// The request for the command line: several commands joined by `--` go as one `batch` (one
+/// transaction), and `add-flows BRIDGE FILE` sends the file's rules (one per line; blank lines
+/// and `#` comments skipped; `-` reads standard input).
+fn request(cli: &Cli) -> Result<Request, String> {
+    if cli.args.iter().any(|a| a == "--") {
+        let mut args = vec![cli.command.clone()];
+        args.extend(cli.args.iter().cloned());
+        return Ok(Request::new("batch", args));
+    }
+    if cli.command == "add-flows" {
+        let [bridge, file] = cli.args.as_slice() else {
+            return Err("add-flows: usage: add-flows BRIDGE FILE".into());
+        };
+        let text = if file == "-" {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| format!("cannot read standard input: {e}"))?;
+            s
+        } else {
+            std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?
+        };
+        let mut args = vec![bridge.clone()];
+        args.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+        return Ok(Request::new("add-flows", args));
+    }
+    Ok(Request::new(cli.command.clone(), cli.args.clone()))
+}
+
 fn run(cli: &Cli) -> Result<String, String> {
     let stream = UnixStream::connect(&cli.socket).map_err(|e| {
         format!(
@@ -71,7 +106,7 @@ fn run(cli: &Cli) -> Result<String, String> {
     })?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
-    let req = Request::new(cli.command.clone(), cli.args.clone());
+    let req = request(cli)?;
     (&stream)
         .write_all(req.to_line().as_bytes())
         .map_err(|e| format!("cannot send request to vswitchd: {e}"))?;

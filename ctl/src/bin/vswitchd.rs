@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use ctl::args::parse_cpu_list;
-use ctl::commands::Daemon;
-use ctl::{config, server};
+use ctl::daemon::Daemon;
+use ctl::parse::parse_cpu_list;
+use ctl::{persist, server};
 use datapath::{Switch, SwitchConfig};
 use tracing::info;
 
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let pmd_cores = parse_cpu_list(&args.pmd_cores).map_err(|e| format!("--pmd-cores: {e}"))?;
-    let cfg = config::load(&args.state)?;
+    let cfg = persist::load(&args.state)?;
     server::install_signal_handlers()
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
@@ -96,6 +96,7 @@ fn run(args: Args) -> Result<(), String> {
     let switch = Switch::start(SwitchConfig {
         pmd_cores: pmd_cores.clone(),
         no_idle_backoff: args.no_idle_backoff,
+        caller_driven: false,
     })
     .map_err(|e| format!("cannot start the datapath: {e}"))?;
     info!(pmd_cores = ?pmd_cores, no_idle_backoff = args.no_idle_backoff, "datapath started");

@@ -46,6 +46,18 @@ pub(super) fn open(
                         return Err(DpError(format!("peer {peer} is already joined to {pp}")));
                     }
                 }
+                // Another ring port that names the same peer holds it already.
+                if let Some(other) = state
+                    .bridges
+                    .iter()
+                    .flat_map(|b| &b.ports)
+                    .find(|q| q.name != name && q.ring_peer() == Some(peer.as_str()))
+                {
+                    return Err(DpError(format!(
+                        "peer {peer} is already joined to {}",
+                        other.name
+                    )));
+                }
             }
             let ring = Arc::new(RingPort::new(name, RING_CAPACITY));
             Ok(Opened {

@@ -1,11 +1,16 @@
-//! Parsing of operator arguments: `key=value` port options and object names.
+//! Parsing at the edge: everything an operator or the state file gives as text becomes a typed
+//! value here, with a one-line error naming the field. `port` turns port options into a
+//! [`datapath::PortKind`] and [`datapath::PortSettings`] (and back, for `show` and the state
+//! file).
+
+pub mod port;
 
 use std::collections::BTreeMap;
 
-/// Parses `add-port` option tokens (`type=ring`, `iface=veth0`, ...) into the port type and the
+/// Splits `add-port` option tokens (`type=ring`, `iface=veth0`, ...) into the port type and the
 /// remaining options. `type` is required; a key given twice or a token that is not `key=value`
 /// is an error.
-pub fn parse_port_options(tokens: &[String]) -> Result<(String, BTreeMap<String, String>), String> {
+pub fn split_port_options(tokens: &[String]) -> Result<(String, BTreeMap<String, String>), String> {
     let mut kind: Option<String> = None;
     let mut options = BTreeMap::new();
     for tok in tokens {
@@ -62,6 +67,27 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `KEY=VALUE` tokens of `set port` (an empty value clears the setting): a key given twice, or a
+/// token without `=`, is an error.
+pub fn split_settings(tokens: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut changes = BTreeMap::new();
+    for t in tokens {
+        let Some((k, v)) = t.split_once('=') else {
+            return Err(format!(
+                "bad setting {:?}: expected KEY=VALUE",
+                crate::protocol::truncate(t, 64)
+            ));
+        };
+        if k.is_empty() || changes.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(format!(
+                "bad or repeated key in {:?}",
+                crate::protocol::truncate(t, 64)
+            ));
+        }
+    }
+    Ok(changes)
+}
+
 /// Parses a CPU list such as `1`, `0,1` or `2-4,6` (empty: no cores).
 pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     let mut cores = Vec::new();
@@ -106,22 +132,22 @@ mod tests {
     #[test]
     fn port_options() {
         let (k, o) =
-            parse_port_options(&toks(&["type=afxdp", "iface=veth0", "xdp-mode=native"])).unwrap();
+            split_port_options(&toks(&["type=afxdp", "iface=veth0", "xdp-mode=native"])).unwrap();
         assert_eq!(k, "afxdp");
         assert_eq!(o.len(), 2);
         assert_eq!(o["iface"], "veth0");
         assert_eq!(o["xdp-mode"], "native");
-        let (k, o) = parse_port_options(&toks(&["peer=p2", "type=ring"])).unwrap();
+        let (k, o) = split_port_options(&toks(&["peer=p2", "type=ring"])).unwrap();
         assert_eq!(k, "ring");
         assert_eq!(o["peer"], "p2");
         // Values may contain '=' (only the first one splits).
-        let (_, o) = parse_port_options(&toks(&["type=x", "a=b=c"])).unwrap();
+        let (_, o) = split_port_options(&toks(&["type=x", "a=b=c"])).unwrap();
         assert_eq!(o["a"], "b=c");
     }
 
     #[test]
     fn port_option_errors() {
-        let e = |v: &[&str]| parse_port_options(&toks(v)).unwrap_err();
+        let e = |v: &[&str]| split_port_options(&toks(v)).unwrap_err();
         assert!(e(&["iface=veth0"]).contains("missing type="));
         assert!(e(&[]).contains("missing type="));
         assert!(e(&["type=ring", "type=afxdp"]).contains("type given twice"));

@@ -1,0 +1,71 @@
+//! `add-port`, `del-port`, `set port`.
+
+use serde_json::Value;
+
+use crate::daemon::to_value;
+use crate::model::{Config, MAX_OFPORT, Port};
+use crate::parse::{check_name, port, split_port_options, split_settings};
+use crate::protocol::truncate;
+use crate::results::AddPortResult;
+
+pub(super) fn add(cfg: &mut Config, br: &str, name: &str, opts: &[String]) -> Result<Value, String> {
+    super::bridge_of(cfg, br)?;
+    check_name("port", name)?;
+    if let Some((b, _)) = cfg.port(name) {
+        return Err(format!("port {name} already exists on bridge {}", b.name));
+    }
+    if cfg.bridge(name).is_some() {
+        return Err(format!("{name} is already the name of a bridge"));
+    }
+    let (kind, options) = split_port_options(opts)?;
+    let (kind, settings) = port::parse_port(&kind, &options)?;
+    let b = super::bridge_mut(cfg, br)?;
+    let ofport = b.free_ofport();
+    if ofport > MAX_OFPORT {
+        return Err(format!("bridge {br} has no free ofport"));
+    }
+    b.insert_port(Port {
+        name: name.to_string(),
+        ofport,
+        kind,
+        settings,
+    });
+    tracing::info!(bridge = br, port = name, ofport, "port added");
+    to_value(&AddPortResult { ofport })
+}
+
+pub(super) fn del(cfg: &mut Config, br: Option<&String>, name: &str) -> Result<Value, String> {
+    let owner = cfg.port(name).map(|(b, _)| b.name.clone());
+    let br = match (br, owner) {
+        (Some(br), Some(owner)) if *br == owner => owner,
+        (Some(br), _) => {
+            super::bridge_of(cfg, br)?;
+            return Err(format!("bridge {br} has no port {}", truncate(name, 64)));
+        }
+        (None, Some(owner)) => owner,
+        (None, None) => return Err(format!("no port named {}", truncate(name, 64))),
+    };
+    let b = super::bridge_mut(cfg, &br)?;
+    b.ports.retain(|p| p.name != name);
+    cfg.routes.retain(|r| r.port != name);
+    tracing::info!(bridge = %br, port = name, "port deleted");
+    Ok(Value::Null)
+}
+
+pub(super) fn set(cfg: &mut Config, name: &str, tokens: &[String]) -> Result<Value, String> {
+    let changes = split_settings(tokens)?;
+    let p = cfg
+        .port_mut(name)
+        .ok_or_else(|| format!("no port named {}", truncate(name, 64)))?;
+    let mut settings = port::render_settings(&p.settings);
+    for (k, v) in changes {
+        if v.is_empty() {
+            settings.remove(&k);
+        } else {
+            settings.insert(k, v);
+        }
+    }
+    p.settings = port::parse_settings(&settings)?;
+    tracing::info!(port = name, "port settings changed");
+    Ok(Value::Null)
+}
