@@ -77,7 +77,9 @@ impl Daemon {
             error!("cannot restore rules: {e}");
         }
         if !running.routes.is_empty()
-            && let Err(e) = self.dp.apply(vec![Change::SetRoutes(running.routes.clone())])
+            && let Err(e) = self
+                .dp
+                .apply(vec![Change::SetRoutes(running.routes.clone())])
         {
             error!("cannot restore tunnel routes: {e}");
         }

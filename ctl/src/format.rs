@@ -349,8 +349,14 @@ mod tests {
         let pmds = json!([{"id": 0, "core": 1, "rxqs": [{"port": "p1", "queue": 0, "packets": 5, "cycles": 300},
             {"port": "p2", "queue": 1, "packets": 1, "cycles": 100}], "packets": 6, "emc_hits": 0, "megaflow_hits": 0, "misses": 0}]);
         let text = render_text("pmd-rxq-show", &pmds);
-        assert!(text.contains("port: p1               queue-id:  0  usage:  75.0 %  packets: 5"), "{text}");
-        assert_eq!(render_text("pmd-rxq-rebalance", &json!({"moved": 2})), "2 receive queue(s) moved\n");
+        assert!(
+            text.contains("port: p1               queue-id:  0  usage:  75.0 %  packets: 5"),
+            "{text}"
+        );
+        assert_eq!(
+            render_text("pmd-rxq-rebalance", &json!({"moved": 2})),
+            "2 receive queue(s) moved\n"
+        );
         // Unknown shapes fall back to JSON.
         assert!(render_text("show", &json!({"x": 1})).contains("\"x\": 1"));
         assert!(render_text("new-command", &json!([1])).contains('1'));

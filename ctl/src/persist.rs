@@ -105,9 +105,8 @@ pub fn from_json(text: &str) -> Result<Config, String> {
     }
     for r in file.tnl_routes {
         let net = r.prefix.parse().map_err(|e| format!("tunnel route: {e}"))?;
-        let gw = r
-            .gw
-            .map(|g| {
+        let gw =
+            r.gw.map(|g| {
                 g.parse()
                     .map_err(|_| format!("tunnel route {}: bad gateway {g:?}", r.prefix))
             })

@@ -401,9 +401,8 @@ fn restore_failures_are_kept_and_flagged() {
         "{x1}"
     );
     assert!(br0["ports"][0].get("error").is_none());
-    let ferr = br0["flow_errors"].as_array().unwrap();
-    assert_eq!(ferr.len(), 1, "{br0}");
-    assert_eq!(ferr[0]["flow"], "priority=100,in_port=p1,actions=output:x1");
+    // Rules naming the failed port are installed all the same (they name its ofport).
+    assert_eq!(br0["n_rules"], 2, "{br0}");
     assert!(d.ok(&["show"]).contains("error: "));
     // The name stays taken, and nothing is lost when the configuration changes.
     d.fails(&["add-port", "br0", "x1", "type=ring"]);
@@ -415,7 +414,7 @@ fn restore_failures_are_kept_and_flagged() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(ports, ["p1", "x1", "p2"]);
+    assert_eq!(ports, ["p1", "p2", "x1"], "ports in ofport order");
     let flows = cfg["bridges"][0]["flows"].as_array().unwrap();
     assert_eq!(flows.len(), 2, "{cfg}");
     assert!(

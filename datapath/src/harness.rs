@@ -88,8 +88,7 @@ impl CallerPmd {
                 }
             }
         }
-        self.pmd
-            .receive(snap, port.bridge, port.port, batch, now);
+        self.pmd.receive(snap, port.bridge, port.port, batch, now);
         true
     }
 

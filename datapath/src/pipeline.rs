@@ -80,8 +80,7 @@ impl BridgeLocal {
         }
         let pending = bridge.config_seq.saturating_sub(self.config_seen) as usize;
         let cache = &mut self.cache;
-        let affordable =
-            pending.saturating_mul(cache.stats().megaflows) <= MAX_REVALIDATION_CHECKS;
+        let affordable = pending.saturating_mul(cache.stats().megaflows) <= MAX_REVALIDATION_CHECKS;
         let replayed = affordable
             && bridge
                 .shared
@@ -254,7 +253,13 @@ fn refresh_mac(
         return false;
     }
     table[slot] = (id, now_ns);
-    let learned = MacTable::learn(&mut bridge.shared.macs.lock(), vlan, mac, port.ofport, now_ns);
+    let learned = MacTable::learn(
+        &mut bridge.shared.macs.lock(),
+        vlan,
+        mac,
+        port.ofport,
+        now_ns,
+    );
     if learned.refused() {
         port.drops.add(DropReason::MacLearnLimited, 1);
     }

@@ -67,7 +67,10 @@ pub enum PortKind {
     /// An in-memory port, joined to `peer` (another ring port) when given.
     Ring { peer: Option<String> },
     /// A queue of a kernel interface through an AF_XDP socket.
-    AfXdp { iface: String, options: AfXdpOptions },
+    AfXdp {
+        iface: String,
+        options: AfXdpOptions,
+    },
     /// A virtio-net device for a VM.
     VhostUser(VhostUserOptions),
     /// A VXLAN tunnel port over the VTEPs.
@@ -141,7 +144,7 @@ impl Ipv4Net {
         self.addr
     }
 
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -211,7 +214,7 @@ mod tests {
         assert_eq!(n.to_string(), "10.1.0.0/16");
         assert!(n.contains(Ipv4Addr::new(10, 1, 200, 1)));
         assert!(!n.contains(Ipv4Addr::new(10, 2, 0, 1)));
-        assert_eq!("10.0.0.1".parse::<Ipv4Net>().unwrap().len(), 32);
+        assert_eq!("10.0.0.1".parse::<Ipv4Net>().unwrap().prefix_len(), 32);
         let all: Ipv4Net = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains(Ipv4Addr::new(1, 2, 3, 4)));
         assert!("10.0.0.0/33".parse::<Ipv4Net>().is_err());
@@ -227,7 +230,13 @@ mod tests {
         let m = parse_mac("02:aB:00:00:00:ff").unwrap();
         assert_eq!(m, [2, 0xab, 0, 0, 0, 0xff]);
         assert_eq!(format_mac(&m), "02:ab:00:00:00:ff");
-        for bad in ["", "02:00:00:00:00", "02:00:00:00:00:00:00", "2:00:00:00:00:0g", "002:0:0:0:0:0"] {
+        for bad in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:00",
+            "2:00:00:00:00:0g",
+            "002:0:0:0:0:0",
+        ] {
             assert!(parse_mac(bad).is_none(), "{bad}");
         }
     }

@@ -12,10 +12,10 @@ use vlan_vxlan::arp;
 use vlan_vxlan::vxlan::{self, EncapParams};
 
 use crate::counter::{Counter, SharedCounter};
-use flowtable::DropReason;
 use crate::packet::{Batch, PacketPool};
 use crate::port::{Port, PortCounters, PortStats};
 use crate::spec::Ipv4Net;
+use flowtable::DropReason;
 
 /// A port that terminates tunnels: it owns `ip` on the underlay.
 #[derive(Clone)]
@@ -53,11 +53,10 @@ impl RouteTable {
             .routes
             .iter()
             .filter(|r| r.net.contains(dst))
-            .max_by_key(|r| (r.net.len(), !r.connected))?;
+            .max_by_key(|r| (r.net.prefix_len(), !r.connected))?;
         let vtep = self.vteps.iter().find(|v| v.port_name == r.port)?;
         Some((vtep, r.gw.unwrap_or(dst)))
     }
-
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -54,10 +54,13 @@ fn mac_move_is_followed() {
 #[test]
 fn explicit_rules_priorities_and_drop() {
     let mut h = Harness::new(3);
-    add_flow(&h.sw, "br0", "priority=10,in_port=p1,actions=output:p2")
-        .unwrap();
-    add_flow(&h.sw, "br0", "priority=20,udp,in_port=p1,tp_dst=53,actions=drop")
-        .unwrap();
+    add_flow(&h.sw, "br0", "priority=10,in_port=p1,actions=output:p2").unwrap();
+    add_flow(
+        &h.sw,
+        "br0",
+        "priority=20,udp,in_port=p1,tp_dst=53,actions=drop",
+    )
+    .unwrap();
     let f = simple(mac(9), mac(1), b"rule");
     let dns = udp_frame(mac(9), mac(1), &[], 0, 1000, 53, b"dns");
     h.send(1, &[f.clone(), dns.clone(), f.clone()]);
@@ -88,12 +91,22 @@ fn explicit_rules_priorities_and_drop() {
 #[test]
 fn vlan_push_pop_and_dscp_rewrite_exact_bytes() {
     let mut h = Harness::new(3);
-    add_flow(&h.sw, "br0", "in_port=p1,actions=mod_vlan_vid:10,mod_vlan_pcp:5,output:p2",
+    add_flow(
+        &h.sw,
+        "br0",
+        "in_port=p1,actions=mod_vlan_vid:10,mod_vlan_pcp:5,output:p2",
     )
     .unwrap();
-    add_flow(&h.sw, "br0", "in_port=p2,dl_vlan=10,actions=strip_vlan,output:p1")
-        .unwrap();
-    add_flow(&h.sw, "br0", "in_port=p3,ip,actions=set_field:46->ip_dscp,output:p1",
+    add_flow(
+        &h.sw,
+        "br0",
+        "in_port=p2,dl_vlan=10,actions=strip_vlan,output:p1",
+    )
+    .unwrap();
+    add_flow(
+        &h.sw,
+        "br0",
+        "in_port=p3,ip,actions=set_field:46->ip_dscp,output:p1",
     )
     .unwrap();
 
@@ -141,8 +154,7 @@ fn bad_frames_are_counted_never_forwarded_wrongly() {
 #[test]
 fn flood_of_many_flows_through_caches_is_lossless() {
     let mut h = Harness::new(2);
-    add_flow(&h.sw, "br0", "in_port=p1,actions=output:p2")
-        .unwrap();
+    add_flow(&h.sw, "br0", "in_port=p1,actions=output:p2").unwrap();
     let frames: Vec<Vec<u8>> = (0..600u16)
         .map(|i| udp_frame(mac(2), mac(1), &[], 0, i, 80, b"f"))
         .collect();

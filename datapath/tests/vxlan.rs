@@ -262,6 +262,6 @@ fn unresolved_peer_is_asked_for_and_counted() {
     assert!(
         r.sw.tnl_routes()
             .iter()
-            .any(|rt| rt.port == "u0" && rt.net.len() == 24)
+            .any(|rt| rt.port == "u0" && rt.net.prefix_len() == 24)
     );
 }

@@ -270,10 +270,7 @@ impl Port for VhostUserPort {
                 if self.is_connected() { "yes" } else { "no" }.to_string(),
             ),
             ("features", format!("{features:#x}")),
-            (
-                "feature_names",
-                virtio_net::feature_names(features),
-            ),
+            ("feature_names", virtio_net::feature_names(features)),
             (
                 "protocol_features",
                 format!("{:#x}", sh.protocol_features.load(Ordering::Relaxed)),
@@ -308,10 +305,7 @@ impl Port for VhostUserPort {
         };
         out.push(("broken", broken));
         for reason in DropReason::ALL {
-            out.push((
-                reason.status_key(),
-                self.drops(reason).to_string(),
-            ));
+            out.push((reason.status_key(), self.drops(reason).to_string()));
         }
         out
     }

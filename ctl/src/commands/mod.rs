@@ -28,7 +28,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("show", "show"),
     ("add-flow", "add-flow BRIDGE RULE"),
-    ("add-flows", "add-flows BRIDGE RULE... (vswitchctl: add-flows BRIDGE FILE)"),
+    (
+        "add-flows",
+        "add-flows BRIDGE RULE... (vswitchctl: add-flows BRIDGE FILE)",
+    ),
     ("del-flows", "del-flows BRIDGE [--strict] [MATCH]"),
     ("dump-flows", "dump-flows BRIDGE"),
     ("dump-ports", "dump-ports BRIDGE"),
@@ -41,7 +44,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("pmd-stats", "pmd-stats"),
     ("pmd-rxq-show", "pmd-rxq-show"),
     ("pmd-rxq-rebalance", "pmd-rxq-rebalance"),
-    ("batch", "batch COMMAND [ARGS...] [-- COMMAND [ARGS...]]... (vswitchctl: A -- B -- C)"),
+    (
+        "batch",
+        "batch COMMAND [ARGS...] [-- COMMAND [ARGS...]]... (vswitchctl: A -- B -- C)",
+    ),
     ("version", "version"),
 ];
 
@@ -245,10 +251,7 @@ fn bridge_of<'a>(cfg: &'a Config, name: &str) -> Result<&'a crate::model::Bridge
         .ok_or_else(|| format!("no bridge named {}", truncate(name, 64)))
 }
 
-fn bridge_mut<'a>(
-    cfg: &'a mut Config,
-    name: &str,
-) -> Result<&'a mut crate::model::Bridge, String> {
+fn bridge_mut<'a>(cfg: &'a mut Config, name: &str) -> Result<&'a mut crate::model::Bridge, String> {
     cfg.bridge_mut(name)
         .ok_or_else(|| format!("no bridge named {}", truncate(name, 64)))
 }

@@ -8,7 +8,12 @@ use crate::parse::{check_name, port, split_port_options, split_settings};
 use crate::protocol::truncate;
 use crate::results::AddPortResult;
 
-pub(super) fn add(cfg: &mut Config, br: &str, name: &str, opts: &[String]) -> Result<Value, String> {
+pub(super) fn add(
+    cfg: &mut Config,
+    br: &str,
+    name: &str,
+    opts: &[String],
+) -> Result<Value, String> {
     super::bridge_of(cfg, br)?;
     check_name("port", name)?;
     if let Some((b, _)) = cfg.port(name) {

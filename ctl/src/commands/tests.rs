@@ -41,7 +41,10 @@ fn commands_edit_the_model_the_datapath_and_the_state_file() {
     .unwrap();
     handle(
         &mut d,
-        &req("add-flow", &["br0", "priority=100,in_port=p1,actions=output:p2"]),
+        &req(
+            "add-flow",
+            &["br0", "priority=100,in_port=p1,actions=output:p2"],
+        ),
     )
     .unwrap();
     handle(&mut d, &req("add-flow", &["br0", "actions=drop"])).unwrap();
@@ -50,7 +53,10 @@ fn commands_edit_the_model_the_datapath_and_the_state_file() {
     let text = state(&path);
     assert!(text.contains("\"peer\": \"p1\""), "{text}");
     assert!(text.contains("\"tag\": \"10\""), "{text}");
-    assert!(text.contains("priority=100,in_port=p1,actions=output:p2"), "{text}");
+    assert!(
+        text.contains("priority=100,in_port=p1,actions=output:p2"),
+        "{text}"
+    );
     assert!(text.contains("priority=32768,actions=drop"), "{text}");
     let live = d.datapath().bridge("br0").unwrap();
     assert_eq!(live.ports.len(), 2);
@@ -61,17 +67,53 @@ fn commands_edit_the_model_the_datapath_and_the_state_file() {
         ("add-br", &["br0"], "already exists"),
         ("add-br", &["p1"], "name of a port"),
         ("add-br", &["a,b"], "invalid bridge name"),
-        ("add-br", &[], "wrong number of arguments (usage: add-br BRIDGE)"),
-        ("add-port", &["br0", "p1", "type=ring"], "port p1 already exists on bridge br0"),
-        ("add-port", &["br9", "p9", "type=ring"], "no bridge named br9"),
+        (
+            "add-br",
+            &[],
+            "wrong number of arguments (usage: add-br BRIDGE)",
+        ),
+        (
+            "add-port",
+            &["br0", "p1", "type=ring"],
+            "port p1 already exists on bridge br0",
+        ),
+        (
+            "add-port",
+            &["br9", "p9", "type=ring"],
+            "no bridge named br9",
+        ),
         ("add-port", &["br0", "p9"], "missing type="),
-        ("add-port", &["br0", "p9", "type=ring", "peer=a", "peer=b"], "peer given twice"),
-        ("add-port", &["br0", "p9", "type=ring", "peer"], "malformed option"),
-        ("add-port", &["br0", "p9", "type=bogus"], "unknown port type"),
+        (
+            "add-port",
+            &["br0", "p9", "type=ring", "peer=a", "peer=b"],
+            "peer given twice",
+        ),
+        (
+            "add-port",
+            &["br0", "p9", "type=ring", "peer"],
+            "malformed option",
+        ),
+        (
+            "add-port",
+            &["br0", "p9", "type=bogus"],
+            "unknown port type",
+        ),
         ("add-port", &["br0", "p9", "type=ring", "tag=5000"], "tag"),
-        ("add-port", &["br0", "p9", "type=afxdp", "iface=nope"], "interface \"nope\" not found"),
-        ("add-port", &["br0", "p9", "type=ring", "peer=p1"], "already joined to p2"),
-        ("add-flow", &["br0", "in_port=zz,actions=drop"], "unknown port \"zz\""),
+        (
+            "add-port",
+            &["br0", "p9", "type=afxdp", "iface=nope"],
+            "interface \"nope\" not found",
+        ),
+        (
+            "add-port",
+            &["br0", "p9", "type=ring", "peer=p1"],
+            "already joined to p2",
+        ),
+        (
+            "add-flow",
+            &["br0", "in_port=zz,actions=drop"],
+            "unknown port \"zz\"",
+        ),
         ("add-flow", &["br0", "garbage"], "actions="),
         ("add-flow", &["br0", "a", "b"], "wrong number of arguments"),
         ("add-flow", &["br9", "actions=drop"], "no bridge named br9"),
@@ -86,15 +128,27 @@ fn commands_edit_the_model_the_datapath_and_the_state_file() {
         ("tnl-route-add", &["10.0.0.0/8", "p1"], "has no vtep_ip"),
         ("frobnicate", &[], "unknown command 'frobnicate'"),
         ("show", &["x"], "wrong number"),
-        ("batch", &["add-br", "b1", "--", "show"], "only changes can be batched"),
+        (
+            "batch",
+            &["add-br", "b1", "--", "show"],
+            "only changes can be batched",
+        ),
         // One bad command in a batch and none of it happens.
-        ("batch", &["add-br", "b1", "--", "add-br", "b1"], "already exists"),
+        (
+            "batch",
+            &["add-br", "b1", "--", "add-br", "b1"],
+            "already exists",
+        ),
     ];
     for (c, a, want) in bad {
         let err = handle(&mut d, &req(c, a)).unwrap_err();
         assert!(err.contains(want), "{c} {a:?}: {err}");
     }
-    assert_eq!(state(&path), before, "failed commands must not touch the state file");
+    assert_eq!(
+        state(&path),
+        before,
+        "failed commands must not touch the state file"
+    );
     assert!(d.datapath().bridge("b1").is_err(), "nor the datapath");
 
     // set port: an empty value clears; settings apply live.
@@ -102,7 +156,11 @@ fn commands_edit_the_model_the_datapath_and_the_state_file() {
     assert!(state(&path).contains("\"trunks\": \"10,20\""));
     let v = handle(&mut d, &req("del-flows", &["br0", "in_port=p1"])).unwrap();
     assert_eq!(v["deleted"], 1);
-    let v = handle(&mut d, &req("del-flows", &["br0", "--strict", "priority=32768"])).unwrap();
+    let v = handle(
+        &mut d,
+        &req("del-flows", &["br0", "--strict", "priority=32768"]),
+    )
+    .unwrap();
     assert_eq!(v["deleted"], 1);
     assert_eq!(d.datapath().bridge("br0").unwrap().n_rules, 0);
     // A batch is one transaction.
@@ -110,7 +168,19 @@ fn commands_edit_the_model_the_datapath_and_the_state_file() {
         &mut d,
         &req(
             "batch",
-            &["add-br", "br1", "--", "add-port", "br1", "q1", "type=ring", "--", "add-flow", "br1", "actions=NORMAL"],
+            &[
+                "add-br",
+                "br1",
+                "--",
+                "add-port",
+                "br1",
+                "q1",
+                "type=ring",
+                "--",
+                "add-flow",
+                "br1",
+                "actions=NORMAL",
+            ],
         ),
     )
     .unwrap();
@@ -126,16 +196,28 @@ fn commands_edit_the_model_the_datapath_and_the_state_file() {
 fn read_commands() {
     let (mut d, _, _dir) = daemon("read", Config::default());
     handle(&mut d, &req("add-br", &["br0"])).unwrap();
-    handle(&mut d, &req("add-port", &["br0", "p1", "type=ring", "mac-limit=8"])).unwrap();
-    handle(&mut d, &req("add-flow", &["br0", "priority=5,actions=drop"])).unwrap();
-    let show: ShowResult = serde_json::from_value(handle(&mut d, &req("show", &[])).unwrap()).unwrap();
+    handle(
+        &mut d,
+        &req("add-port", &["br0", "p1", "type=ring", "mac-limit=8"]),
+    )
+    .unwrap();
+    handle(
+        &mut d,
+        &req("add-flow", &["br0", "priority=5,actions=drop"]),
+    )
+    .unwrap();
+    let show: ShowResult =
+        serde_json::from_value(handle(&mut d, &req("show", &[])).unwrap()).unwrap();
     let p = &show.bridges[0].ports[0];
     assert_eq!((p.ofport, p.error.as_deref()), (1, None));
     assert_eq!(p.status["mac_learned"], "0/8");
     assert_eq!(show.bridges[0].n_rules, 1);
     let flows: Vec<FlowEntry> =
         serde_json::from_value(handle(&mut d, &req("dump-flows", &["br0"])).unwrap()).unwrap();
-    assert_eq!((flows[0].priority, flows[0].text.as_str()), (5, "priority=5,actions=drop"));
+    assert_eq!(
+        (flows[0].priority, flows[0].text.as_str()),
+        (5, "priority=5,actions=drop")
+    );
     let ports: Vec<PortStatsEntry> =
         serde_json::from_value(handle(&mut d, &req("dump-ports", &["br0"])).unwrap()).unwrap();
     assert_eq!(ports[0].rx_packets, 0);
@@ -145,10 +227,15 @@ fn read_commands() {
     let pmds: Vec<PmdRow> =
         serde_json::from_value(handle(&mut d, &req("pmd-rxq-show", &[])).unwrap()).unwrap();
     assert_eq!(pmds[0].rxqs[0].port, "p1");
-    let v: VersionInfo = serde_json::from_value(handle(&mut d, &req("version", &[])).unwrap()).unwrap();
+    let v: VersionInfo =
+        serde_json::from_value(handle(&mut d, &req("version", &[])).unwrap()).unwrap();
     assert_eq!(v.protocol_version, 1);
     d.shutdown();
-    assert!(handle(&mut d, &req("show", &[])).unwrap_err().contains("shutting down"));
+    assert!(
+        handle(&mut d, &req("show", &[]))
+            .unwrap_err()
+            .contains("shutting down")
+    );
 }
 
 #[test]
@@ -162,19 +249,44 @@ fn restore_keeps_what_failed_and_reserves_its_ofport() {
         {"name":"br1","ports":[{"name":"q1","ofport":1,"type":"ring","options":{}}],"flows":[]}]}"#;
     let cfg = persist::from_json(text).unwrap();
     let (mut d, path, _dir) = daemon("restore", cfg);
-    let show: ShowResult = serde_json::from_value(handle(&mut d, &req("show", &[])).unwrap()).unwrap();
+    let show: ShowResult =
+        serde_json::from_value(handle(&mut d, &req("show", &[])).unwrap()).unwrap();
     let br0 = &show.bridges[0];
-    let ports: Vec<(&str, u32)> = br0.ports.iter().map(|p| (p.name.as_str(), p.ofport)).collect();
+    let ports: Vec<(&str, u32)> = br0
+        .ports
+        .iter()
+        .map(|p| (p.name.as_str(), p.ofport))
+        .collect();
     assert_eq!(ports, [("p1", 1), ("x1", 2), ("p2", 4)]);
-    assert!(br0.ports[1].error.as_deref().unwrap().contains("veth-vswitch-missing"));
+    assert!(
+        br0.ports[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("veth-vswitch-missing")
+    );
     assert_eq!(br0.ports[2].error, None);
-    assert_eq!(br0.ports[2].status["peer"], "q1", "joined to its peer on br1");
-    assert_eq!(br0.n_rules, 2, "rules naming a failed port are installed (by ofport)");
+    assert_eq!(
+        br0.ports[2].status["peer"], "q1",
+        "joined to its peer on br1"
+    );
+    assert_eq!(
+        br0.n_rules, 2,
+        "rules naming a failed port are installed (by ofport)"
+    );
     // The failed port keeps its name and its ofport.
-    assert!(handle(&mut d, &req("add-port", &["br0", "x1", "type=ring"])).unwrap_err().contains("already exists"));
+    assert!(
+        handle(&mut d, &req("add-port", &["br0", "x1", "type=ring"]))
+            .unwrap_err()
+            .contains("already exists")
+    );
     let v = handle(&mut d, &req("add-port", &["br0", "p3", "type=ring"])).unwrap();
     assert_eq!(v["ofport"], 3);
-    assert!(handle(&mut d, &req("set", &["port", "x1", "tag=5"])).unwrap_err().contains("not running"));
+    assert!(
+        handle(&mut d, &req("set", &["port", "x1", "tag=5"]))
+            .unwrap_err()
+            .contains("not running")
+    );
     // It stays in the state file until the operator removes it.
     assert!(state(&path).contains("veth-vswitch-missing"));
     handle(&mut d, &req("del-port", &["x1"])).unwrap();

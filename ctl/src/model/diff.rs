@@ -48,7 +48,12 @@ fn add_port(bridge: &str, p: &Port) -> Change {
     }
 }
 
-fn bridge_diff(old: &Bridge, new: &Bridge, removals: &mut Vec<Change>, additions: &mut Vec<Change>) {
+fn bridge_diff(
+    old: &Bridge,
+    new: &Bridge,
+    removals: &mut Vec<Change>,
+    additions: &mut Vec<Change>,
+) {
     let br = &new.name;
     // Rules by identity (priority and match), so a large table diffs in linear time.
     let by_id = |b: &Bridge| -> HashMap<(u16, Match), Rule> {
@@ -189,6 +194,9 @@ mod tests {
         };
         let r = rule(b, "priority=5,in_port=p1,actions=output:9");
         b.rules.insert(r);
-        assert_eq!(names(&diff(&old, &new)), vec!["-port p1", "+port p1", "+rule 5"]);
+        assert_eq!(
+            names(&diff(&old, &new)),
+            vec!["-port p1", "+port p1", "+rule 5"]
+        );
     }
 }

@@ -7,8 +7,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use datapath::{
-    AfXdpOptions, PortKind, PortSettings, TunnelKey, VhostUserMode, VhostUserOptions,
-    VtepConfig, VxlanConfig, XdpModeRequest, format_mac, parse_mac, parse_prefix,
+    AfXdpOptions, PortKind, PortSettings, TunnelKey, VhostUserMode, VhostUserOptions, VtepConfig,
+    VxlanConfig, XdpModeRequest, format_mac, parse_mac, parse_prefix,
 };
 use flowtable::{DEFAULT_LEARN_RATE, DEFAULT_PORT_MAC_LIMIT, PortLimits};
 use vlan_vxlan::{VlanMode, VlanSet};
@@ -42,8 +42,8 @@ pub const KINDS: &str = "afxdp, ring, vhost-user, vxlan";
 
 /// A port's type and options (type options and settings mixed, as `add-port` takes them).
 pub fn parse_port(kind: &str, options: &Options) -> Result<(PortKind, PortSettings), String> {
-    let keys = type_keys(kind)
-        .ok_or_else(|| format!("unknown port type {kind:?} (known: {KINDS})"))?;
+    let keys =
+        type_keys(kind).ok_or_else(|| format!("unknown port type {kind:?} (known: {KINDS})"))?;
     let (type_opts, settings): (Options, Options) = options
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -86,7 +86,9 @@ fn afxdp(o: Opts<'_>) -> Result<PortKind, String> {
     let iface = o.get("iface").ok_or("type=afxdp needs iface=INTERFACE")?;
     let mut options = AfXdpOptions::default();
     if let Some(m) = o.get("xdp-mode") {
-        options.mode = m.parse().map_err(|e: datapath::afxdp::ParseXdpModeError| e.to_string())?;
+        options.mode = m
+            .parse()
+            .map_err(|e: datapath::afxdp::ParseXdpModeError| e.to_string())?;
     }
     if let Some(q) = o.get("queue") {
         options.queue = number("queue", q, "a number")?;
@@ -137,11 +139,12 @@ fn vhost_user(o: Opts<'_>) -> Result<VhostUserOptions, String> {
 
 fn vxlan(o: Opts<'_>) -> Result<VxlanConfig, String> {
     let ip = |k: &str| -> Result<Option<Ipv4Addr>, String> {
-        o.get(k).map(|v| {
-            v.parse::<Ipv4Addr>()
-                .map_err(|_| format!("bad {k} {v:?} (an IPv4 address)"))
-        })
-        .transpose()
+        o.get(k)
+            .map(|v| {
+                v.parse::<Ipv4Addr>()
+                    .map_err(|_| format!("bad {k} {v:?} (an IPv4 address)"))
+            })
+            .transpose()
     };
     let remote_ip = ip("remote_ip")?.ok_or("type=vxlan needs remote_ip=A.B.C.D")?;
     let key = match o.get("key") {
@@ -186,7 +189,8 @@ pub fn parse_settings(options: &Options) -> Result<PortSettings, String> {
         ));
     }
     let o = Opts(options);
-    let tag = o.get("tag")
+    let tag = o
+        .get("tag")
         .map(|t| number::<u16>("tag", t, "1-4094"))
         .transpose()?;
     let set = |key: &str| -> Result<Option<VlanSet>, String> {
@@ -200,7 +204,8 @@ pub fn parse_settings(options: &Options) -> Result<PortSettings, String> {
         set("trunks")?.as_ref(),
         set("cvlans")?.as_ref(),
     )?;
-    let vtep_mac = o.get("vtep_mac")
+    let vtep_mac = o
+        .get("vtep_mac")
         .map(|m| parse_mac(m).ok_or_else(|| format!("bad vtep_mac {m:?}")))
         .transpose()?;
     let vtep = match o.get("vtep_ip") {
@@ -215,10 +220,12 @@ pub fn parse_settings(options: &Options) -> Result<PortSettings, String> {
         None if vtep_mac.is_some() => return Err("vtep_mac= needs vtep_ip=".into()),
         None => None,
     };
-    let limit = o.get("mac-limit")
+    let limit = o
+        .get("mac-limit")
         .map(|v| number::<usize>("mac-limit", v, "a number of addresses"))
         .transpose()?;
-    let rate = o.get("mac-learn-rate")
+    let rate = o
+        .get("mac-learn-rate")
         .map(|v| number::<u32>("mac-learn-rate", v, "addresses per second, 0 for no limit"))
         .transpose()?;
     let mac_limits = (limit.is_some() || rate.is_some()).then(|| PortLimits {
@@ -394,7 +401,11 @@ mod tests {
             assert_eq!(parse_port(kind, &canon).unwrap(), (k, s));
         }
         // Defaults are left out of the canonical form.
-        let (k, s) = parse_port("vhost-user", &opts(&[("path", "/p"), ("mode", "client"), ("queues", "8")])).unwrap();
+        let (k, s) = parse_port(
+            "vhost-user",
+            &opts(&[("path", "/p"), ("mode", "client"), ("queues", "8")]),
+        )
+        .unwrap();
         assert_eq!(render(&k, &s), opts(&[("path", "/p")]));
     }
 

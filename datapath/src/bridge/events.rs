@@ -14,7 +14,10 @@ const MAX_EVENTS: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub(crate) enum ConfigEvent {
-    RuleAdded { priority: u16, m: Match },
+    RuleAdded {
+        priority: u16,
+        m: Match,
+    },
     RuleRemoved(RuleId),
     Port(PortNo),
     /// Everything changed (the rule table became empty or non-empty).

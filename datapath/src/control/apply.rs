@@ -137,7 +137,8 @@ impl<'a> Txn<'a> {
                 if let Some(old) = &ins.replaced {
                     self.events.push((id, ConfigEvent::RuleRemoved(old.id)));
                 }
-                self.events.push((id, ConfigEvent::RuleAdded { priority, m }));
+                self.events
+                    .push((id, ConfigEvent::RuleAdded { priority, m }));
                 if was_empty {
                     // A bridge without rules behaved as NORMAL for everything.
                     self.events.push((id, ConfigEvent::All));
@@ -156,7 +157,9 @@ impl<'a> Txn<'a> {
             } => {
                 let b = self.state.bridge_mut(&bridge)?;
                 let rule = b.rules.remove_exact(priority, &m).ok_or_else(|| {
-                    DpError(format!("bridge {bridge} has no such rule (priority {priority})"))
+                    DpError(format!(
+                        "bridge {bridge} has no such rule (priority {priority})"
+                    ))
                 })?;
                 b.changed();
                 let id = b.id;

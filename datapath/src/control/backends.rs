@@ -111,7 +111,9 @@ fn desired_peer<'a>(state: &'a ControlState, p: &PortEntry) -> Option<&'a PortEn
         Some(peer) => rings
             .clone()
             .find(|q| q.name == peer && q.ring_peer().is_none_or(|qp| qp == p.name)),
-        None => rings.clone().find(|q| q.ring_peer() == Some(p.name.as_str())),
+        None => rings
+            .clone()
+            .find(|q| q.ring_peer() == Some(p.name.as_str())),
     }
 }
 

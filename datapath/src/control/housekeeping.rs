@@ -22,7 +22,13 @@ pub(super) fn spawn(rt: Arc<Runtime>) -> std::io::Result<JoinHandle<()>> {
                 last_aging = Instant::now();
                 let now = rt.now_ns();
                 // The bridges' tables only: holding the snapshot would keep removed ports open.
-                let tables: Vec<_> = rt.config.load().bridges.iter().map(|b| b.shared.clone()).collect();
+                let tables: Vec<_> = rt
+                    .config
+                    .load()
+                    .bridges
+                    .iter()
+                    .map(|b| b.shared.clone())
+                    .collect();
                 for t in tables {
                     t.macs.lock().expire(now);
                 }

@@ -84,9 +84,7 @@ impl Control {
                 }
             }
         }
-        rt.tunnels
-            .routes
-            .store(Arc::new(route_table(&self.state)));
+        rt.tunnels.routes.store(Arc::new(route_table(&self.state)));
         let old = rt.config.swap(Arc::new(Snapshot {
             generation,
             bridges,
@@ -178,11 +176,13 @@ fn route_table(state: &ControlState) -> RouteTable {
             table.vteps.push(v);
         }
     }
-    table.routes.extend(state.routes.iter().map(|r| TunnelRoute {
-        net: r.net,
-        port: r.port.clone(),
-        gw: r.gw,
-        connected: false,
-    }));
+    table
+        .routes
+        .extend(state.routes.iter().map(|r| TunnelRoute {
+            net: r.net,
+            port: r.port.clone(),
+            gw: r.gw,
+            connected: false,
+        }));
     table
 }

@@ -62,8 +62,9 @@ impl Runtime {
     pub(super) fn reap(&self) {
         let freed: Vec<Box<dyn Any + Send>> = {
             let mut g = self.graveyard.lock().unwrap_or_else(|e| e.into_inner());
-            let (done, keep): (Vec<_>, Vec<_>) =
-                g.drain(..).partition(|(gen_, _)| self.all_past(*gen_, false));
+            let (done, keep): (Vec<_>, Vec<_>) = g
+                .drain(..)
+                .partition(|(gen_, _)| self.all_past(*gen_, false));
             *g = keep;
             done.into_iter().map(|(_, item)| item).collect()
         };
