@@ -15,6 +15,11 @@ for dir in */fuzz; do
     for t in "$dir"/fuzz_targets/*.rs; do
         name=$(basename "$t" .rs)
         echo "fuzz: $dir $name (${SECS}s)"
+        # Seed inputs kept in the repo start the corpus (the corpus itself is not kept).
+        if [ -d "$dir/seeds/$name" ]; then
+            mkdir -p "$dir/corpus/$name"
+            cp -n "$dir/seeds/$name"/* "$dir/corpus/$name"/ 2>/dev/null || true
+        fi
         if ! (cd "$dir/.." && cargo fuzz run -s none "$name" -- -max_total_time="$SECS" -rss_limit_mb=2048) >"$log" 2>&1; then
             grep -v "^\s*Compiling" "$log" | grep -B5 -A30 -m1 -E "panicked|ERROR|deadly signal" || tail -n 60 "$log"
             echo "fuzz: $dir $name FAILED" >&2

@@ -424,3 +424,43 @@ fn restore_failures_are_kept_and_flagged() {
     );
     d.stop();
 }
+
+#[test]
+fn vhost_user_server_mode_never_replaces_a_file() {
+    let dir = TempDir(temp_dir("vhuserver"));
+    let d = Daemon::start(&dir.0);
+    d.ok(&["add-br", "br0"]);
+    let file = dir.0.join("precious.txt");
+    fs::write(&file, "operator data").unwrap();
+    let err = d.fails(&[
+        "add-port",
+        "br0",
+        "vm1",
+        "type=vhost-user",
+        "mode=server",
+        &format!("path={}", file.display()),
+    ]);
+    assert!(err.contains("regular file"), "{err}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "operator data");
+    assert!(
+        !d.show_json().to_string().contains("vm1"),
+        "nothing changed"
+    );
+    // A path that is free becomes the port's socket (mode 0660), removed with the port.
+    let sock = dir.0.join("vm1.sock");
+    d.ok(&[
+        "add-port",
+        "br0",
+        "vm1",
+        "type=vhost-user",
+        "mode=server",
+        &format!("path={}", sock.display()),
+    ]);
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let md = fs::metadata(&sock).unwrap();
+    assert!(md.file_type().is_socket());
+    assert_eq!(md.permissions().mode() & 0o777, 0o660);
+    d.ok(&["del-port", "vm1"]);
+    assert!(!sock.exists());
+    d.stop();
+}

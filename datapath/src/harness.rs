@@ -11,12 +11,12 @@ use arc_swap::ArcSwap;
 use flowtable::CacheStats;
 
 use crate::packet::{Batch, PacketPool};
-use crate::pmd::{Pmd, Snapshot};
+use crate::pmd::{Pmd, PmdClock, Snapshot};
 
 pub struct CallerPmd {
     pmd: Pmd,
     config: arc_swap::Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>,
-    epoch: Instant,
+    clock: PmdClock,
     now_ns: Option<u64>,
 }
 
@@ -45,7 +45,7 @@ impl CallerPmd {
         CallerPmd {
             pmd,
             config: arc_swap::Cache::new(config),
-            epoch,
+            clock: PmdClock::new(epoch),
             now_ns: None,
         }
     }
@@ -56,9 +56,12 @@ impl CallerPmd {
         self.now_ns = Some(now_ns);
     }
 
-    fn now(&self) -> u64 {
-        self.now_ns
-            .unwrap_or_else(|| self.epoch.elapsed().as_nanos() as u64)
+    /// The switch's clock, read as the PMD reads it (TSC).
+    fn now(&mut self) -> u64 {
+        match self.now_ns {
+            Some(t) => t,
+            None => self.clock.now_ns(),
+        }
     }
 
     /// Runs `batch` through the switch as if received on `port`, as the PMD would (after

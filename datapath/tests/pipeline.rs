@@ -252,3 +252,25 @@ fn vlan_access_and_trunk_ports_isolate_and_retag() {
     // A port that does not exist is refused.
     assert!(set_vlan(&h.sw, "nope", VlanMode::Access(1)).is_err());
 }
+
+#[test]
+fn learning_past_a_ports_limit_is_refused_once_per_frame_and_still_forwarded() {
+    let mut h = Harness::new(2);
+    h.sw.apply(vec![datapath::Change::SetPort {
+        name: "p1".into(),
+        settings: datapath::PortSettings {
+            mac_limits: Some(flowtable::PortLimits {
+                max_entries: 1,
+                learn_rate: 0,
+            }),
+            ..datapath::PortSettings::default()
+        },
+    }])
+    .unwrap();
+    let frames: Vec<Vec<u8>> = (1..=5).map(|i| simple(BCAST, mac(i), b"flood")).collect();
+    h.send(1, &frames);
+    let out = h.collect();
+    assert_eq!(out[1].len(), 5, "forwarded all the same");
+    assert_eq!(h.drops("p1"), vec![("mac-learn-limited".to_string(), 4)]);
+    assert_eq!(h.sw.fdb("br0").unwrap().len(), 1);
+}

@@ -7,10 +7,11 @@
 //! [`FlowCache::prefetch`]), then looks each packet up with [`FlowCache::emc_lookup`] and, on a miss,
 //! [`FlowCache::lookup_past_emc`].
 
+mod deps;
 mod emc;
 mod emc_hash;
-mod mac_deps;
 mod megaflow;
+mod projection;
 
 use std::sync::Arc;
 
@@ -18,9 +19,9 @@ use crate::hash::KeyHasher;
 use crate::key::{FlowKey, PortNo};
 use crate::rule::{Match, RuleId};
 use crate::translate::Decision;
+use deps::Deps;
 use emc::Emc;
 use emc_hash::EmcHasher;
-use mac_deps::MacDeps;
 use megaflow::Megaflows;
 
 pub const DEFAULT_EMC_SLOTS: usize = 8192;
@@ -68,7 +69,9 @@ pub struct FlowCache {
     emc_hasher: EmcHasher,
     emc: Emc,
     megaflows: Megaflows,
-    mac_deps: MacDeps,
+    /// Decisions by the (VLAN, MAC)s they looked up or learned, and by the rule that made them.
+    mac_deps: Deps<(u16, [u8; 6])>,
+    rule_deps: Deps<RuleId>,
     /// xorshift32 state for the EMC insertion draw.
     draw: u32,
     emc_insert_inv_prob: u32,
@@ -91,7 +94,8 @@ impl FlowCache {
             emc_hasher: EmcHasher::random(),
             emc: Emc::new(emc_slots),
             megaflows: Megaflows::new(max_megaflows),
-            mac_deps: MacDeps::new(max_megaflows),
+            mac_deps: Deps::new(max_megaflows),
+            rule_deps: Deps::new(max_megaflows),
             draw: 0x9e37_79b9,
             emc_insert_inv_prob: EMC_INSERT_INV_PROB,
             fresh: Arc::new(Decision::dropped(crate::drop_reason::DropReason::NoMatch)),
@@ -165,6 +169,9 @@ impl FlowCache {
         for &addr in &d.mac_deps {
             self.mac_deps.add(addr, &d);
         }
+        if let Some(id) = d.rule_id() {
+            self.rule_deps.add(id, &d);
+        }
         if insert {
             self.emc.insert(key, hash, Arc::clone(&d));
         }
@@ -187,21 +194,17 @@ impl FlowCache {
     pub fn invalidate(&mut self, change: Invalidation<'_>) {
         let n = match change {
             Invalidation::RuleAdded { priority, m } => {
-                self.megaflows.remove_where(|key, mask, d| {
-                    // Is there a packet both in this megaflow and matched by the rule? Only
-                    // the bits both constrain can disagree.
-                    let both = mask.masked(&m.mask);
-                    key.masked(&both) == m.key.masked(&both)
-                        && d.rule_priority().is_none_or(|p| p < priority)
+                // Megaflows with a packet the rule also matches, decided by a rule of lower
+                // priority (or none).
+                self.megaflows.remove_overlapping(m, &self.hasher, |d| {
+                    d.rule_priority().is_none_or(|p| p < priority)
                 })
             }
-            Invalidation::RuleRemoved(id) => self
-                .megaflows
-                .remove_where(|_, _, d| d.rule_id() == Some(id)),
+            Invalidation::RuleRemoved(id) => self.rule_deps.invalidate(&id),
             Invalidation::Port(p) => self
                 .megaflows
                 .remove_where(|key, _, d| d.involves_port(key.in_port, p)),
-            Invalidation::Mac { vlan, mac } => self.mac_deps.invalidate((vlan, mac)),
+            Invalidation::Mac { vlan, mac } => self.mac_deps.invalidate(&(vlan, mac)),
             Invalidation::All => {
                 let n = self.megaflows.len();
                 self.flush();
@@ -216,6 +219,7 @@ impl FlowCache {
         self.emc.flush();
         self.megaflows.clear();
         self.mac_deps.clear();
+        self.rule_deps.clear();
     }
 
     pub fn stats(&self) -> CacheStats {

@@ -371,9 +371,14 @@ impl Xlate<'_> {
         let (src, dst) = (self.work.dl_src, self.work.dl_dst);
         if !is_multicast(&src) {
             let learned: Learned = macs.learn(vlan, src, in_port, now_ns);
-            self.learn_refused |= learned.refused();
             self.learn.get_or_insert((vlan, src));
-            self.depends_on_mac(vlan, src);
+            if learned.refused() {
+                // Not learned, so nothing to learn back if it moves: no dependency (a port
+                // flooding random sources then costs no index entry per frame).
+                self.learn_refused = true;
+            } else {
+                self.depends_on_mac(vlan, src);
+            }
         }
         let known = if is_multicast(&dst) {
             None

@@ -10,6 +10,7 @@
 //! * [`rxtx`]: frames in and out of the rings.
 //! * [`virtio_net`]: feature bits, the virtio-net header, the config space.
 //! * [`stats`]: per-queue counters and drop reasons.
+//! * `server_socket`: the socket of a server-mode port (replaces only a stale socket).
 //!
 //! The PMDs poll the virtqueues (guest kicks are never read) and never wait for the control
 //! thread.
@@ -25,6 +26,7 @@ pub mod ring;
 #[cfg(test)]
 mod ring_tests;
 pub mod rxtx;
+mod server_socket;
 pub mod stats;
 pub mod virtio_net;
 

@@ -8,7 +8,6 @@
 //! guest enabled as many pairs as there are PMDs, and frames of one PMD stay in order.
 
 use std::cell::Cell;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +19,7 @@ use vhost::vhost_user::Listener;
 use crate::connection::{self, Control, Endpoint};
 use crate::device::Shared;
 use crate::protocol::{DeviceConfig, Protocol};
+use crate::server_socket;
 use crate::stats::DropReason;
 use crate::virtio_net;
 
@@ -75,7 +75,7 @@ impl VhostUserOptions {
 pub enum VhostUserError {
     #[error("invalid vhost-user options: {0}")]
     Options(String),
-    #[error("vhost-user socket {path}: {cause}")]
+    #[error("vhost-user socket {}: {cause}", path.display())]
     Socket { path: PathBuf, cause: String },
     #[error("starting the vhost-user control thread failed: {0}")]
     Thread(std::io::Error),
@@ -87,11 +87,14 @@ pub struct VhostUserPort {
     shared: Arc<Shared>,
     control: Arc<Control>,
     thread: Option<JoinHandle<()>>,
+    /// Server mode: the socket we created, removed when the port goes.
+    socket_file: Option<server_socket::SocketFile>,
 }
 
 impl VhostUserPort {
     /// Creates the port and starts its control thread. In server mode the socket is created
-    /// here (replacing a stale file); in client mode the port connects in the background.
+    /// here (replacing only a stale socket, never another kind of file); in client mode the
+    /// port connects in the background.
     pub fn new(name: &str, opts: VhostUserOptions) -> Result<VhostUserPort, VhostUserError> {
         if !(1..=MAX_QUEUE_PAIRS).contains(&opts.max_queue_pairs) {
             return Err(VhostUserError::Options(format!(
@@ -113,18 +116,16 @@ impl VhostUserPort {
             path: opts.path.clone(),
             cause,
         };
+        let mut socket_file = None;
         let endpoint = match opts.mode {
             Mode::Client => Endpoint::Client(opts.path.clone()),
             Mode::Server => {
-                let listener =
-                    Listener::new(&opts.path, true).map_err(|e| socket_err(e.to_string()))?;
+                let (listener, file) = server_socket::bind(&opts.path).map_err(socket_err)?;
                 listener
                     .set_nonblocking(true)
                     .map_err(|e| socket_err(e.to_string()))?;
-                // Like QEMU and OVS sockets: owner and group may connect.
-                let _ =
-                    std::fs::set_permissions(&opts.path, std::fs::Permissions::from_mode(0o660));
-                Endpoint::Server(listener)
+                socket_file = Some(file);
+                Endpoint::Server(Listener::from(listener))
             }
         };
 
@@ -151,6 +152,7 @@ impl VhostUserPort {
             shared,
             control,
             thread: Some(thread),
+            socket_file,
         })
     }
 
@@ -207,7 +209,8 @@ impl Drop for VhostUserPort {
             t.thread().unpark();
             let _ = t.join();
         }
-        // Server mode: the listener, dropped with the thread, removed the socket file.
+        // Server mode: the listener closed with the thread; now the socket file goes.
+        self.socket_file.take();
     }
 }
 

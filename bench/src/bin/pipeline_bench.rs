@@ -13,19 +13,15 @@
 //! (`bench/instructions.sh`).
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench::cli::Args;
-use bench::{frames, null_port::NullPort, tsc};
-use datapath::harness::{CallerPmd, InPort};
+use bench::rig::Rig;
+use bench::{frames, tsc};
+use datapath::harness::InPort;
 use datapath::packet::{Batch, MAX_BURST, PacketPool};
-use datapath::port::Port;
-use datapath::{
-    Change, PortKind, PortSettings, PortSpec, Switch, SwitchConfig, TunnelKey, VtepConfig,
-    VxlanConfig,
-};
-use flowtable::{EMC_INSERT_INV_PROB, parse_rule};
+use datapath::{Change, PortKind, PortSettings, PortSpec, TunnelKey, VtepConfig, VxlanConfig};
+use flowtable::EMC_INSERT_INV_PROB;
 use vlan_vxlan::arp;
 use vlan_vxlan::vxlan::{self, EncapParams};
 
@@ -48,67 +44,6 @@ const PEER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 2);
 const VTEP_MAC: [u8; 6] = [2, 0xaa, 0, 0, 0, 1];
 const PEER_MAC: [u8; 6] = [2, 0xbb, 0, 0, 0, 2];
 
-/// A switch with no PMD thread: the benchmark drives its PMD, on this thread.
-struct Rig {
-    sw: Switch,
-    pmd: CallerPmd,
-    ports: Vec<(String, Arc<NullPort>)>,
-}
-
-impl Rig {
-    fn new() -> Rig {
-        let sw = Switch::start(SwitchConfig {
-            caller_driven: true,
-            ..SwitchConfig::default()
-        })
-        .expect("switch");
-        let mut pmd = sw.caller_pmd().expect("caller-driven PMD");
-        pmd.set_time(1);
-        Rig {
-            sw,
-            pmd,
-            ports: Vec::new(),
-        }
-    }
-
-    fn apply(&self, changes: Vec<Change>) {
-        self.sw.apply(changes).expect("configuration");
-    }
-
-    /// A port that swallows what it is sent (and counts it), attached with `settings`.
-    fn null_port(&mut self, bridge: &str, name: &str, settings: PortSettings) {
-        let p = Arc::new(NullPort::new(name));
-        self.sw
-            .attach_port(bridge, name, p.clone(), settings)
-            .expect("attach");
-        self.ports.push((name.to_string(), p));
-    }
-
-    fn rule(&self, bridge: &str, text: &str) {
-        let rule = parse_rule(text, &|_| None).expect("rule");
-        self.apply(vec![Change::AddRule {
-            bridge: bridge.into(),
-            rule,
-        }]);
-    }
-
-    fn sent(&self, port: &str) -> u64 {
-        self.ports
-            .iter()
-            .find(|(n, _)| n == port)
-            .map_or(0, |(_, p)| p.stats().tx_packets)
-    }
-
-    /// Runs one frame through the switch as if received on `port`.
-    fn inject(&mut self, port: &str, frame: &[u8]) {
-        let mut b = Batch::new();
-        let mut p = self.pmd.pool().get();
-        p.set_data(frame);
-        let _ = b.push(p);
-        self.pmd.receive(&mut InPort::new(port), &mut b);
-    }
-}
-
 fn bridge(name: &str) -> Change {
     Change::AddBridge { name: name.into() }
 }
@@ -118,6 +53,7 @@ fn bridge(name: &str) -> Change {
 /// count as forwarded.
 fn rig(kind: Kind) -> (Rig, &'static str, &'static str) {
     let mut r = Rig::new();
+    r.pmd.set_time(1);
     r.apply(vec![bridge("br0")]);
     r.null_port("br0", "p1", PortSettings::default());
     match kind {

@@ -8,6 +8,8 @@
 //! Usage:
 //!   vswitch-pktgen --tx-iface IF --rx-iface IF [--xdp-mode best-effort|native|generic]
 //!   vswitch-pktgen --ring [--rules normal|port]
+//!   vswitch-pktgen --tx-iface IF --random-src-mac   (a MAC flood: each frame from a new
+//!           random source MAC, nothing counted back)
 //!   common: [--size 64..1518] [--flows N] [--rate PPS (0 = flat out)] [--seconds S]
 //!           [--count N] [--warmup S] [--max-loss PCT]
 
@@ -41,6 +43,9 @@ struct Args {
     warmup: f64,
     /// Exit with status 4 if the loss exceeds this percentage (smoke tests).
     max_loss: Option<f64>,
+    /// Every frame from a new random (unicast) source MAC: a MAC flood, as a hostile guest
+    /// would send. Nothing is counted back (`--rx-iface` is not needed).
+    random_src_mac: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -57,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
         count: u64::MAX,
         warmup: 0.5,
         max_loss: None,
+        random_src_mac: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
             "--count" => a.count = num(val()?)? as u64,
             "--warmup" => a.warmup = num(val()?)?,
             "--max-loss" => a.max_loss = Some(num(val()?)?),
+            "--random-src-mac" => a.random_src_mac = true,
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
@@ -85,7 +92,7 @@ fn parse_args() -> Result<Args, String> {
     if a.flows == 0 {
         return Err("--flows must be at least 1".into());
     }
-    if !a.ring && (a.tx_iface.is_none() || a.rx_iface.is_none()) {
+    if !a.ring && (a.tx_iface.is_none() || (a.rx_iface.is_none() && !a.random_src_mac)) {
         return Err(format!(
             "give --tx-iface and --rx-iface, or --ring\n{}",
             usage()
@@ -96,7 +103,8 @@ fn parse_args() -> Result<Args, String> {
 
 fn usage() -> String {
     "usage: vswitch-pktgen (--tx-iface IF --rx-iface IF [--xdp-mode M] | --ring [--rules normal|port]) \
-     [--size 64] [--flows 1] [--rate PPS] [--seconds 5] [--count N] [--warmup 0.5]"
+     [--size 64] [--flows 1] [--rate PPS] [--seconds 5] [--count N] [--warmup 0.5]\n\
+     \x20      vswitch-pktgen --tx-iface IF --random-src-mac [--rate PPS] [--seconds 5]   (a MAC flood)"
         .into()
 }
 
@@ -135,7 +143,8 @@ fn template(flow: u32, size: usize) -> Vec<u8> {
 /// The two ports the generator uses, and what keeps them alive.
 struct Rig {
     tx: Arc<dyn Port>,
-    rx: Arc<dyn Port>,
+    /// None when nothing is counted back (a MAC flood).
+    rx: Option<Arc<dyn Port>>,
     _switch: Option<Switch>,
 }
 
@@ -161,7 +170,7 @@ fn rig(a: &Args) -> Result<Rig, String> {
         }
         return Ok(Rig {
             tx: Arc::new(h1),
-            rx: Arc::new(h2),
+            rx: Some(Arc::new(h2)),
             _switch: Some(sw),
         });
     }
@@ -176,10 +185,13 @@ fn rig(a: &Args) -> Result<Rig, String> {
         AfXdpPort::open(name, ifname, opts.clone()).map_err(|e| e.to_string())
     };
     let tx = open("gen-tx", a.tx_iface.as_deref().unwrap_or_default())?;
-    let rx = open("gen-rx", a.rx_iface.as_deref().unwrap_or_default())?;
+    let rx = match (&a.rx_iface, a.random_src_mac) {
+        (Some(ifname), false) => Some(Arc::new(open("gen-rx", ifname)?) as Arc<dyn Port>),
+        _ => None,
+    };
     Ok(Rig {
         tx: Arc::new(tx),
-        rx: Arc::new(rx),
+        rx,
         _switch: None,
     })
 }
@@ -193,7 +205,14 @@ struct Tally {
     latency: Histogram,
 }
 
-fn receive(rx: &dyn Port, pool: &mut PacketPool, t: &mut Tally, epoch: Instant, count_from: u64) {
+fn receive(
+    rx: Option<&dyn Port>,
+    pool: &mut PacketPool,
+    t: &mut Tally,
+    epoch: Instant,
+    count_from: u64,
+) {
+    let Some(rx) = rx else { return };
     let mut b = Batch::new();
     if rx.rx_burst(0, pool, &mut b) == 0 {
         return;
@@ -255,6 +274,7 @@ fn main() {
     let mut counted_start = None;
     let mut next = 0usize;
     let interval_ns = if a.rate > 0.0 { 1e9 / a.rate } else { 0.0 };
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
     loop {
         let now = Instant::now();
         if now >= end || t.sent >= a.count {
@@ -283,6 +303,14 @@ fn main() {
                 f[PAYLOAD..PAYLOAD + 2].copy_from_slice(&MAGIC.to_le_bytes());
                 f[PAYLOAD + 2..PAYLOAD + 10].copy_from_slice(&seq.to_le_bytes());
                 f[PAYLOAD + 10..PAYLOAD + 18].copy_from_slice(&ts.to_le_bytes());
+                if a.random_src_mac {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let r = rng.to_le_bytes();
+                    // Unicast, locally administered.
+                    f[6..12].copy_from_slice(&[(r[0] & 0xfc) | 0x02, r[1], r[2], r[3], r[4], r[5]]);
+                }
                 let _ = b.push(p);
                 seq += 1;
                 next = (next + 1) % templates.len();
@@ -294,7 +322,7 @@ fn main() {
             }
         }
         receive(
-            &*rig.rx,
+            rig.rx.as_deref(),
             &mut pool,
             &mut t,
             epoch,
@@ -305,7 +333,7 @@ fn main() {
     let drain_end = Instant::now() + Duration::from_millis(500);
     while Instant::now() < drain_end {
         receive(
-            &*rig.rx,
+            rig.rx.as_deref(),
             &mut pool,
             &mut t,
             epoch,
@@ -358,7 +386,7 @@ fn main() {
         us(t.latency.percentile(90.0)),
         us(t.latency.percentile(99.0))
     );
-    if t.received == 0 {
+    if t.received == 0 && !a.random_src_mac {
         eprintln!("vswitch-pktgen: nothing came back");
         std::process::exit(3);
     }

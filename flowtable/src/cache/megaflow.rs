@@ -8,8 +8,10 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
+use super::projection::Projections;
 use crate::hash::KeyHasher;
-use crate::key::FlowKey;
+use crate::key::{FlowKey, PortNo};
+use crate::rule::Match;
 use crate::translate::Decision;
 
 /// Lookups between re-rankings of the subtables by hits.
@@ -17,9 +19,9 @@ const RESORT_INTERVAL: u32 = 1024;
 
 /// A masked key with its hash computed once by [`KeyHasher`].
 #[derive(Clone, Copy)]
-struct HashedKey {
-    hash: u64,
-    key: FlowKey,
+pub(super) struct HashedKey {
+    pub(super) hash: u64,
+    pub(super) key: FlowKey,
 }
 
 impl PartialEq for HashedKey {
@@ -37,7 +39,7 @@ impl Hash for HashedKey {
 
 /// Passes the precomputed hash through unchanged.
 #[derive(Default)]
-struct PassThrough(u64);
+pub(super) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -61,6 +63,7 @@ struct Subtable {
     mask: FlowKey,
     flows: Table,
     hits: u64,
+    projections: Projections,
 }
 
 impl Subtable {
@@ -92,9 +95,11 @@ pub(super) struct Megaflows {
     subtables: Vec<Subtable>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    /// Occupied slots in insertion order, as (slot, stamp); entries whose stamp no longer
-    /// matches the slot's were removed since and are skipped.
-    order: VecDeque<(u32, u64)>,
+    /// Occupied slots of each input port in insertion order, as (slot, stamp); entries whose
+    /// stamp no longer matches the slot's were removed since and are skipped.
+    by_port: HashMap<PortNo, VecDeque<(u32, u64)>>,
+    /// Entries in `by_port`, stale ones included (rebuilt when they far outnumber the slots).
+    queued: usize,
     next_stamp: u64,
     len: usize,
     max: usize,
@@ -107,7 +112,8 @@ impl Megaflows {
             subtables: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            order: VecDeque::new(),
+            by_port: HashMap::new(),
+            queued: 0,
             next_stamp: 0,
             len: 0,
             max: max.max(1),
@@ -189,6 +195,7 @@ impl Megaflows {
         match self.subtables.iter_mut().find(|s| s.mask == mask) {
             Some(s) => {
                 s.flows.insert(entry, i);
+                s.projections.insert(&entry.key, (i, stamp), hasher);
             }
             None => {
                 let mut flows = Table::default();
@@ -197,23 +204,62 @@ impl Megaflows {
                     mask,
                     flows,
                     hits: 0,
+                    projections: Projections::default(),
                 });
             }
         }
-        self.order.push_back((i, stamp));
+        self.by_port
+            .entry(key.in_port)
+            .or_default()
+            .push_back((i, stamp));
+        self.queued += 1;
+        if self.queued > 2 * self.len + 1024 {
+            self.rebuild_queues();
+        }
         self.len += 1;
         evicted
     }
 
-    /// Removes the oldest megaflow; false if there is none.
+    /// Makes room: the oldest megaflow of the input port that has the most (so a port sending
+    /// from random addresses evicts its own megaflows, not everyone else's). False if there
+    /// is none.
     fn evict_oldest(&mut self) -> bool {
-        while let Some((i, stamp)) = self.order.pop_front() {
+        loop {
+            // Among ports with as many, the one whose oldest is oldest.
+            let Some((&port, _)) = self
+                .by_port
+                .iter()
+                .max_by_key(|(_, q)| (q.len(), Reverse(q.front().map(|e| e.1))))
+            else {
+                return false;
+            };
+            let queue = self.by_port.get_mut(&port);
+            let Some((i, stamp)) = queue.and_then(VecDeque::pop_front) else {
+                self.by_port.remove(&port);
+                continue;
+            };
+            self.queued -= 1;
             if matches!(self.slots.get(i as usize), Some(Some(s)) if s.stamp == stamp) {
                 self.remove(i);
                 return true;
             }
         }
-        false
+    }
+
+    /// The eviction queues again from the live slots (dropping stale entries).
+    fn rebuild_queues(&mut self) {
+        let mut live: Vec<(u64, PortNo, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (s.stamp, s.key.key.in_port, i as u32)))
+            .collect();
+        live.sort_unstable();
+        self.by_port.clear();
+        for &(stamp, port, i) in &live {
+            self.by_port.entry(port).or_default().push_back((i, stamp));
+        }
+        self.queued = live.len();
     }
 
     /// Removes slot `i`, invalidating its decision.
@@ -230,6 +276,49 @@ impl Megaflows {
         }
         self.free.push(i);
         self.len -= 1;
+    }
+
+    /// Removes (and invalidates) the megaflows that share a packet with `m` and whose decision
+    /// `affected` says the rule can change; returns how many. Per subtable, only the megaflows
+    /// agreeing with the rule on the bits both constrain are looked at ([`Projections`]).
+    pub(super) fn remove_overlapping(
+        &mut self,
+        m: &Match,
+        hasher: &KeyHasher,
+        mut affected: impl FnMut(&Decision) -> bool,
+    ) -> usize {
+        let mut hits = Vec::new();
+        for st in &mut self.subtables {
+            let both = st.mask.masked(&m.mask);
+            let target = m.key.masked(&both);
+            let Subtable {
+                flows, projections, ..
+            } = st;
+            let slots = &self.slots;
+            let all = || {
+                flows
+                    .iter()
+                    .filter_map(|(k, &i)| {
+                        let s = slots.get(i as usize)?.as_ref()?;
+                        Some((k.key, (i, s.stamp)))
+                    })
+                    .collect()
+            };
+            for &(i, stamp) in projections.candidates(&both, &target, hasher, flows.len(), all) {
+                if let Some(Some(s)) = self.slots.get(i as usize)
+                    && s.stamp == stamp
+                    && s.decision.validity.is_valid()
+                    && affected(&s.decision)
+                {
+                    hits.push(i);
+                }
+            }
+        }
+        for &i in &hits {
+            self.remove(i);
+        }
+        self.compact();
+        hits.len()
     }
 
     /// Removes (and invalidates) every megaflow for which `affected(masked key, mask,
@@ -251,7 +340,34 @@ impl Megaflows {
         for &i in &hits {
             self.remove(i);
         }
+        self.compact();
         hits.len()
+    }
+
+    /// Packs the slots when most are empty (after a flood's megaflows were invalidated), so
+    /// scans over them cost what the cache holds, not what it once held.
+    fn compact(&mut self) {
+        if self.slots.len() <= 1024 || self.len * 4 > self.slots.len() {
+            return;
+        }
+        let mut new_index = vec![u32::MAX; self.slots.len()];
+        let mut slots = Vec::with_capacity(self.len * 2);
+        for (i, s) in std::mem::take(&mut self.slots).into_iter().enumerate() {
+            if let Some(s) = s {
+                new_index[i] = slots.len() as u32;
+                slots.push(Some(s));
+            }
+        }
+        self.slots = slots;
+        self.free.clear();
+        for t in &mut self.subtables {
+            for v in t.flows.values_mut() {
+                *v = new_index[*v as usize];
+            }
+            // Slot numbers changed: the projections are rebuilt when next used.
+            t.projections = Projections::default();
+        }
+        self.rebuild_queues();
     }
 
     pub(super) fn clear(&mut self) {
@@ -261,7 +377,8 @@ impl Megaflows {
         self.subtables.clear();
         self.slots.clear();
         self.free.clear();
-        self.order.clear();
+        self.by_port.clear();
+        self.queued = 0;
         self.len = 0;
     }
 

@@ -250,3 +250,58 @@ fn mac_changes_invalidate_the_decisions_that_looked_them_up() {
     let s = c.stats();
     assert_eq!((s.misses, s.emc_hits), (4, 2), "{s:?}");
 }
+
+#[test]
+fn a_port_flooding_the_megaflow_cache_evicts_its_own() {
+    let mut c = eager(1 << 16, 100);
+    let mut slow = |_: &FlowKey| decision(9, FlowKey::full_mask());
+    // Port 1 has two flows; port 3 sends 1,000 distinct ones.
+    c.lookup(&key(1, 1), &mut slow);
+    c.lookup(&key(1, 2), &mut slow);
+    for i in 0..1000 {
+        c.lookup(&key(3, i), &mut slow);
+    }
+    let s = c.stats();
+    assert_eq!((s.megaflows, s.evicted), (100, 902));
+    // Port 1's flows are still cached (and valid in the EMC).
+    let misses = c.stats().misses;
+    c.lookup(&key(1, 1), &mut slow);
+    c.lookup(&key(1, 2), &mut slow);
+    assert_eq!(c.stats().misses, misses);
+}
+
+#[test]
+fn rule_additions_find_their_megaflows_after_compaction() {
+    use crate::rule::Match;
+    let mut c = eager(1 << 14, 5000);
+    let mut slow = |_: &FlowKey| decision(9, FlowKey::full_mask());
+    for i in 0..3000 {
+        c.lookup(&key(3, i), &mut slow);
+    }
+    c.lookup(&key(1, 7), &mut slow);
+    let tp = FlowKey {
+        tp_dst: u16::MAX,
+        ..FlowKey::default()
+    };
+    // A rule on tp_dst=9999 overlaps nothing (and builds the projection on tp_dst).
+    let none = Match::new(key(0, 9999), tp);
+    c.invalidate(Invalidation::RuleAdded {
+        priority: 10,
+        m: &none,
+    });
+    assert_eq!(c.stats().invalidated, 0);
+    // Port 3's megaflows go; the slots are packed (slot numbers change).
+    c.invalidate(Invalidation::Port(3));
+    assert_eq!(c.stats().invalidated, 3000);
+    assert_eq!(c.stats().megaflows, 1);
+    // A rule on tp_dst=7 overlaps port 1's megaflow: found, though it moved.
+    let seven = Match::new(key(0, 7), tp);
+    c.invalidate(Invalidation::RuleAdded {
+        priority: 10,
+        m: &seven,
+    });
+    assert_eq!(c.stats().invalidated, 3001);
+    let misses = c.stats().misses;
+    c.lookup(&key(1, 7), &mut slow);
+    assert_eq!(c.stats().misses, misses + 1);
+}

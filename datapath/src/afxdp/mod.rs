@@ -16,12 +16,14 @@
 //! transmit burst, a `recvfrom` when the kernel waits for receive buffers. In copy mode (all a
 //! veth offers) the kernel asks for a kick after every transmit burst and never on receive.
 
+mod frames;
+mod options;
+
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use ebpf::{XdpAttachMode, XskRedirect};
+use ebpf::XskRedirect;
 use xdp::slab::Slab;
 use xdp::socket::{SocketError, XdpSocket, XdpSocketBuilder};
 use xdp::umem::{FrameSize, UmemCfgBuilder};
@@ -31,104 +33,13 @@ use crate::counter::Counter;
 use crate::packet::{Batch, MAX_BURST, MAX_FRAME, PacketPool};
 use crate::port::{Port, PortCounters, PortStats};
 use crate::xsk_flags::RingFlags;
+use frames::Frames;
+pub use options::{AfXdpError, AfXdpOptions, ParseXdpModeError, XdpModeRequest};
 use port_api::copy_frame;
 
 /// Largest ring the port asks for (the kernel's default size).
 const MAX_RING: u32 = 2048;
 const MIN_FRAMES: u32 = 2 * MAX_BURST as u32;
-
-/// How the XDP program is attached (`xdp-mode=` option).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum XdpModeRequest {
-    /// `best-effort`: native (driver) XDP if the driver supports it, else generic.
-    #[default]
-    Auto,
-    /// `native`: driver XDP or fail.
-    Native,
-    /// `generic`: skb XDP, works on every interface.
-    Generic,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("unknown xdp-mode {0:?} (expected best-effort, native or generic)")]
-pub struct ParseXdpModeError(String);
-
-impl FromStr for XdpModeRequest {
-    type Err = ParseXdpModeError;
-
-    /// Accepts `best-effort`, `native`, `generic`, with or without the `xdp-mode=` prefix.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let value = s.strip_prefix("xdp-mode=").unwrap_or(s);
-        match value {
-            "best-effort" => Ok(XdpModeRequest::Auto),
-            "native" => Ok(XdpModeRequest::Native),
-            "generic" => Ok(XdpModeRequest::Generic),
-            _ => Err(ParseXdpModeError(value.to_string())),
-        }
-    }
-}
-
-impl XdpModeRequest {
-    /// The `xdp-mode=` value.
-    pub fn name(self) -> &'static str {
-        match self {
-            XdpModeRequest::Auto => "best-effort",
-            XdpModeRequest::Native => "native",
-            XdpModeRequest::Generic => "generic",
-        }
-    }
-}
-
-impl From<XdpModeRequest> for XdpAttachMode {
-    fn from(m: XdpModeRequest) -> Self {
-        match m {
-            XdpModeRequest::Auto => XdpAttachMode::Auto,
-            XdpModeRequest::Native => XdpAttachMode::Native,
-            XdpModeRequest::Generic => XdpAttachMode::Generic,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AfXdpOptions {
-    pub mode: XdpModeRequest,
-    /// Interface queue the socket binds to.
-    pub queue: u32,
-    /// UMEM frames (2 KiB each); at least 64. Each ring gets the largest power of two up to
-    /// `frame_count / 2`, capped at 2048.
-    pub frame_count: u32,
-    /// Bind in zero-copy mode (fails if the driver does not support it; veth does not).
-    pub zero_copy: bool,
-}
-
-impl Default for AfXdpOptions {
-    fn default() -> Self {
-        AfXdpOptions {
-            mode: XdpModeRequest::Auto,
-            queue: 0,
-            frame_count: 2048,
-            zero_copy: false,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AfXdpError {
-    #[error("interface {0:?} not found")]
-    InterfaceNotFound(String),
-    #[error("invalid AF_XDP options: {0}")]
-    Options(String),
-    #[error(transparent)]
-    Xdp(#[from] ebpf::EbpfError),
-    #[error("mapping the UMEM ({frames} frames) failed: {cause}")]
-    Umem { frames: u32, cause: String },
-    #[error("AF_XDP socket on {ifname} queue {queue}: {cause}")]
-    Socket {
-        ifname: String,
-        queue: u32,
-        cause: String,
-    },
-}
 
 /// Receive side: owned by the PMD polling the queue.
 struct RxState {
@@ -416,57 +327,6 @@ fn describe(e: &SocketError) -> String {
     }
 }
 
-/// Up to [`MAX_BURST`] UMEM frames on the stack, first in first out: what the `xdp` crate's rings
-/// fill on receive and drain on transmit. `limit` caps how many it accepts.
-struct Frames {
-    slots: [Option<xdp::Packet>; MAX_BURST],
-    head: usize,
-    tail: usize,
-    limit: usize,
-}
-
-impl Frames {
-    fn new(limit: usize) -> Self {
-        Frames {
-            slots: [const { None }; MAX_BURST],
-            head: 0,
-            tail: 0,
-            limit: limit.min(MAX_BURST),
-        }
-    }
-}
-
-impl Slab for Frames {
-    fn available(&self) -> usize {
-        self.limit - self.tail
-    }
-
-    fn len(&self) -> usize {
-        self.tail - self.head
-    }
-
-    fn is_empty(&self) -> bool {
-        self.head == self.tail
-    }
-
-    fn push_front(&mut self, frame: xdp::Packet) -> Option<xdp::Packet> {
-        if self.tail == self.limit {
-            return Some(frame);
-        }
-        self.slots[self.tail] = Some(frame);
-        self.tail += 1;
-        None
-    }
-
-    fn pop_back(&mut self) -> Option<xdp::Packet> {
-        if self.head == self.tail {
-            return None;
-        }
-        self.head += 1;
-        self.slots[self.head - 1].take()
-    }
-}
-
 impl Port for AfXdpPort {
     fn name(&self) -> &str {
         &self.name
@@ -492,7 +352,7 @@ impl Port for AfXdpPort {
 
         let mut added = 0;
         let (mut dropped, mut bytes) = (0u64, 0u64);
-        for frame in frames.slots[..frames.tail].iter().flatten() {
+        for frame in frames.received() {
             let len = frame.len();
             if len > MAX_FRAME {
                 dropped += 1;
@@ -682,47 +542,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_xdp_mode() {
-        assert_eq!(
-            "best-effort".parse::<XdpModeRequest>().unwrap(),
-            XdpModeRequest::Auto
-        );
-        assert_eq!(
-            "xdp-mode=native".parse::<XdpModeRequest>().unwrap(),
-            XdpModeRequest::Native
-        );
-        assert_eq!(
-            "generic".parse::<XdpModeRequest>().unwrap(),
-            XdpModeRequest::Generic
-        );
-        let err = "xdp-mode=fast".parse::<XdpModeRequest>().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "unknown xdp-mode \"fast\" (expected best-effort, native or generic)"
-        );
-    }
-
-    #[test]
     fn missing_interface_is_reported() {
         let err = AfXdpPort::open("p1", "vsw-no-such-if0", AfXdpOptions::default())
             .err()
             .unwrap();
         assert_eq!(err.to_string(), "interface \"vsw-no-such-if0\" not found");
-    }
-
-    #[test]
-    fn frames_is_fifo_and_bounded() {
-        let mut buf = [[0u8; 2048]; 3];
-        let mut frames = Frames::new(2);
-        for (i, b) in buf.iter_mut().enumerate() {
-            let mut p = xdp::Packet::testing_new(b);
-            p.append(&[i as u8]).unwrap();
-            let rejected = frames.push_front(p);
-            assert_eq!(rejected.is_some(), i == 2);
-        }
-        assert_eq!(frames.len(), 2);
-        assert_eq!(frames.pop_back().unwrap()[0], 0);
-        assert_eq!(frames.pop_back().unwrap()[0], 1);
-        assert!(frames.pop_back().is_none());
     }
 }

@@ -1,0 +1,79 @@
+//! A switch with no PMD thread whose PMD the benchmark drives on its own thread, with ports that
+//! swallow (and count) what they are sent: the pipeline, caches and control plane as in
+//! `vswitchd`, without I/O.
+
+use std::sync::Arc;
+
+use datapath::harness::{CallerPmd, InPort};
+use datapath::packet::Batch;
+use datapath::port::Port;
+use datapath::{Change, PortSettings, Switch, SwitchConfig};
+use flowtable::parse_rule;
+
+use crate::null_port::NullPort;
+
+/// A switch with no PMD thread: the benchmark drives its PMD, on this thread.
+pub struct Rig {
+    pub sw: Switch,
+    pub pmd: CallerPmd,
+    ports: Vec<(String, Arc<NullPort>)>,
+}
+
+impl Rig {
+    pub fn new() -> Rig {
+        let sw = Switch::start(SwitchConfig {
+            caller_driven: true,
+            ..SwitchConfig::default()
+        })
+        .expect("switch");
+        let pmd = sw.caller_pmd().expect("caller-driven PMD");
+        Rig {
+            sw,
+            pmd,
+            ports: Vec::new(),
+        }
+    }
+
+    pub fn apply(&self, changes: Vec<Change>) {
+        self.sw.apply(changes).expect("configuration");
+    }
+
+    /// A port that swallows what it is sent (and counts it), attached with `settings`.
+    pub fn null_port(&mut self, bridge: &str, name: &str, settings: PortSettings) {
+        let p = Arc::new(NullPort::new(name));
+        self.sw
+            .attach_port(bridge, name, p.clone(), settings)
+            .expect("attach");
+        self.ports.push((name.to_string(), p));
+    }
+
+    pub fn rule(&self, bridge: &str, text: &str) {
+        let rule = parse_rule(text, &|_| None).expect("rule");
+        self.apply(vec![Change::AddRule {
+            bridge: bridge.into(),
+            rule,
+        }]);
+    }
+
+    pub fn sent(&self, port: &str) -> u64 {
+        self.ports
+            .iter()
+            .find(|(n, _)| n == port)
+            .map_or(0, |(_, p)| p.stats().tx_packets)
+    }
+
+    /// Runs one frame through the switch as if received on `port`.
+    pub fn inject(&mut self, port: &str, frame: &[u8]) {
+        let mut b = Batch::new();
+        let mut p = self.pmd.pool().get();
+        p.set_data(frame);
+        let _ = b.push(p);
+        self.pmd.receive(&mut InPort::new(port), &mut b);
+    }
+}
+
+impl Default for Rig {
+    fn default() -> Self {
+        Rig::new()
+    }
+}
