@@ -17,13 +17,15 @@ the interference, `--rounds` times, and reports medians:
 
 Figures per window: the steady stream's cycles per packet (its receive queues' cycles over their
 packets, from pmd-rxq-show; `pmd` is the PMD's busy cycles over all packets, which a binary
-without per-queue figures also gives), the PMD's EMC hit share, the stream's Mpps (testpmd RX),
-the switch's drops on p1/p2 (tx drops and pipeline drops: 0 means nothing of the stream was
-lost), and that p1/p2's queues stayed on their PMD.
+without per-queue figures also gives), the PMD's EMC hit share, the stream's own EMC share (the PMD's hits over its lookups minus the flood's frames, which
+all miss), the stream's Mpps (testpmd RX; with a flood, vswitch-pktgen shares CPU0 with testpmd,
+so testpmd generates less: compare cycles, not Mpps), the switch's drops on p1/p2 (tx drops and
+pipeline drops: the loop cases must show 0; flowgen is open loop and overruns its own receive
+rings), and that p1/p2's queues stayed on their PMD.
 
 Usage (root; binaries from `cargo build --release -p ctl -p bench`):
   bench/interference.py --bindir target/release [--rounds 3] [--seconds 10]
-                        [--cases flood10k,flood100k,churn,ports] [--keep]
+                        [--cases flood10k,flood100k,churn,ports] [--keep] [--pktgen PATH]
 """
 
 import argparse
@@ -60,6 +62,13 @@ def pmd_totals(sw):
     return {k: sum(r.get(k, 0) for r in rows) for k in keys}
 
 
+def rx_of(sw, port):
+    for p in sw.ctl("dump-ports", "br0", json_out=True):
+        if p["name"] == port:
+            return p["rx_packets"]
+    return 0
+
+
 def drops(sw, ports=("p1", "p2")):
     """Frames of the stream the switch lost: tx drops and pipeline drops on p1, p2."""
     total = 0
@@ -77,6 +86,7 @@ class Window:
         self.pmd0 = pmd_totals(sw)
         self.drops0 = drops(sw)
         self.rx0, _, self.t0 = tp.stats()
+        self.flood0 = rx_of(sw, "p3")
 
     def end(self, ghz):
         rxq1 = rxq_stats(self.sw)
@@ -84,7 +94,11 @@ class Window:
         rx1, _, t1 = self.tp.stats()
         d = {k: pmd1[k] - self.pmd0[k] for k in pmd1}
         looked = d["emc_hits"] + d["megaflow_hits"] + d["misses"]
+        flood = rx_of(self.sw, "p3") - self.flood0
+        # The stream's share: every flood frame is from a new address, so it misses the EMC.
+        stream = looked - flood
         res = {
+            "stream_emc_pct": 100.0 * min(d["emc_hits"], stream) / stream if stream > 0 else None,
             "mpps": (rx1 - self.rx0) / (t1 - self.t0) / 1e6,
             "pmd_cyc": d["busy_ns"] * ghz / d["packets"] if d["packets"] else None,
             "emc_pct": 100.0 * d["emc_hits"] / looked if looked else None,
@@ -188,7 +202,7 @@ def run_case(env, args, case, index, ghz):
                     gen = env.spawn(f"flood-{tag}", [
                         "timeout", "-k", "5", str(int(args.seconds + 30)),
                         "ip", "netns", "exec", rig.gen_ns, "taskset", "-c", "0",
-                        os.path.join(args.bindir, "vswitch-pktgen"), "--tx-iface", rig.g[0],
+                        args.pktgen, "--tx-iface", rig.g[0],
                         "--random-src-mac", "--rate", str(rate), "--warmup", "1",
                         "--seconds", f"{args.seconds + 1:g}"])
                     time.sleep(1.5)
@@ -245,8 +259,11 @@ def main():
     ap.add_argument("--warm", type=float, default=3)
     ap.add_argument("--cases", default="flood10k,flood100k,churn,ports")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--pktgen", help="the vswitch-pktgen to flood with (default: BINDIR's; "
+                    "lets an older vswitchd be measured with a newer generator)")
     args = ap.parse_args()
     args.bindir = os.path.abspath(args.bindir)
+    args.pktgen = os.path.abspath(args.pktgen or os.path.join(args.bindir, "vswitch-pktgen"))
     if os.geteuid() != 0:
         sys.exit("run as root")
     work = tempfile.mkdtemp(prefix="vsw-interference-")
@@ -257,7 +274,8 @@ def main():
     ok = False
     try:
         print(f"{'case':<11} {'window':<11} {'steady cyc/pkt':>14} {'pmd cyc/pkt':>12} "
-              f"{'EMC hit':>8} {'Mpps':>6} {'lost':>5} {'moved':>5} {'changes/s':>9}")
+              f"{'EMC hit':>8} {'stream EMC':>10} {'Mpps':>6} {'lost':>5} {'moved':>5} "
+              f"{'changes/s':>9}")
         for index, case in enumerate(args.cases.split(",")):
             rows, info = run_case(env, args, case, index, ghz)
             base = med(rows["quiet"], "steady_cyc") or med(rows["quiet"], "pmd_cyc")
@@ -267,6 +285,7 @@ def main():
                 moved = sum(x["moved"] or 0 for x in r)
                 print(f"{case:<11} {which:<11} {fmt(med(r, 'steady_cyc'), '14.0f')} "
                       f"{fmt(med(r, 'pmd_cyc'), '12.0f')} {fmt(med(r, 'emc_pct'), '7.2f')}% "
+                      f"{fmt(med(r, 'stream_emc_pct'), '9.2f')}% "
                       f"{fmt(med(r, 'mpps'), '6.2f')} {lost:>5} {moved:>5} "
                       f"{fmt(med(r, 'changes_per_s'), '9.0f')}", flush=True)
             steady = med(rows["interfered"], "steady_cyc") or med(rows["interfered"], "pmd_cyc")

@@ -20,6 +20,7 @@ cargo test --workspace --all-targets 2>&1 | tee "$TEST_LOG"
 echo "== benchmarks in smoke mode (correctness only: frames arrive, none lost at a low rate)"
 cargo build -q --release -p ctl -p bench
 ./target/release/pipeline-bench --quick
+./target/release/interference-bench --quick
 ./target/release/vswitch-pktgen --ring --rate 100000 --seconds 1 --max-loss 0
 if [ "$(id -u)" = 0 ]; then
     ./bench/afxdp-bench.sh --smoke

@@ -74,7 +74,8 @@ pub struct FlowCache {
     rule_deps: Deps<RuleId>,
     /// xorshift32 state for the EMC insertion draw.
     draw: u32,
-    emc_insert_inv_prob: u32,
+    /// `EMC_INSERT_INV_PROB - 1` (a power of two: a mask, not a division, per draw).
+    emc_insert_mask: u32,
     /// The slow path's latest decision (what a miss returns).
     fresh: Arc<Decision>,
     stats: CacheStats,
@@ -97,15 +98,16 @@ impl FlowCache {
             mac_deps: Deps::new(max_megaflows),
             rule_deps: Deps::new(max_megaflows),
             draw: 0x9e37_79b9,
-            emc_insert_inv_prob: EMC_INSERT_INV_PROB,
+            emc_insert_mask: EMC_INSERT_INV_PROB - 1,
             fresh: Arc::new(Decision::dropped(crate::drop_reason::DropReason::NoMatch)),
             stats: CacheStats::default(),
         }
     }
 
-    /// Copies a decision into the EMC once in `n` lookups that miss it (1: always).
+    /// Copies a decision into the EMC once in `n` lookups that miss it (1: always; rounded up
+    /// to a power of two).
     pub fn set_emc_insert_inv_prob(&mut self, n: u32) {
-        self.emc_insert_inv_prob = n.max(1);
+        self.emc_insert_mask = n.max(1).next_power_of_two() - 1;
     }
 
     /// The key's EMC hash, as [`FlowCache::emc_lookup`] wants it.
@@ -187,7 +189,7 @@ impl FlowCache {
         x ^= x >> 17;
         x ^= x << 5;
         self.draw = x;
-        x.is_multiple_of(self.emc_insert_inv_prob)
+        x & self.emc_insert_mask == 0
     }
 
     /// Drops the cached decisions that `change` can make wrong (and only those).

@@ -27,34 +27,37 @@ pub enum DpAction {
     SetTunId(u64),
 }
 
+/// `repr(C)` keeps what every packet reads (validity, drop, learn, rule, actions) in the first
+/// cache line, and what only invalidation reads (the mask and dependencies) after it.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Decision {
-    /// Empty when dropped; never ends with a modification (nothing would see it).
-    pub actions: Vec<DpAction>,
-    /// Fields this decision depends on; packets equal under it get the same decision.
-    pub mask: FlowKey,
+    /// Cleared when something the decision depends on changed; caches then ignore it.
+    pub validity: Validity,
     /// Why nothing was output; None when at least one `Output` was produced.
     pub drop: Option<DropReason>,
-    /// The matched rule (its counters count the packets that take this decision).
-    pub rule: Option<Arc<InstalledRule>>,
+    /// NORMAL was refused learning the source by the input port's limits.
+    pub learn_refused: bool,
+    /// The decision sends to every port of the bridge (or of a VLAN): it changes when ports
+    /// come, go or change their VLANs.
+    pub floods: bool,
     /// NORMAL learned (VLAN, source MAC) on the input port (the first, if it ran more than
     /// once): the datapath refreshes that entry now and then while the flow keeps hitting the
     /// caches.
     pub learn: Option<(u16, [u8; 6])>,
-    /// NORMAL was refused learning the source by the input port's limits.
-    pub learn_refused: bool,
+    /// The matched rule (its counters count the packets that take this decision).
+    pub rule: Option<Arc<InstalledRule>>,
+    /// Empty when dropped; never ends with a modification (nothing would see it).
+    pub actions: Vec<DpAction>,
+    /// Fields this decision depends on; packets equal under it get the same decision.
+    pub mask: FlowKey,
     /// Every (VLAN, MAC) NORMAL looked up as a destination or learned as a source: the
     /// decision changes when one of them is learned, moves or goes (a source that moved away
     /// must be learned back by the next packet).
     pub mac_deps: Vec<(u16, [u8; 6])>,
-    /// The decision sends to every port of the bridge (or of a VLAN): it changes when ports
-    /// come, go or change their VLANs.
-    pub floods: bool,
     /// The ports NORMAL found destinations on (their VLAN settings shaped the decision, even
     /// when they made it a drop).
     pub normal_targets: Vec<PortNo>,
-    /// Cleared when something the decision depends on changed; caches then ignore it.
-    pub validity: Validity,
 }
 
 impl Decision {
