@@ -1,6 +1,18 @@
-//! Quality of service: DSCP/PCP re-marking now; classification, meters and the egress scheduler
-//! with the QoS issue. Pure: no I/O, no clock of its own.
+//! Quality of service, pure (no I/O, no clock of its own: time is passed in):
+//!
+//! - [`class`]: traffic classes from DSCP or 802.1p (trust settings, the default RFC 4594 map);
+//! - [`policer`]: srTCM (RFC 2697), trTCM (RFC 2698) and RFC 4115 colour markers;
+//! - [`sched`]: the egress scheduler (strict priority, DWRR, per-queue rates, port shaper);
+//! - [`tokens`]: integer token buckets;
+//! - [`remark`]: DSCP re-marking of a frame.
 
+pub mod class;
+pub mod policer;
 pub mod remark;
+pub mod sched;
+pub mod tokens;
 
+pub use class::{CLASSES, ClassMap, TrafficClass, Trust};
+pub use policer::{Action, Buckets, Color, Policer, Profile};
 pub use remark::set_dscp;
+pub use sched::{Frame, QueueConfig, QueueStats, Scheduler, SchedulerConfig, Shaper};
