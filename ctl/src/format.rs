@@ -19,7 +19,9 @@ pub fn render_text(command: &str, result: &Value) -> String {
     }
     match command {
         "add-br" | "del-br" | "add-port" | "del-port" | "add-flow" | "add-flows" | "del-flows"
-        | "set" | "tnl-route-add" | "tnl-route-del" | "tnl-neigh-flush" | "batch" => String::new(),
+        | "set" | "tnl-route-add" | "tnl-route-del" | "tnl-neigh-flush" | "batch" | "set-qos"
+        | "set-queue" | "clear-qos" | "set-policer" | "clear-policer" => String::new(),
+        "qos-show" => typed(result, |r: QosShowResult| qos_show(&r)),
         "pmd-rxq-rebalance" => typed(result, |r: RebalanceResult| {
             format!("{} receive queue(s) moved\n", r.moved)
         }),
@@ -131,6 +133,52 @@ pub fn dump_ports(ports: &[PortStatsEntry]) -> String {
         if !p.drops.is_empty() {
             let reasons: Vec<String> = p.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
             let _ = writeln!(out, "{pad}pipeline drops: {}", reasons.join(", "));
+        }
+    }
+    out
+}
+
+/// `qos-show`, after `ovs-appctl qos/show`.
+pub fn qos_show(r: &QosShowResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "port {}: trust={}", r.port, r.trust);
+    if r.queues.is_empty() {
+        let _ = writeln!(out, "  no egress scheduler");
+    } else {
+        let _ = writeln!(out, "  scheduler: {}", braces(r.qos.iter()));
+    }
+    for q in &r.queues {
+        let mut kind = if q.strict {
+            "strict".to_string()
+        } else {
+            format!("weight={}", q.weight)
+        };
+        if let Some(m) = &q.min_rate {
+            let _ = write!(kind, " min-rate={m}");
+        }
+        if let Some(m) = &q.max_rate {
+            let _ = write!(kind, " max-rate={m}");
+        }
+        let _ = writeln!(
+            out,
+            "  queue {}: {kind} limit={}/{}B",
+            q.class, q.limit, q.limit_bytes
+        );
+        let _ = writeln!(
+            out,
+            "    tx_packets={} tx_bytes={} dropped={} ({} bytes) backlog={} ({} bytes)",
+            q.sent_packets,
+            q.sent_bytes,
+            q.dropped_packets,
+            q.dropped_bytes,
+            q.backlog_packets,
+            q.backlog_bytes
+        );
+    }
+    if let Some(p) = &r.policer {
+        let _ = writeln!(out, "  ingress policer: {}", braces(p.iter()));
+        for c in r.policer_counts.iter().flatten() {
+            let _ = writeln!(out, "    {}: packets={} bytes={}", c.color, c.packets, c.bytes);
         }
     }
     out

@@ -20,7 +20,7 @@ use flowtable::{format_rule, parse_rule};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Bridge, Config, Port};
-use crate::parse::{check_name, port};
+use crate::parse::{check_name, port, qos};
 
 /// Version of the state file format.
 pub const CONFIG_VERSION: u32 = 1;
@@ -55,6 +55,21 @@ struct PortFile {
     kind: String,
     #[serde(default)]
     options: BTreeMap<String, String>,
+    /// The egress scheduler, as `set-qos` and `set-queue` options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    qos: Option<QosFile>,
+    /// The ingress policer, as `set-policer` options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    policer: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QosFile {
+    options: BTreeMap<String, String>,
+    /// Queues with non-default settings, by class.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    queues: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -83,8 +98,19 @@ pub fn from_json(text: &str) -> Result<Config, String> {
         let mut b = Bridge::new(&bf.name);
         for pf in bf.ports {
             check_name("port", &pf.name)?;
-            let (kind, settings) = port::parse_port(&pf.kind, &pf.options)
+            let (kind, mut settings) = port::parse_port(&pf.kind, &pf.options)
                 .map_err(|e| format!("port {}: {e}", pf.name))?;
+            if let Some(q) = &pf.qos {
+                settings.qos = Some(
+                    qos::parse_qos_parts(&q.options, &q.queues)
+                        .map_err(|e| format!("port {} qos: {e}", pf.name))?,
+                );
+            }
+            if let Some(p) = &pf.policer {
+                settings.policer = Some(
+                    qos::parse_policer(p).map_err(|e| format!("port {} policer: {e}", pf.name))?,
+                );
+            }
             b.insert_port(Port {
                 name: pf.name,
                 ofport: pf.ofport,
@@ -138,6 +164,17 @@ pub fn to_json(cfg: &Config) -> String {
                         ofport: p.ofport,
                         kind: p.kind.name().to_string(),
                         options: port::render(&p.kind, &p.settings),
+                        qos: p.settings.qos.as_ref().map(|q| {
+                            let (options, queues) = qos::render_qos(q);
+                            QosFile {
+                                options,
+                                queues: queues
+                                    .into_iter()
+                                    .map(|(c, o)| (c.to_string(), o))
+                                    .collect(),
+                            }
+                        }),
+                        policer: p.settings.policer.as_ref().map(qos::render_policer),
                     })
                     .collect(),
                 flows: b
@@ -244,7 +281,10 @@ pub(crate) mod tests {
     pub(crate) const SAMPLE: &str = r#"{"version":1,
       "bridges":[{"name":"br0",
         "ports":[{"name":"p1","ofport":1,"type":"afxdp","options":{"iface":"veth0","vtep_ip":"192.168.1.1/24"}},
-                 {"name":"p2","ofport":7,"type":"ring","options":{"tag":"10"}}],
+                 {"name":"p2","ofport":7,"type":"ring","options":{"tag":"10","trust":"untrusted:8"},
+                  "qos":{"options":{"max-rate":"1Gbit","overhead":"24","dscp-map":"10:3"},
+                         "queues":{"0":{"weight":"3","max-rate":"100Mbit"},"7":{"strict":"false","weight":"9"}}},
+                  "policer":{"type":"trtcm","cir":"10Mbit","pir":"20Mbit","yellow":"dscp:12"}}],
         "flows":["priority=100,in_port=p1,actions=output:p2","priority=5,actions=NORMAL"]}],
       "tnl_routes":[{"prefix":"10.9.0.0/16","port":"p1","gw":"192.168.1.254"}]}"#;
 
@@ -296,6 +336,14 @@ pub(crate) mod tests {
         assert!(json.contains("\"type\": \"afxdp\""));
         assert!(json.contains("in_port=p1"), "{json}");
         assert_eq!(to_json(&from_json(&json).unwrap()), json);
+        let p2 = &b.ports[1].settings;
+        assert_eq!(p2.trust, ::qos::Trust::Untrusted { dscp: 8 });
+        let q = p2.qos.as_ref().unwrap();
+        assert_eq!(q.scheduler.shaper.unwrap().rate, 125_000_000);
+        assert_eq!(q.scheduler.queues[0].weight, 3);
+        assert!(!q.scheduler.queues[7].strict);
+        assert_eq!(q.classes.dscp[10].value(), 3);
+        assert!(p2.policer.is_some());
     }
 
     #[test]
@@ -315,6 +363,10 @@ pub(crate) mod tests {
         assert!(e(&bad_rule).contains("nope"), "{}", e(&bad_rule));
         let bad_route = SAMPLE.replace("\"port\":\"p1\",\"gw\"", "\"port\":\"p9\",\"gw\"");
         assert!(e(&bad_route).contains("p9"), "{}", e(&bad_route));
+        let bad_qos = SAMPLE.replace("\"weight\":\"3\"", "\"weight\":\"0\"");
+        assert!(e(&bad_qos).contains("port p2 qos: queue 0: bad weight"), "{}", e(&bad_qos));
+        let bad_policer = SAMPLE.replace("\"pir\":\"20Mbit\"", "\"pir\":\"1Mbit\"");
+        assert!(e(&bad_policer).contains("port p2 policer"), "{}", e(&bad_policer));
         let bad_name = SAMPLE.replace("\"br0\"", "\"a b\"");
         assert!(e(&bad_name).contains("invalid bridge name"));
     }

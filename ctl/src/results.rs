@@ -162,3 +162,49 @@ pub struct RxqRow {
 pub struct RebalanceResult {
     pub moved: usize,
 }
+
+/// `qos-show PORT`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QosShowResult {
+    pub port: String,
+    pub trust: String,
+    /// The scheduler's port settings (`set-qos` keys); empty without one.
+    pub qos: BTreeMap<String, String>,
+    /// Each queue's settings and counters (empty without a scheduler).
+    pub queues: Vec<QueueRow>,
+    /// The policer's settings (`set-policer` keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policer: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policer_counts: Option<Vec<ColorRow>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRow {
+    pub class: u8,
+    pub strict: bool,
+    pub weight: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_rate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<String>,
+    pub limit: usize,
+    pub limit_bytes: usize,
+    pub enqueued_packets: u64,
+    pub enqueued_bytes: u64,
+    pub sent_packets: u64,
+    pub sent_bytes: u64,
+    pub dropped_packets: u64,
+    pub dropped_bytes: u64,
+    /// Queued now.
+    pub backlog_packets: usize,
+    pub backlog_bytes: usize,
+}
+
+/// Packets and bytes a policer gave one colour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColorRow {
+    pub color: String,
+    pub packets: u64,
+    pub bytes: u64,
+}

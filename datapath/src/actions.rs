@@ -3,7 +3,7 @@
 use flowtable::DpAction;
 use vlan_vxlan::tag;
 
-use crate::packet::Packet;
+use crate::packet::{ClassHint, Packet};
 
 /// Applies one rewriting action. `Output` is handled by the pipeline and ignored here.
 /// Returns false if the packet cannot take the action (no headroom, too short).
@@ -34,6 +34,10 @@ pub fn apply(pkt: &mut Packet, action: &DpAction) -> bool {
         }
         DpAction::SetTunId(id) => {
             pkt.tun_id = id;
+            true
+        }
+        DpAction::SetQueue(q) => {
+            pkt.class = ClassHint::Queue(q);
             true
         }
         DpAction::SetDscp(dscp) => {

@@ -95,6 +95,15 @@ impl CallerPmd {
         true
     }
 
+    /// Sends what the switch's egress schedulers hold back and may send now (the PMD loop does
+    /// this every iteration); returns how many frames went.
+    pub fn serve_schedulers(&mut self) -> usize {
+        let now = self.now();
+        let snap = self.config.load();
+        self.pmd.sync(snap);
+        self.pmd.serve_schedulers(snap, now).0
+    }
+
     /// The PMD's packet buffers.
     pub fn pool(&mut self) -> &mut PacketPool {
         self.pmd.pool()

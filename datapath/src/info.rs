@@ -78,6 +78,19 @@ pub struct PmdInfo {
     pub tsc_hz: u64,
 }
 
+/// A port's QoS: its settings, and what its scheduler and policer counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QosInfo {
+    pub port: String,
+    pub trust: qos::Trust,
+    pub qos: Option<crate::spec::QosConfig>,
+    /// Each queue's counters and backlog (empty without a scheduler).
+    pub queues: Vec<crate::port_qos::QueueReport>,
+    pub policer: Option<qos::PolicerConfig>,
+    /// Packets and bytes the policer coloured green, yellow and red.
+    pub policer_counts: Option<crate::port_qos::ColorCounts>,
+}
+
 /// A tunnel route in use: connected (a VTEP's own network) or the operator's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteInfo {

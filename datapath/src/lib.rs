@@ -15,6 +15,7 @@ pub mod harness;
 pub mod info;
 mod pipeline;
 mod pmd;
+mod port_qos;
 pub mod ring;
 pub mod spec;
 mod tunnel;
@@ -24,4 +25,5 @@ pub use port_api::{counter, packet, port};
 
 pub use control::{Switch, SwitchConfig};
 pub use info::*;
+pub use port_qos::{ColorCounts, QueueReport};
 pub use spec::*;

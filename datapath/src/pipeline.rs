@@ -156,6 +156,11 @@ pub(crate) fn process_batch(
             Err(reason) => p.bad = Some(reason),
         }
     }
+    // Trust and policing of the input port, before the lookup sees the key.
+    if let Some(ingress) = &in_port.ingress {
+        let keys = parsed.iter_mut().map(|p| (&mut p.key, &mut p.bad));
+        ingress.apply(batch.iter_mut().zip(keys), now_ns);
+    }
     // Stage 2: hash, and start fetching the EMC slots.
     for p in parsed.iter_mut().take(batch.len()) {
         if p.bad.is_none() {

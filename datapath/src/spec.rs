@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use flowtable::{Match, PortLimits, Rule};
+use qos::{ClassMap, PolicerConfig, SchedulerConfig, Trust};
 use vlan_vxlan::VlanMode;
 
 pub use crate::afxdp::{AfXdpOptions, XdpModeRequest};
@@ -32,7 +33,7 @@ pub enum Change {
         bridge: String,
         name: String,
     },
-    /// New switch-side settings of a port (VLANs, VTEP address, learning limits), live.
+    /// New switch-side settings of a port (VLANs, VTEP address, learning limits, QoS), live.
     SetPort {
         name: String,
         settings: PortSettings,
@@ -97,6 +98,19 @@ pub struct PortSettings {
     pub vtep: Option<VtepConfig>,
     /// MAC learning limits of the port (None: the bridge's defaults).
     pub mac_limits: Option<PortLimits>,
+    /// Which marking of an arriving frame says its traffic class.
+    pub trust: Trust,
+    /// Policing of what arrives on the port.
+    pub policer: Option<PolicerConfig>,
+    /// Egress scheduling and shaping (None: frames go straight to the port).
+    pub qos: Option<QosConfig>,
+}
+
+/// A port's egress scheduler and the maps that class the frames it gets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QosConfig {
+    pub scheduler: SchedulerConfig,
+    pub classes: ClassMap,
 }
 
 /// `vtep_ip=A.B.C.D/LEN [vtep_mac=MAC]`: the address the port owns on the underlay (and the

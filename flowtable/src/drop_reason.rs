@@ -30,11 +30,13 @@ pub enum DropReason {
     /// Not a drop: NORMAL forwarded the frame but did not learn its source, because the input
     /// port is at its `mac-limit` or learning rate.
     MacLearnLimited,
+    /// An ingress policer or a meter gave the frame a colour whose action is drop.
+    Policed,
 }
 
 impl DropReason {
     /// Every reason, in `index()` order (for counter arrays and reports).
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::Runt,
         DropReason::VlanTooDeep,
         DropReason::RuleDrop,
@@ -50,6 +52,7 @@ impl DropReason {
         DropReason::TnlMalformed,
         DropReason::TnlNoPort,
         DropReason::MacLearnLimited,
+        DropReason::Policed,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -76,6 +79,7 @@ impl DropReason {
             DropReason::TnlMalformed => "tnl-malformed",
             DropReason::TnlNoPort => "tnl-no-port",
             DropReason::MacLearnLimited => "mac-learn-limited",
+            DropReason::Policed => "policed",
         }
     }
 }

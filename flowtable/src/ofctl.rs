@@ -518,6 +518,7 @@ fn action(tok: &str, ports: &dyn Fn(&str) -> Option<PortNo>) -> Result<Action, R
             _ => return Err(bad(v, "mod_nw_tos", "0-255, a multiple of 4")),
         },
         ("set_field", Some(s)) => set_field(s)?,
+        ("set_queue", Some(q)) => Action::SetQueue(num("set_queue", q, 7)? as u8),
         ("set_tunnel" | "set_tunnel64", Some(v)) => {
             Action::SetTunId(num("set_tunnel", v, u64::MAX)?)
         }

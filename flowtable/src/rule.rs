@@ -56,6 +56,8 @@ pub enum Action {
     SetDscp(u8),
     /// Tunnel key (VNI) for a tunnel port with `key=flow`.
     SetTunId(u64),
+    /// The egress queue (traffic class 0-7) of the output port's scheduler.
+    SetQueue(u8),
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -25,6 +25,8 @@ pub enum DpAction {
     SetDscp(u8),
     /// Sets the packet's tunnel key (used by tunnel ports with `key=flow`).
     SetTunId(u64),
+    /// Puts the packet in this queue (traffic class) of a scheduler it is sent to.
+    SetQueue(u8),
 }
 
 /// `repr(C)` keeps what every packet reads (validity, drop, learn, rule, actions) in the first
@@ -326,6 +328,7 @@ impl Xlate<'_> {
                     self.push_vlan(ETH_TYPE_VLAN, u16::from(pcp) << VLAN_PCP_SHIFT);
                 }
             }
+            Action::SetQueue(q) => self.out.push(DpAction::SetQueue(q)),
             Action::SetTunId(id) => {
                 self.out.push(DpAction::SetTunId(id));
                 self.work.tun_id = id;

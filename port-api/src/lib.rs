@@ -10,5 +10,5 @@ pub mod prefetch;
 
 pub use copy::copy_frame;
 pub use counter::{Counter, SharedCounter};
-pub use packet::{Batch, HEADROOM, MAX_BURST, MAX_FRAME, Packet, PacketPool};
+pub use packet::{Batch, ClassHint, HEADROOM, MAX_BURST, MAX_FRAME, Packet, PacketPool};
 pub use port::{Port, PortCounters, PortStats};

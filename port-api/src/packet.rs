@@ -39,6 +39,24 @@ pub struct Meta {
     pub tun_id: u64,
     pub tun_src: u32,
     pub tun_dst: u32,
+    /// What ingress (trust setting) or a `set_queue` action said about the frame's traffic
+    /// class; an egress scheduler classes the rest by their markings.
+    pub class: ClassHint,
+}
+
+/// How the egress scheduler of a port with QoS should class a frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClassHint {
+    /// By its DSCP, else the PCP of its outer tag (the egress port's maps).
+    #[default]
+    Markings,
+    /// Into this class (`set_queue:N`, 0-7).
+    Queue(u8),
+    /// By this PCP: the tag it arrived with on a port that trusts PCP (the tag may be gone).
+    Pcp(u8),
+    /// By its DSCP only: it came from an untrusted port, which re-marked its DSCP and whose
+    /// tags say nothing.
+    DscpOnly,
 }
 
 impl std::ops::Deref for Packet {
@@ -67,6 +85,7 @@ impl Packet {
                     tun_id: 0,
                     tun_src: 0,
                     tun_dst: 0,
+                    class: ClassHint::Markings,
                 },
                 bytes: [0u8; BUF_SIZE],
             }),
@@ -140,6 +159,7 @@ impl Packet {
         m.tun_id = 0;
         m.tun_src = 0;
         m.tun_dst = 0;
+        m.class = ClassHint::Markings;
     }
 
     /// Copies frame and metadata into `other` (used by flooding).
@@ -149,6 +169,7 @@ impl Packet {
         other.tun_id = self.tun_id;
         other.tun_src = self.tun_src;
         other.tun_dst = self.tun_dst;
+        other.class = self.class;
         let (s, l) = (usize::from(self.start), usize::from(self.len));
         copy_frame(&mut other.buf.bytes[s..s + l], self.data());
     }

@@ -62,6 +62,13 @@ pub trait Port: Send + Sync {
     /// Returns how many were accepted; the rest are counted in `tx_dropped`.
     fn tx_burst(&self, pkts: &mut Batch, pool: &mut PacketPool) -> usize;
 
+    /// Frames accepted by [`Port::tx_burst`] that the port has not finished sending (in its
+    /// transmit ring). An egress scheduler keeps this small, so that a high-priority frame never
+    /// waits behind a full ring.
+    fn tx_in_flight(&self) -> usize {
+        0
+    }
+
     /// Whether the link is up (carrier, or peer connected).
     fn link_up(&self) -> bool;
 

@@ -4,15 +4,18 @@
 //! - [`policer`]: srTCM (RFC 2697), trTCM (RFC 2698) and RFC 4115 colour markers;
 //! - [`sched`]: the egress scheduler (strict priority, DWRR, per-queue rates, port shaper);
 //! - [`tokens`]: integer token buckets;
+//! - [`frame`]: a frame's markings (DSCP, PCP);
 //! - [`remark`]: DSCP re-marking of a frame.
 
 pub mod class;
+pub mod frame;
 pub mod policer;
 pub mod remark;
 pub mod sched;
 pub mod tokens;
 
 pub use class::{CLASSES, ClassMap, TrafficClass, Trust};
-pub use policer::{Action, Buckets, Color, Policer, Profile};
+pub use frame::{Markings, markings};
+pub use policer::{Action, Buckets, Color, Policer, PolicerConfig, Profile, af_color};
 pub use remark::set_dscp;
 pub use sched::{Frame, QueueConfig, QueueStats, Scheduler, SchedulerConfig, Shaper};

@@ -1,20 +1,8 @@
 //! DSCP re-marking of IPv4/IPv6 frames (the IPv4 header checksum is updated incrementally).
 
-const ETH_HLEN: usize = 14;
+use crate::frame::{ETH_TYPE_IPV4, ETH_TYPE_IPV6, l3};
 
-/// Offset and ethertype of the L3 header after up to two VLAN tags.
-fn l3(frame: &[u8]) -> Option<(usize, u16)> {
-    let mut off = 12;
-    for _ in 0..3 {
-        let t = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
-        if t == 0x8100 || t == 0x88a8 {
-            off += 4;
-            continue;
-        }
-        return Some((off + 2, t));
-    }
-    None
-}
+const ETH_HLEN: usize = 14;
 
 /// Sets the DSCP of an IP frame, keeping ECN. Returns false (frame untouched) when the frame is
 /// not IPv4/IPv6 or is too short.
@@ -24,7 +12,7 @@ pub fn set_dscp(frame: &mut [u8], dscp: u8) -> bool {
     };
     debug_assert!(off >= ETH_HLEN);
     match ethertype {
-        0x0800 => {
+        ETH_TYPE_IPV4 => {
             if frame.len() < off + 20 || frame[off] >> 4 != 4 {
                 return false;
             }
@@ -41,7 +29,7 @@ pub fn set_dscp(frame: &mut [u8], dscp: u8) -> bool {
             frame[off + 10..off + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
             true
         }
-        0x86dd => {
+        ETH_TYPE_IPV6 => {
             if frame.len() < off + 40 || frame[off] >> 4 != 6 {
                 return false;
             }

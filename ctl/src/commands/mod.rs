@@ -2,11 +2,13 @@
 //! (`edit`): it runs on a copy inside one [`Daemon::transact`], alone or with others in a
 //! `batch` (`vswitchctl A -- B -- C`, all or nothing). The others report (`query`).
 //!
-//! One file per family: `bridge`, `port`, `flow`, `tunnel`, and `stats` (show, counters, PMDs).
+//! One file per family: `bridge`, `port`, `flow`, `tunnel`, `qos`, and `stats` (show, counters,
+//! PMDs).
 
 mod bridge;
 mod flow;
 mod port;
+mod qos;
 mod stats;
 mod tunnel;
 
@@ -24,9 +26,24 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("del-port", "del-port [BRIDGE] PORT"),
     (
         "set",
-        "set port PORT [tag=N] [trunks=LIST] [vlan_mode=MODE] [cvlans=LIST] [vtep_ip=A.B.C.D/LEN] [mac-limit=N] [mac-learn-rate=N] (empty value clears)",
+        "set port PORT [tag=N] [trunks=LIST] [vlan_mode=MODE] [cvlans=LIST] [vtep_ip=A.B.C.D/LEN] [mac-limit=N] [mac-learn-rate=N] [trust=dscp|pcp|untrusted[:DSCP]] (empty value clears)",
     ),
     ("show", "show"),
+    (
+        "set-qos",
+        "set-qos PORT max-rate=RATE [burst=BYTES] [overhead=N] [dscp-map=D:C,...] [pcp-map=P:C,...]",
+    ),
+    (
+        "set-queue",
+        "set-queue PORT CLASS [strict] [weight=W] [min-rate=RATE] [max-rate=RATE] [limit=N] [limit-bytes=BYTES]",
+    ),
+    ("clear-qos", "clear-qos PORT"),
+    (
+        "set-policer",
+        "set-policer PORT [type=srtcm|trtcm|rfc4115] cir=RATE [cbs=BYTES] [ebs=|pir=|pbs=|eir=...] [green=|yellow=|red=pass|drop|dscp:N] [color-aware=true]",
+    ),
+    ("clear-policer", "clear-policer PORT"),
+    ("qos-show", "qos-show PORT"),
     ("add-flow", "add-flow BRIDGE RULE"),
     (
         "add-flows",
@@ -79,9 +96,14 @@ pub fn handle(d: &mut Daemon, req: &Request) -> Result<Value, String> {
         });
     }
     if is_edit(cmd) {
-        if cmd == "set" {
+        let port = match cmd {
+            "set" => args.get(1),
+            "set-qos" | "set-queue" | "clear-qos" | "set-policer" | "clear-policer" => args.first(),
+            _ => None,
+        };
+        {
             // A port that did not come up cannot take new settings until it is re-added.
-            if let Some(port) = args.get(1)
+            if let Some(port) = port
                 && let Some(why) = d.unapplied(port)
             {
                 return Err(format!(
@@ -105,6 +127,11 @@ const EDITS: &[&str] = &[
     "del-flows",
     "tnl-route-add",
     "tnl-route-del",
+    "set-qos",
+    "set-queue",
+    "clear-qos",
+    "set-policer",
+    "clear-policer",
 ];
 
 fn is_edit(cmd: &str) -> bool {
@@ -164,6 +191,26 @@ fn edit(cfg: &mut Config, cmd: &str, a: &[String]) -> Result<Value, String> {
             expect_args(cmd, a, 1, 1)?;
             tunnel::route_del(cfg, &a[0])
         }
+        "set-qos" => {
+            expect_args(cmd, a, 2, usize::MAX)?;
+            qos::set_qos(cfg, &a[0], &a[1..])
+        }
+        "set-queue" => {
+            expect_args(cmd, a, 3, usize::MAX)?;
+            qos::set_queue(cfg, &a[0], &a[1], &a[2..])
+        }
+        "clear-qos" => {
+            expect_args(cmd, a, 1, 1)?;
+            qos::clear_qos(cfg, &a[0])
+        }
+        "set-policer" => {
+            expect_args(cmd, a, 2, usize::MAX)?;
+            qos::set_policer(cfg, &a[0], &a[1..])
+        }
+        "clear-policer" => {
+            expect_args(cmd, a, 1, 1)?;
+            qos::clear_policer(cfg, &a[0])
+        }
         other => Err(unknown(other)),
     }
 }
@@ -206,6 +253,10 @@ fn query(d: &Daemon, cmd: &str, a: &[String]) -> Result<Value, String> {
         "tnl-neigh-show" => {
             expect_args(cmd, a, 0, 0)?;
             tunnel::neighbours(d)
+        }
+        "qos-show" => {
+            expect_args(cmd, a, 1, 1)?;
+            qos::show(d, &a[0])
         }
         "tnl-neigh-flush" => {
             expect_args(cmd, a, 0, 0)?;

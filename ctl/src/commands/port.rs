@@ -70,7 +70,10 @@ pub(super) fn set(cfg: &mut Config, name: &str, tokens: &[String]) -> Result<Val
             settings.insert(k, v);
         }
     }
-    p.settings = port::parse_settings(&settings)?;
+    let mut new = port::parse_settings(&settings)?;
+    new.qos = p.settings.qos.take();
+    new.policer = p.settings.policer.take();
+    p.settings = new;
     tracing::info!(port = name, "port settings changed");
     Ok(Value::Null)
 }

@@ -1,9 +1,10 @@
 //! Parsing at the edge: everything an operator or the state file gives as text becomes a typed
 //! value here, with a one-line error naming the field. `port` turns port options into a
 //! [`datapath::PortKind`] and [`datapath::PortSettings`] (and back, for `show` and the state
-//! file).
+//! file); `qos` does the same for a port's scheduler, trust and policer settings.
 
 pub mod port;
+pub mod qos;
 
 use std::collections::BTreeMap;
 

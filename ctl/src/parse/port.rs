@@ -25,6 +25,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "vtep_mac",
     "mac-limit",
     "mac-learn-rate",
+    "trust",
 ];
 
 /// The type options each port type takes.
@@ -232,10 +233,19 @@ pub fn parse_settings(options: &Options) -> Result<PortSettings, String> {
         max_entries: limit.unwrap_or(DEFAULT_PORT_MAC_LIMIT),
         learn_rate: rate.unwrap_or(DEFAULT_LEARN_RATE),
     });
+    let trust = o
+        .get("trust")
+        .map(super::qos::parse_trust)
+        .transpose()?
+        .unwrap_or_default();
+    // The scheduler and policer have their own commands (and state file fields).
     Ok(PortSettings {
         vlan,
         vtep,
         mac_limits,
+        trust,
+        policer: None,
+        qos: None,
     })
 }
 
@@ -326,6 +336,9 @@ pub fn render_settings(s: &PortSettings) -> Options {
     if let Some(l) = s.mac_limits {
         o.insert("mac-limit".into(), l.max_entries.to_string());
         o.insert("mac-learn-rate".into(), l.learn_rate.to_string());
+    }
+    if s.trust != qos::Trust::default() {
+        o.insert("trust".into(), super::qos::render_trust(s.trust));
     }
     o
 }

@@ -474,6 +474,21 @@ impl Port for AfXdpPort {
         sent
     }
 
+    fn tx_in_flight(&self) -> usize {
+        let mut tx = lock(&self.tx);
+        if tx.in_flight > 0 {
+            let mut umem = lock(&self.umem);
+            let outstanding = tx.in_flight as usize;
+            let done = tx.completion.dequeue(&mut umem, outstanding);
+            tx.in_flight -= done as u32;
+        }
+        // A caller waiting for room sends nothing until these go: kick them out.
+        if tx.in_flight > 0 && self.flags.tx_needs_wakeup() {
+            self.wake(Wakeup::Tx);
+        }
+        tx.in_flight as usize
+    }
+
     fn mac(&self) -> Option<[u8; 6]> {
         let req = self.ifreq_get(libc::SIOCGIFHWADDR)?;
         // SAFETY: SIOCGIFHWADDR filled the hwaddr member of the union.

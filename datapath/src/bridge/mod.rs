@@ -11,6 +11,7 @@ use flowtable::{DropReason, PortNo, RuleTable};
 use vlan_vxlan::VlanMode;
 
 use crate::port::Port;
+use crate::port_qos::Ingress;
 pub(crate) use events::{ConfigEvent, ConfigLog};
 pub(crate) use macs::{LazyMacs, MacShared};
 
@@ -68,8 +69,11 @@ pub(crate) struct BridgePort {
     pub(crate) vlan: VlanMode,
     /// Set when the port terminates tunnels (owns a VTEP address).
     pub(crate) vtep: Option<crate::tunnel::Vtep>,
+    /// Where frames to the port go: the port, or its egress scheduler.
     pub(crate) port: Arc<dyn Port>,
     pub(crate) drops: Arc<DropCounters>,
+    /// Trust and policing of arriving frames (None: nothing to do).
+    pub(crate) ingress: Option<Arc<Ingress>>,
 }
 
 pub(crate) struct BridgeSnapshot {

@@ -4,11 +4,13 @@
 //! events for the PMDs' caches, MAC table updates, ring links.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use flowtable::{InstalledRule, MacTable, PortLimits, PortNo, RuleId, RuleTable};
 
 use crate::bridge::{BridgeId, BridgeShared, ConfigEvent, PortId};
 use crate::info::DpError;
+use crate::port_qos::QosPort;
 use crate::spec::{Change, PortSettings, PortSpec, Route};
 use crate::tunnel::Tunnels;
 
@@ -65,11 +67,13 @@ enum MacChange {
 pub(super) struct Removed {
     pub(super) ports: Vec<PortEntry>,
     pub(super) bridges: Vec<BridgeState>,
+    /// Egress schedulers taken off ports that stay.
+    pub(super) schedulers: Vec<Arc<QosPort>>,
 }
 
 impl Removed {
     pub(super) fn is_empty(&self) -> bool {
-        self.ports.is_empty() && self.bridges.is_empty()
+        self.ports.is_empty() && self.bridges.is_empty() && self.schedulers.is_empty()
     }
 }
 
@@ -79,16 +83,26 @@ pub(super) struct Txn<'a> {
     undo: Vec<Undo>,
     events: Vec<(BridgeId, ConfigEvent)>,
     macs: Vec<(BridgeId, MacChange)>,
+    /// Ports whose QoS objects follow their settings at commit: new ports (None), and ports
+    /// with changed settings (the old ones).
+    qos: Vec<(BridgeId, PortId, Option<PortSettings>)>,
+    epoch: Instant,
 }
 
 impl<'a> Txn<'a> {
-    pub(super) fn new(state: &'a mut ControlState, tunnels: &'a Arc<Tunnels>) -> Self {
+    pub(super) fn new(
+        state: &'a mut ControlState,
+        tunnels: &'a Arc<Tunnels>,
+        epoch: Instant,
+    ) -> Self {
         Txn {
             state,
             tunnels,
             undo: Vec::new(),
             events: Vec::new(),
             macs: Vec::new(),
+            qos: Vec::new(),
+            epoch,
         }
     }
 
@@ -236,15 +250,10 @@ impl<'a> Txn<'a> {
         let id = self.state.new_id();
         let b = self.state.bridge_mut(bridge)?;
         let entry = PortEntry {
-            id,
-            name,
-            ofport: spec.ofport,
             kind: Some(spec.kind),
-            settings: spec.settings,
-            port: opened.port,
             ring: opened.ring,
             vxlan: opened.vxlan,
-            drops: Arc::default(),
+            ..PortEntry::new(id, name, spec.ofport, spec.settings, opened.port)
         };
         let (ofport, limits) = (entry.ofport, entry.settings.mac_limits);
         let at = b.ports.partition_point(|p| p.ofport < ofport);
@@ -253,6 +262,7 @@ impl<'a> Txn<'a> {
         let bid = b.id;
         self.events.push((bid, ConfigEvent::Port(ofport)));
         self.macs.push((bid, MacChange::Limits(ofport, limits)));
+        self.qos.push((bid, id, None));
         self.undo.push(Undo::AddedPort {
             bridge: bid,
             port: id,
@@ -275,6 +285,7 @@ impl<'a> Txn<'a> {
         b.ports.insert(at, entry);
         b.changed();
         self.events.push((b.id, ConfigEvent::Port(ofport)));
+        self.qos.push((b.id, port, None));
         self.undo.push(Undo::AddedPort { bridge: b.id, port });
         Ok(())
     }
@@ -306,6 +317,7 @@ impl<'a> Txn<'a> {
         }
         let port = p.id;
         b.changed();
+        self.qos.push((bid, port, Some(old.clone())));
         self.undo.push(Undo::Settings {
             bridge: bid,
             port,
@@ -391,6 +403,15 @@ impl<'a> Txn<'a> {
             }
         }
         let mut removed = Removed::default();
+        for (bid, port, old) in self.qos {
+            let Some(b) = by_id(state, bid) else { continue };
+            if let Some(p) = b.ports.iter_mut().find(|p| p.id == port) {
+                removed
+                    .schedulers
+                    .extend(p.sync_qos(old.as_ref(), self.epoch));
+                b.changed();
+            }
+        }
         for u in self.undo {
             match u {
                 Undo::RemovedPort { entry, .. } => removed.ports.push(entry),

@@ -135,7 +135,7 @@ impl Switch {
     /// go of them (normally one PMD iteration) and they are closed.
     pub fn apply(&self, changes: Vec<Change>) -> Result<(), DpError> {
         let mut ctl = self.lock();
-        let mut txn = Txn::new(&mut ctl.state, &self.rt.tunnels);
+        let mut txn = Txn::new(&mut ctl.state, &self.rt.tunnels, self.rt.epoch);
         for c in changes {
             if let Err(e) = txn.apply(c) {
                 txn.rollback();
@@ -153,6 +153,10 @@ impl Switch {
         let generation = ctl.publish(&self.rt);
         if !removed.is_empty() {
             let quiet = self.rt.wait_past(generation, QUIESCE_TIMEOUT);
+            // Frames queued in a scheduler taken off its port still go out.
+            for q in &removed.schedulers {
+                q.flush();
+            }
             self.rt.retire(generation, Box::new(removed));
             if !quiet {
                 tracing::warn!(
@@ -181,18 +185,8 @@ impl Switch {
                 .unwrap_or(1)
         };
         let id = ctl.state.new_id();
-        let entry = PortEntry {
-            id,
-            name: name.to_string(),
-            ofport,
-            kind: None,
-            settings,
-            port,
-            ring: None,
-            vxlan: None,
-            drops: Arc::default(),
-        };
-        let mut txn = Txn::new(&mut ctl.state, &self.rt.tunnels);
+        let entry = PortEntry::new(id, name.to_string(), ofport, settings, port);
+        let mut txn = Txn::new(&mut ctl.state, &self.rt.tunnels, self.rt.epoch);
         if let Err(e) = txn.attach(bridge, entry) {
             txn.rollback();
             return Err(e);

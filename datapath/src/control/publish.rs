@@ -58,6 +58,20 @@ impl Control {
         self.placement.update(&present);
 
         let mut rxqs = vec![Vec::new(); rt.pmds.len()];
+        // Schedulers holding frames back are served by one PMD each, in turn.
+        let mut schedulers = vec![Vec::new(); rt.pmds.len()];
+        for (i, q) in self
+            .state
+            .bridges
+            .iter()
+            .flat_map(|b| &b.ports)
+            .filter_map(|p| p.egress.clone())
+            .enumerate()
+        {
+            if let Some(list) = schedulers.get_mut(i % rt.pmds.len().max(1)) {
+                list.push(q);
+            }
+        }
         let mut tunnel_ports = Vec::new();
         for (bi, b) in self.state.bridges.iter().enumerate() {
             for (pi, p) in b.ports.iter().enumerate() {
@@ -89,6 +103,7 @@ impl Control {
             generation,
             bridges,
             rxqs,
+            schedulers,
             tunnel_ports,
             tunnels: rt.tunnels.clone(),
         }));
@@ -133,8 +148,9 @@ fn build_bridge(b: &BridgeState) -> Arc<BridgeSnapshot> {
             ofport: p.ofport,
             vlan: p.settings.vlan.clone(),
             vtep: vtep_of(p),
-            port: p.port.clone(),
+            port: p.tx_port(),
             drops: p.drops.clone(),
+            ingress: p.ingress.clone(),
         })
         .collect();
     Arc::new(BridgeSnapshot::new(
@@ -152,7 +168,7 @@ pub(super) fn vtep_of(p: &PortEntry) -> Option<Vtep> {
     let mac = v.mac.or_else(|| p.port.mac())?;
     Some(Vtep {
         port_name: p.name.clone(),
-        port: p.port.clone(),
+        port: p.tx_port(),
         ip: v.ip,
         prefix_len: v.prefix_len,
         mac,

@@ -5,7 +5,8 @@
 use std::sync::atomic::Ordering;
 
 use crate::info::{
-    BridgeInfo, DpError, FdbEntry, FlowInfo, NeighInfo, PmdInfo, PortInfo, RouteInfo, RxqInfo,
+    BridgeInfo, DpError, FdbEntry, FlowInfo, NeighInfo, PmdInfo, PortInfo, QosInfo, RouteInfo,
+    RxqInfo,
 };
 
 use super::Switch;
@@ -24,7 +25,7 @@ fn bridge_info(b: &BridgeState) -> BridgeInfo {
                 kind: p.port.kind(),
                 link_up: p.port.link_up(),
                 status: p.port.status(),
-                stats: p.port.stats(),
+                stats: p.tx_port().stats(),
                 drops: p.drops.snapshot(),
             })
             .collect(),
@@ -81,6 +82,23 @@ impl Switch {
         let (bi, p) = ctl.state.find_port(port)?;
         let table = ctl.state.bridges[bi].shared.macs.lock();
         Some((table.port_entries(p.ofport), table.port_limits(p.ofport)))
+    }
+
+    /// A port's QoS settings and counters.
+    pub fn port_qos(&self, port: &str) -> Result<QosInfo, DpError> {
+        let ctl = self.lock();
+        let (_, p) = ctl
+            .state
+            .find_port(port)
+            .ok_or_else(|| DpError(format!("no port named {port}")))?;
+        Ok(QosInfo {
+            port: p.name.clone(),
+            trust: p.settings.trust,
+            qos: p.egress.as_ref().map(|q| q.config()),
+            queues: p.egress.as_ref().map(|q| q.report()).unwrap_or_default(),
+            policer: p.settings.policer,
+            policer_counts: p.ingress.as_ref().and_then(|i| i.policer_counts()),
+        })
     }
 
     pub fn pmds(&self) -> Vec<PmdInfo> {

@@ -3,12 +3,14 @@
 //! touches it (under the switch's lock); PMDs see snapshots built from it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use flowtable::{PortNo, RuleTable};
 
 use crate::bridge::{BridgeId, BridgeShared, BridgeSnapshot, DropCounters, PortId};
 use crate::info::DpError;
 use crate::port::Port;
+use crate::port_qos::{Ingress, QosPort};
 use crate::ring::RingPort;
 use crate::spec::{PortKind, PortSettings, Route};
 use crate::tunnel::VxlanPort;
@@ -25,9 +27,68 @@ pub(super) struct PortEntry {
     pub(super) ring: Option<Arc<RingPort>>,
     pub(super) vxlan: Option<Arc<VxlanPort>>,
     pub(super) drops: Arc<DropCounters>,
+    /// The egress scheduler wrapped around `port`, when `settings.qos` asks for one.
+    pub(super) egress: Option<Arc<QosPort>>,
+    /// What the port does to arriving frames, when its trust or policer settings ask.
+    pub(super) ingress: Option<Arc<Ingress>>,
 }
 
 impl PortEntry {
+    pub(super) fn new(
+        id: PortId,
+        name: String,
+        ofport: PortNo,
+        settings: PortSettings,
+        port: Arc<dyn Port>,
+    ) -> PortEntry {
+        PortEntry {
+            id,
+            name,
+            ofport,
+            kind: None,
+            settings,
+            port,
+            ring: None,
+            vxlan: None,
+            drops: Arc::default(),
+            egress: None,
+            ingress: None,
+        }
+    }
+
+    /// What frames to the port are sent to: its scheduler, if it has one.
+    pub(super) fn tx_port(&self) -> Arc<dyn Port> {
+        match &self.egress {
+            Some(q) => q.clone(),
+            None => self.port.clone(),
+        }
+    }
+
+    /// Builds, changes or removes the port's scheduler and ingress processing after its
+    /// settings changed from `old`; returns a scheduler taken off the port (its queued frames
+    /// are sent once the PMDs no longer use it).
+    pub(super) fn sync_qos(&mut self, old: Option<&PortSettings>, epoch: Instant) -> Option<Arc<QosPort>> {
+        let now = epoch.elapsed().as_nanos() as u64;
+        let s = &self.settings;
+        let ingress_changed = old.is_none_or(|o| o.trust != s.trust || o.policer != s.policer);
+        if ingress_changed {
+            self.ingress = Ingress::new(s.trust, s.policer.as_ref(), now).map(Arc::new);
+        }
+        match (&self.egress, &s.qos) {
+            (None, Some(cfg)) => {
+                self.egress = Some(Arc::new(QosPort::new(self.port.clone(), cfg, epoch)));
+                None
+            }
+            (Some(q), Some(cfg)) => {
+                if old.and_then(|o| o.qos.as_ref()) != Some(cfg) {
+                    q.reconfigure(cfg);
+                }
+                None
+            }
+            (Some(_), None) => self.egress.take(),
+            (None, None) => None,
+        }
+    }
     /// The peer a ring port names.
     pub(super) fn ring_peer(&self) -> Option<&str> {
         match &self.kind {

@@ -17,6 +17,7 @@ use crate::bridge::{BridgeId, BridgeSnapshot};
 use crate::counter::Counter;
 use crate::packet::{Batch, PacketPool};
 use crate::pipeline::{BridgeLocal, process_batch};
+use crate::port_qos::{QosPort, now};
 use crate::tunnel::{TunnelRef, Tunnels};
 pub(crate) use clock::{PmdClock, tsc};
 use vtep::RxScratch;
@@ -45,6 +46,8 @@ pub(crate) struct Snapshot {
     pub(crate) bridges: Vec<Arc<BridgeSnapshot>>,
     /// Receive queues per PMD.
     pub(crate) rxqs: Vec<Vec<RxqRef>>,
+    /// Egress schedulers per PMD, which sends what they hold back.
+    pub(crate) schedulers: Vec<Vec<Arc<QosPort>>>,
     /// Every tunnel port, for decapsulation on VTEP ports.
     pub(crate) tunnel_ports: Vec<TunnelRef>,
     pub(crate) tunnels: Arc<Tunnels>,
@@ -56,6 +59,7 @@ impl Snapshot {
             generation: 0,
             bridges: Vec::new(),
             rxqs: vec![Vec::new(); n_pmds],
+            schedulers: vec![Vec::new(); n_pmds],
             tunnel_ports: Vec::new(),
             tunnels,
         }
@@ -224,6 +228,8 @@ impl Pmd {
             batch.recycle(&mut self.pool);
             return;
         };
+        // For egress schedulers this batch reaches (they take no time argument).
+        now::set(now_ns);
         let vtep = b.ports.get(port).is_some_and(|p| p.vtep.is_some());
         if vtep {
             vtep::receive(
@@ -241,6 +247,22 @@ impl Pmd {
         } else {
             batch.recycle(&mut self.pool);
         }
+    }
+
+    /// Sends what the egress schedulers this PMD serves hold back and may send now. Returns
+    /// the frames sent, and whether frames are still held back.
+    #[inline]
+    pub(crate) fn serve_schedulers(&mut self, snap: &Snapshot, now_ns: u64) -> (usize, bool) {
+        let Some(list) = snap.schedulers.get(self.id) else {
+            return (0, false);
+        };
+        let mut sent = 0;
+        let mut pending = false;
+        for q in list {
+            sent += q.service(now_ns);
+            pending |= q.has_backlog();
+        }
+        (sent, pending)
     }
 
     /// The caches' counters, summed over bridges (including those already gone).
@@ -341,6 +363,7 @@ fn run(mut pmd: Pmd, config: &ArcSwap<Snapshot>, idle_backoff: bool, epoch: Inst
         pmd.sync(snap);
         let now_ns = clock.now_ns();
         let (got, bursts) = pmd.poll(snap, now_ns);
+        let (sent, held_back) = pmd.serve_schedulers(snap, now_ns);
 
         let now = clock.now_ns();
         let spent = now - last;
@@ -354,7 +377,12 @@ fn run(mut pmd: Pmd, config: &ArcSwap<Snapshot>, idle_backoff: bool, epoch: Inst
             pmd.publish_cache_stats();
         } else {
             add(&shared.idle_ns, spent);
-            empty_polls = empty_polls.saturating_add(1);
+            // A scheduler holding frames back must not wait for a nap to end.
+            empty_polls = if sent > 0 || held_back {
+                0
+            } else {
+                empty_polls.saturating_add(1)
+            };
             if idle_backoff {
                 back_off(empty_polls);
             }

@@ -46,6 +46,7 @@ fn action(a: &Action, port_name: &dyn Fn(PortNo) -> Option<String>) -> String {
         Action::SetVlanPcp(p) => format!("mod_vlan_pcp:{p}"),
         Action::SetDscp(d) => format!("set_field:{d}->ip_dscp"),
         Action::SetTunId(t) => format!("set_field:{t}->tun_id"),
+        Action::SetQueue(q) => format!("set_queue:{q}"),
     }
 }
 

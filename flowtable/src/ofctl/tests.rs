@@ -169,6 +169,7 @@ fn errors_are_clear() {
     );
     assert!(err_of("actions=push_vlan:0x9100").contains("push_vlan"));
     assert!(err_of("actions=mod_nw_tos:3").contains("mod_nw_tos"));
+    assert!(err_of("actions=set_queue:8").contains("set_queue"));
     assert!(err_of("actions=set_field:1->eth_dst").contains("eth_dst"));
     // The error is usable as a std error and prints on one line.
     let e: Box<dyn std::error::Error> = Box::new(rule("x=1,actions=drop").unwrap_err());
@@ -303,7 +304,7 @@ fn random_rule(seed: u64) -> Rule {
         vec![Action::Drop]
     } else {
         (0..1 + g.below(4))
-            .map(|_| match g.below(11) {
+            .map(|_| match g.below(12) {
                 0 => Action::Output(1 + g.below(8) as u32),
                 1 => Action::InPort,
                 2 => Action::Flood,
@@ -313,6 +314,7 @@ fn random_rule(seed: u64) -> Rule {
                 6 => Action::PopVlan,
                 7 => Action::SetVlanVid(g.below(4096) as u16),
                 8 => Action::SetVlanPcp(g.below(8) as u8),
+                9 => Action::SetQueue(g.below(8) as u8),
                 _ => Action::SetDscp(g.below(64) as u8),
             })
             .collect()
@@ -399,6 +401,8 @@ const ACTIONS: &[&str] = &[
     "set_field:5->vlan_vid",
     "set_field:1->vlan_pcp",
     "set_field:3->ip_dscp",
+    "set_queue:7",
+    "set_queue:8",
     "drop",
 ];
 

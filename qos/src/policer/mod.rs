@@ -192,6 +192,46 @@ pub enum Action {
     Drop,
 }
 
+/// A policer as configured: its profile, what it does with each colour, and whether it
+/// takes a frame's own colour into account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicerConfig {
+    pub profile: Profile,
+    /// Green, yellow, red.
+    pub actions: [Action; 3],
+    /// Colour-aware: a frame's AF drop precedence ([`af_color`]) is its colour on arrival, so
+    /// it never comes out greener than it went in.
+    pub color_aware: bool,
+}
+
+impl PolicerConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.profile.validate()?;
+        for a in self.actions {
+            if let Action::RemarkDscp(d) = a
+                && d > 63
+            {
+                return Err(format!("DSCP {d} is out of range (0-63)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The colour an AF-marked frame carries in its DSCP (RFC 2597: AFx1 green, AFx2 yellow,
+/// AFx3 red); every other DSCP is green.
+pub fn af_color(dscp: u8) -> Color {
+    let (class, drop) = (dscp >> 3, (dscp >> 1) & 3);
+    if (1..=4).contains(&class) && dscp & 1 == 0 {
+        match drop {
+            2 => return Color::Yellow,
+            3 => return Color::Red,
+            _ => {}
+        }
+    }
+    Color::Green
+}
+
 /// A policer with its actions per colour and counters per colour.
 #[derive(Clone, Debug)]
 pub struct Policer {
@@ -212,6 +252,18 @@ impl Policer {
             color_aware,
             buckets: Buckets::full(&profile, now_ns),
             counts: [(0, 0); 3],
+        }
+    }
+
+    pub fn from_config(cfg: &PolicerConfig, now_ns: u64) -> Self {
+        Policer::new(cfg.profile, cfg.actions, cfg.color_aware, now_ns)
+    }
+
+    pub fn config(&self) -> PolicerConfig {
+        PolicerConfig {
+            profile: self.profile,
+            actions: self.actions,
+            color_aware: self.color_aware,
         }
     }
 

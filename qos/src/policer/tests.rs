@@ -281,3 +281,17 @@ fn validation() {
         .is_ok()
     );
 }
+
+#[test]
+fn af_drop_precedence_is_the_colour_of_a_frame() {
+    // AF11/AF12/AF13 = 10/12/14, AF41/42/43 = 34/36/38.
+    assert_eq!(af_color(10), Color::Green);
+    assert_eq!(af_color(12), Color::Yellow);
+    assert_eq!(af_color(14), Color::Red);
+    assert_eq!(af_color(36), Color::Yellow);
+    assert_eq!(af_color(38), Color::Red);
+    // EF, CS classes and best effort are green.
+    for d in [0, 8, 46, 48, 56, 13] {
+        assert_eq!(af_color(d), Color::Green, "dscp {d}");
+    }
+}

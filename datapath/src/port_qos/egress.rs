@@ -1,0 +1,278 @@
+//! A port's egress scheduler, as a port: [`QosPort`] wraps the port and stands in for it
+//! wherever frames are sent to it (bridge outputs, tunnel encapsulation), so every path to the
+//! port is scheduled and a port without QoS has no wrapper and pays nothing.
+//!
+//! Sending to a [`QosPort`] classes each frame and queues it; then, in the same call, the
+//! scheduler sends what the shaper allows. Frames held back stay queued: the PMD that serves
+//! the port ([`QosPort::service`], every iteration) sends them when credit allows. Packet
+//! buffers belong to the PMD that received them, so the scheduler swaps: a queued frame's
+//! buffer stays here and the sender's pool gets a spare one back, and frames sent from the
+//! queue return their buffers to the spares. Both pools keep their size; the spares grow only
+//! with the deepest backlog seen (bounded by the queue limits).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use port_api::{Batch, ClassHint, MAX_BURST, Packet, PacketPool, Port, PortStats};
+use qos::{CLASSES, ClassMap, Frame, QueueStats, Scheduler, TrafficClass, Trust};
+
+use super::now;
+use crate::spec::QosConfig;
+
+/// Most frames the scheduler lets sit in the port's transmit ring (an AF_XDP TX ring): a
+/// high-priority frame waits behind at most these, not behind a full ring.
+pub(crate) const MAX_IN_FLIGHT: usize = 16;
+
+/// A queued frame (the scheduler counts its bytes).
+struct Queued(Packet);
+
+impl Frame for Queued {
+    fn frame_len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+struct State {
+    sched: Scheduler<Queued>,
+    classes: ClassMap,
+    /// Buffers swapped for queued frames, and returned by frames sent.
+    spares: PacketPool,
+    /// Frames on their way from the scheduler to the port.
+    out: Batch,
+}
+
+/// One queue as `qos-show` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueReport {
+    pub class: u8,
+    pub stats: QueueStats,
+    /// Frames and bytes queued now.
+    pub backlog_packets: usize,
+    pub backlog_bytes: usize,
+}
+
+pub(crate) struct QosPort {
+    inner: Arc<dyn Port>,
+    state: Mutex<State>,
+    /// Frames are queued: the serving PMD has something to do.
+    backlog: AtomicBool,
+    /// The switch's clock, for callers that are not PMDs (the control thread).
+    epoch: Instant,
+}
+
+impl QosPort {
+    pub(crate) fn new(inner: Arc<dyn Port>, cfg: &QosConfig, epoch: Instant) -> QosPort {
+        let now = epoch.elapsed().as_nanos() as u64;
+        QosPort {
+            inner,
+            state: Mutex::new(State {
+                sched: Scheduler::new(cfg.scheduler.clone(), now),
+                classes: cfg.classes.clone(),
+                spares: PacketPool::with_capacity(0),
+                out: Batch::new(),
+            }),
+            backlog: AtomicBool::new(false),
+            epoch,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now(&self) -> u64 {
+        now::get().unwrap_or_else(|| self.epoch.elapsed().as_nanos() as u64)
+    }
+
+    /// The port it schedules for.
+    pub(crate) fn inner(&self) -> &Arc<dyn Port> {
+        &self.inner
+    }
+
+    /// A new configuration, live: queued frames stay (in their class), counters go on.
+    pub(crate) fn reconfigure(&self, cfg: &QosConfig) {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let mut st = self.lock();
+        st.sched.reconfigure(cfg.scheduler.clone(), now);
+        st.classes = cfg.classes.clone();
+    }
+
+    pub(crate) fn config(&self) -> QosConfig {
+        let st = self.lock();
+        QosConfig {
+            scheduler: st.sched.config().clone(),
+            classes: st.classes.clone(),
+        }
+    }
+
+    /// Sends what the shaper allows of the queued frames. The PMD serving the port calls this
+    /// every iteration; it costs one load while nothing is queued, and gives way to a PMD that
+    /// is sending to the port at that moment (which sends for it).
+    #[inline]
+    pub(crate) fn service(&self, now_ns: u64) -> usize {
+        if !self.backlog.load(Ordering::Relaxed) {
+            return 0;
+        }
+        match self.state.try_lock() {
+            Ok(mut st) => self.send(&mut st, now_ns),
+            Err(_) => 0,
+        }
+    }
+
+    /// Whether frames are queued.
+    #[inline]
+    pub(crate) fn has_backlog(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    fn send(&self, st: &mut State, now_ns: u64) -> usize {
+        let State {
+            sched, spares, out, ..
+        } = st;
+        let mut budget = MAX_IN_FLIGHT.saturating_sub(self.inner.tx_in_flight());
+        let mut sent = 0;
+        while budget > 0 && !sched.is_empty() {
+            let n = sched.dequeue(now_ns, budget.min(MAX_BURST), |Queued(p)| {
+                // The batch has room for MAX_BURST; nothing is lost.
+                if let Err(p) = out.push(p) {
+                    spares.put(p);
+                }
+            });
+            if n == 0 {
+                break;
+            }
+            sent += self.inner.tx_burst(out, spares);
+            budget -= n;
+        }
+        self.backlog.store(!sched.is_empty(), Ordering::Relaxed);
+        sent
+    }
+
+    /// Sends every queued frame now, unshaped (the scheduler is being removed: nothing is lost).
+    pub(crate) fn flush(&self) {
+        let mut st = self.lock();
+        let State {
+            sched, spares, out, ..
+        } = &mut *st;
+        let frames: Vec<Packet> = sched.drain().map(|Queued(p)| p).collect();
+        for p in frames {
+            if out.is_full() {
+                self.inner.tx_burst(out, spares);
+            }
+            if let Err(p) = out.push(p) {
+                spares.put(p);
+            }
+        }
+        if !out.is_empty() {
+            self.inner.tx_burst(out, spares);
+        }
+        self.backlog.store(false, Ordering::Relaxed);
+    }
+
+    /// Each class's counters and backlog.
+    pub(crate) fn report(&self) -> Vec<QueueReport> {
+        let st = self.lock();
+        (0..CLASSES as u8)
+            .filter_map(TrafficClass::new)
+            .map(|c| {
+                let (backlog_packets, backlog_bytes) = st.sched.backlog(c);
+                QueueReport {
+                    class: c.value(),
+                    stats: st.sched.stats(c),
+                    backlog_packets,
+                    backlog_bytes,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The class of a frame leaving through a port whose scheduler uses `map`.
+fn class_of(map: &ClassMap, pkt: &Packet) -> TrafficClass {
+    match pkt.class {
+        ClassHint::Queue(q) => TrafficClass::new(q).unwrap_or(TrafficClass::BEST_EFFORT),
+        ClassHint::Pcp(p) => map.classify(Trust::Pcp, None, Some(p)),
+        ClassHint::Markings => {
+            let m = qos::markings(pkt.data());
+            map.classify(Trust::Dscp, m.dscp, m.pcp)
+        }
+        ClassHint::DscpOnly => {
+            let m = qos::markings(pkt.data());
+            map.classify(Trust::Dscp, m.dscp, None)
+        }
+    }
+}
+
+impl Port for QosPort {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    fn n_rxq(&self) -> usize {
+        self.inner.n_rxq()
+    }
+
+    fn rx_burst(&self, qid: usize, pool: &mut PacketPool, out: &mut Batch) -> usize {
+        self.inner.rx_burst(qid, pool, out)
+    }
+
+    /// Queues every frame by class (a full queue drops it, counted by queue and in the port's
+    /// `tx_dropped`), then sends what the scheduler allows. Returns how many were queued.
+    fn tx_burst(&self, pkts: &mut Batch, pool: &mut PacketPool) -> usize {
+        if pkts.is_empty() {
+            return 0;
+        }
+        let now = self.now();
+        let mut st = self.lock();
+        let mut queued = 0;
+        for pkt in pkts.drain() {
+            let class = class_of(&st.classes, &pkt);
+            match st.sched.enqueue(class, Queued(pkt)) {
+                Ok(()) => {
+                    queued += 1;
+                    let spare = st.spares.get();
+                    pool.put(spare);
+                }
+                Err(Queued(p)) => pool.put(p),
+            }
+        }
+        self.send(&mut st, now);
+        queued
+    }
+
+    fn tx_in_flight(&self) -> usize {
+        self.inner.tx_in_flight()
+    }
+
+    fn link_up(&self) -> bool {
+        self.inner.link_up()
+    }
+
+    /// The port's counters, with frames the scheduler dropped in `tx_dropped`.
+    fn stats(&self) -> PortStats {
+        let mut s = self.inner.stats();
+        let st = self.lock();
+        s.tx_dropped += (0..CLASSES as u8)
+            .filter_map(TrafficClass::new)
+            .map(|c| st.sched.stats(c).dropped_packets)
+            .sum::<u64>();
+        s
+    }
+
+    fn mac(&self) -> Option<[u8; 6]> {
+        self.inner.mac()
+    }
+
+    fn mtu(&self) -> Option<usize> {
+        self.inner.mtu()
+    }
+
+    fn status(&self) -> Vec<(&'static str, String)> {
+        self.inner.status()
+    }
+}

@@ -1,0 +1,15 @@
+//! Quality of service in the datapath, around the pure logic of the `qos` crate:
+//!
+//! - [`ingress`]: on arrival at a port, its trust setting (which marking to believe, re-marking
+//!   an untrusted guest's DSCP) and its policer;
+//! - [`egress`]: a port's egress scheduler and shaper, wrapped around the port;
+//! - [`now`]: the PMD's iteration time, for the scheduler.
+
+pub(crate) mod egress;
+pub(crate) mod ingress;
+pub(crate) mod now;
+
+pub use egress::QueueReport;
+pub(crate) use egress::QosPort;
+pub(crate) use ingress::Ingress;
+pub use ingress::ColorCounts;
