@@ -178,7 +178,11 @@ pub fn qos_show(r: &QosShowResult) -> String {
     if let Some(p) = &r.policer {
         let _ = writeln!(out, "  ingress policer: {}", braces(p.iter()));
         for c in r.policer_counts.iter().flatten() {
-            let _ = writeln!(out, "    {}: packets={} bytes={}", c.color, c.packets, c.bytes);
+            let _ = writeln!(
+                out,
+                "    {}: packets={} bytes={}",
+                c.color, c.packets, c.bytes
+            );
         }
     }
     out

@@ -364,9 +364,17 @@ pub(crate) mod tests {
         let bad_route = SAMPLE.replace("\"port\":\"p1\",\"gw\"", "\"port\":\"p9\",\"gw\"");
         assert!(e(&bad_route).contains("p9"), "{}", e(&bad_route));
         let bad_qos = SAMPLE.replace("\"weight\":\"3\"", "\"weight\":\"0\"");
-        assert!(e(&bad_qos).contains("port p2 qos: queue 0: bad weight"), "{}", e(&bad_qos));
+        assert!(
+            e(&bad_qos).contains("port p2 qos: queue 0: bad weight"),
+            "{}",
+            e(&bad_qos)
+        );
         let bad_policer = SAMPLE.replace("\"pir\":\"20Mbit\"", "\"pir\":\"1Mbit\"");
-        assert!(e(&bad_policer).contains("port p2 policer"), "{}", e(&bad_policer));
+        assert!(
+            e(&bad_policer).contains("port p2 policer"),
+            "{}",
+            e(&bad_policer)
+        );
         let bad_name = SAMPLE.replace("\"br0\"", "\"a b\"");
         assert!(e(&bad_name).contains("invalid bridge name"));
     }

@@ -100,7 +100,11 @@ mod tests {
     #[test]
     fn short_or_foreign_frames_have_no_dscp() {
         assert_eq!(markings(&[]), Markings::default());
-        assert_eq!(markings(&ipv4(0xb8)[..33]).dscp, None, "IPv4 header cut short");
+        assert_eq!(
+            markings(&ipv4(0xb8)[..33]).dscp,
+            None,
+            "IPv4 header cut short"
+        );
         let mut arp = ipv4(0xb8);
         arp[13] = 0x06;
         assert_eq!(markings(&arp).dscp, None);

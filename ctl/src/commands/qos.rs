@@ -70,7 +70,11 @@ pub(super) fn clear_qos(cfg: &mut Config, name: &str) -> Result<Value, String> {
 }
 
 /// `set-policer PORT [type=srtcm|trtcm|rfc4115] cir=RATE ...`: replaces the port's policer.
-pub(super) fn set_policer(cfg: &mut Config, name: &str, tokens: &[String]) -> Result<Value, String> {
+pub(super) fn set_policer(
+    cfg: &mut Config,
+    name: &str,
+    tokens: &[String],
+) -> Result<Value, String> {
     let options = split_settings(tokens)?;
     let p = port_mut(cfg, name)?;
     p.settings.policer = Some(qos::parse_policer(&options)?);

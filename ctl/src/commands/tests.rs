@@ -292,3 +292,113 @@ fn restore_keeps_what_failed_and_reserves_its_ofport() {
     handle(&mut d, &req("del-port", &["x1"])).unwrap();
     assert!(!state(&path).contains("veth-vswitch-missing"));
 }
+
+#[test]
+fn qos_commands_configure_persist_and_report() {
+    let (mut d, path, _dir) = daemon("qos", Config::default());
+    handle(&mut d, &req("add-br", &["br0"])).unwrap();
+    handle(&mut d, &req("add-port", &["br0", "vm1", "type=ring"])).unwrap();
+    handle(&mut d, &req("add-port", &["br0", "up", "type=ring"])).unwrap();
+    // A queue needs a scheduler first.
+    let e = handle(&mut d, &req("set-queue", &["up", "0", "weight=4"])).unwrap_err();
+    assert!(e.contains("has no QoS"), "{e}");
+    // Scheduler and queues in one transaction.
+    handle(
+        &mut d,
+        &req(
+            "batch",
+            &[
+                "set-qos",
+                "up",
+                "max-rate=1Gbit",
+                "overhead=24",
+                "--",
+                "set-queue",
+                "up",
+                "0",
+                "weight=4",
+                "max-rate=100Mbit",
+                "--",
+                "set-queue",
+                "up",
+                "5",
+                "strict",
+            ],
+        ),
+    )
+    .unwrap();
+    handle(&mut d, &req("set", &["port", "vm1", "trust=untrusted:10"])).unwrap();
+    handle(
+        &mut d,
+        &req(
+            "set-policer",
+            &[
+                "vm1",
+                "type=trtcm",
+                "cir=10Mbit",
+                "pir=20Mbit",
+                "yellow=dscp:12",
+            ],
+        ),
+    )
+    .unwrap();
+    // `set port` keeps the QoS settings it does not name.
+    handle(&mut d, &req("set", &["port", "vm1", "tag=5"])).unwrap();
+
+    let show: QosShowResult =
+        serde_json::from_value(handle(&mut d, &req("qos-show", &["up"])).unwrap()).unwrap();
+    assert_eq!(show.qos["max-rate"], "1Gbit");
+    assert_eq!(show.queues.len(), 8);
+    assert_eq!((show.queues[0].weight, show.queues[0].strict), (4, false));
+    assert_eq!(show.queues[0].max_rate.as_deref(), Some("100Mbit"));
+    assert!(show.queues[5].strict && show.queues[7].strict);
+    let text = crate::format::qos_show(&show);
+    assert!(
+        text.contains("queue 0: weight=4 max-rate=100Mbit"),
+        "{text}"
+    );
+    let vm1: QosShowResult =
+        serde_json::from_value(handle(&mut d, &req("qos-show", &["vm1"])).unwrap()).unwrap();
+    assert_eq!(vm1.trust, "untrusted:10");
+    assert!(vm1.queues.is_empty());
+    assert_eq!(vm1.policer.as_ref().unwrap()["yellow"], "dscp:12");
+    assert_eq!(vm1.policer_counts.as_ref().unwrap().len(), 3);
+
+    // Bad settings: a one-line error, nothing changes.
+    let before = state(&path);
+    let bad: &[(&str, &[&str], &str)] = &[
+        ("set-qos", &["up", "max-rate=0"], "max-rate"),
+        ("set-qos", &["vm1", "burst=9000"], "needs max-rate"),
+        ("set-queue", &["up", "8", "weight=1"], "unknown class"),
+        ("set-queue", &["up", "1", "weight=0"], "weight"),
+        (
+            "set-queue",
+            &["up", "1", "colour=red"],
+            "unknown queue option",
+        ),
+        ("set-policer", &["vm1", "cir=0"], "cir"),
+        ("set", &["port", "vm1", "trust=everyone"], "bad trust"),
+        ("set-qos", &["nope", "max-rate=1Gbit"], "no port named nope"),
+        ("qos-show", &["nope"], "no port named nope"),
+    ];
+    for (cmd, args, want) in bad {
+        let e = handle(&mut d, &req(cmd, args)).unwrap_err();
+        assert!(e.contains(want), "{cmd} {args:?}: {e}");
+        assert!(!e.contains('\n'));
+    }
+    assert_eq!(state(&path), before);
+
+    // Persisted and restored as it was.
+    let restored = persist::load(&path).unwrap();
+    assert_eq!(persist::to_json(&restored), persist::to_json(d.config()));
+    let up = &restored.bridge("br0").unwrap().ports[1];
+    assert_eq!(up.settings.qos.as_ref().unwrap().scheduler.overhead, 24);
+
+    handle(&mut d, &req("clear-qos", &["up"])).unwrap();
+    handle(&mut d, &req("clear-policer", &["vm1"])).unwrap();
+    assert!(!state(&path).contains("\"qos\""));
+    assert!(!state(&path).contains("\"policer\""));
+    let show: QosShowResult =
+        serde_json::from_value(handle(&mut d, &req("qos-show", &["up"])).unwrap()).unwrap();
+    assert!(show.queues.is_empty());
+}

@@ -65,10 +65,14 @@ fn check_keys(options: &Options, known: &[&str], what: &str) -> Result<(), Strin
 pub fn parse_rate(key: &str, v: &str) -> Result<u64, String> {
     let bad = || format!("bad {key} {v:?} (bits per second, e.g. 100Mbit, 1Gbit, 500000)");
     let lower = v.to_ascii_lowercase();
-    let (digits, scale) = [("gbit", 1_000_000_000u64), ("mbit", 1_000_000), ("kbit", 1_000)]
-        .iter()
-        .find_map(|(s, m)| lower.strip_suffix(s).map(|d| (d, *m)))
-        .unwrap_or((lower.as_str(), 1));
+    let (digits, scale) = [
+        ("gbit", 1_000_000_000u64),
+        ("mbit", 1_000_000),
+        ("kbit", 1_000),
+    ]
+    .iter()
+    .find_map(|(s, m)| lower.strip_suffix(s).map(|d| (d, *m)))
+    .unwrap_or((lower.as_str(), 1));
     let n: u64 = digits.parse().map_err(|_| bad())?;
     let bits = n.checked_mul(scale).ok_or_else(bad)?;
     if bits < 8 {
@@ -80,7 +84,11 @@ pub fn parse_rate(key: &str, v: &str) -> Result<u64, String> {
 /// Bytes per second as the largest exact unit of bits per second.
 pub fn render_rate(bytes_per_s: u64) -> String {
     let bits = u128::from(bytes_per_s) * 8;
-    for (s, m) in [("Gbit", 1_000_000_000u128), ("Mbit", 1_000_000), ("kbit", 1_000)] {
+    for (s, m) in [
+        ("Gbit", 1_000_000_000u128),
+        ("Mbit", 1_000_000),
+        ("kbit", 1_000),
+    ] {
         if bits >= m && bits % m == 0 {
             return format!("{}{s}", bits / m);
         }
@@ -293,7 +301,10 @@ pub fn render_qos(cfg: &QosConfig) -> (Options, BTreeMap<u8, Options>) {
 }
 
 /// A whole scheduler from its rendered parts (the state file).
-pub fn parse_qos_parts(port: &Options, queues: &BTreeMap<String, Options>) -> Result<QosConfig, String> {
+pub fn parse_qos_parts(
+    port: &Options,
+    queues: &BTreeMap<String, Options>,
+) -> Result<QosConfig, String> {
     let mut cfg = parse_qos(port, &QosConfig::default())?;
     for (c, o) in queues {
         let c = class(c)?;
@@ -357,9 +368,8 @@ const DEFAULT_ACTIONS: [Action; 3] = [Action::Pass, Action::Pass, Action::Drop];
 pub fn parse_policer(options: &Options) -> Result<PolicerConfig, String> {
     check_keys(options, POLICER_KEYS, "policer")?;
     let get = |k: &str| options.get(k).map(String::as_str);
-    let rate = |k: &str| -> Result<Option<u64>, String> {
-        get(k).map(|v| parse_rate(k, v)).transpose()
-    };
+    let rate =
+        |k: &str| -> Result<Option<u64>, String> { get(k).map(|v| parse_rate(k, v)).transpose() };
     let bytes = |k: &str, rate: u64| -> Result<u64, String> {
         get(k).map_or(Ok(default_burst(rate)), |v| parse_bytes(k, v))
     };

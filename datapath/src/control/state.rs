@@ -67,7 +67,11 @@ impl PortEntry {
     /// Builds, changes or removes the port's scheduler and ingress processing after its
     /// settings changed from `old`; returns a scheduler taken off the port (its queued frames
     /// are sent once the PMDs no longer use it).
-    pub(super) fn sync_qos(&mut self, old: Option<&PortSettings>, epoch: Instant) -> Option<Arc<QosPort>> {
+    pub(super) fn sync_qos(
+        &mut self,
+        old: Option<&PortSettings>,
+        epoch: Instant,
+    ) -> Option<Arc<QosPort>> {
         let now = epoch.elapsed().as_nanos() as u64;
         let s = &self.settings;
         let ingress_changed = old.is_none_or(|o| o.trust != s.trust || o.policer != s.policer);

@@ -85,11 +85,6 @@ impl QosPort {
         now::get().unwrap_or_else(|| self.epoch.elapsed().as_nanos() as u64)
     }
 
-    /// The port it schedules for.
-    pub(crate) fn inner(&self) -> &Arc<dyn Port> {
-        &self.inner
-    }
-
     /// A new configuration, live: queued frames stay (in their class), counters go on.
     pub(crate) fn reconfigure(&self, cfg: &QosConfig) {
         let now = self.epoch.elapsed().as_nanos() as u64;

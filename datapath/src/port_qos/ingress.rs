@@ -36,7 +36,12 @@ impl Ingress {
     /// gets its reason in `bad`. One policer lock per batch.
     pub(crate) fn apply<'a>(
         &self,
-        packets: impl Iterator<Item = (&'a mut Packet, (&'a mut FlowKey, &'a mut Option<DropReason>))>,
+        packets: impl Iterator<
+            Item = (
+                &'a mut Packet,
+                (&'a mut FlowKey, &'a mut Option<DropReason>),
+            ),
+        >,
         now_ns: u64,
     ) {
         let mut policer = self

@@ -9,7 +9,7 @@ pub(crate) mod egress;
 pub(crate) mod ingress;
 pub(crate) mod now;
 
-pub use egress::QueueReport;
 pub(crate) use egress::QosPort;
-pub(crate) use ingress::Ingress;
+pub use egress::QueueReport;
 pub use ingress::ColorCounts;
+pub(crate) use ingress::Ingress;

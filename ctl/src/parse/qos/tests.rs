@@ -17,7 +17,12 @@ fn rates_and_sizes() {
     assert!(parse_rate("r", "fast").unwrap_err().contains("bad r"));
     assert!(parse_rate("r", "99999999999999999999Gbit").is_err());
     for r in [125_000_000u64, 12_500_000, 62_500, 1000, 7] {
-        assert_eq!(parse_rate("r", &render_rate(r)).unwrap(), r, "{}", render_rate(r));
+        assert_eq!(
+            parse_rate("r", &render_rate(r)).unwrap(),
+            r,
+            "{}",
+            render_rate(r)
+        );
     }
     assert_eq!(render_rate(125_000_000), "1Gbit");
     assert_eq!(parse_bytes("b", "64KiB").unwrap(), 65_536);
@@ -38,16 +43,25 @@ fn set_qos_then_set_queue_round_trips() {
     assert_eq!((shaper.rate, shaper.burst), (125_000_000, 1_250_000));
     assert_eq!(cfg.classes.dscp[46].value(), 6);
     assert_eq!(cfg.classes.dscp[8].value(), 1);
-    assert_eq!(cfg.classes.dscp[48].value(), 6, "other entries keep the default");
+    assert_eq!(
+        cfg.classes.dscp[48].value(),
+        6,
+        "other entries keep the default"
+    );
     let q = &mut cfg.scheduler.queues[0];
     *q = parse_queue(&opts(&[("weight", "4"), ("max-rate", "100Mbit")]), q).unwrap();
     let (port, queues) = render_qos(&cfg);
     assert_eq!(port["max-rate"], "1Gbit");
-    assert!(!port.contains_key("burst"), "a default burst is not written");
+    assert!(
+        !port.contains_key("burst"),
+        "a default burst is not written"
+    );
     assert_eq!(port["dscp-map"], "8:1,46:6");
     assert_eq!(queues[&0]["weight"], "4");
-    let queues: BTreeMap<String, Options> =
-        queues.into_iter().map(|(c, o)| (c.to_string(), o)).collect();
+    let queues: BTreeMap<String, Options> = queues
+        .into_iter()
+        .map(|(c, o)| (c.to_string(), o))
+        .collect();
     assert_eq!(parse_qos_parts(&port, &queues).unwrap(), cfg);
     // Changing the rate of a configured port keeps everything else.
     let again = parse_qos(&opts(&[("max-rate", "100Mbit")]), &cfg).unwrap();
@@ -123,8 +137,12 @@ fn policers_round_trip_and_check_their_keys() {
     assert_eq!(p.actions[1], Action::RemarkDscp(12));
     assert!(p.color_aware);
     assert_eq!(parse_policer(&render_policer(&p)).unwrap(), p);
-    let p = parse_policer(&opts(&[("type", "rfc4115"), ("cir", "1Mbit"), ("eir", "1Mbit")]))
-        .unwrap();
+    let p = parse_policer(&opts(&[
+        ("type", "rfc4115"),
+        ("cir", "1Mbit"),
+        ("eir", "1Mbit"),
+    ]))
+    .unwrap();
     assert_eq!(parse_policer(&render_policer(&p)).unwrap(), p);
     let e = |kv: &[(&str, &str)]| parse_policer(&opts(kv)).unwrap_err();
     assert!(e(&[]).contains("cir"));
