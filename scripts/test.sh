@@ -25,6 +25,7 @@ cargo build -q --release -p ctl -p bench
 if [ "$(id -u)" = 0 ]; then
     ./bench/afxdp-bench.sh --smoke
     ./bench/compare-ovs.sh --smoke
+    ./bench/qos.py --bindir target/release --seconds 2 --cases rate100m,dwrr,strict,ef --switches vswitch --check
 fi
 
 echo "== real guests (QEMU) on vhost-user ports"

@@ -48,6 +48,15 @@ impl Histogram {
         self.max = self.max.max(v);
     }
 
+    /// Adds every value `other` recorded.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (c, o) in self.counts.iter_mut().zip(&other.counts) {
+            *c += o;
+        }
+        self.total += other.total;
+        self.max = self.max.max(other.max);
+    }
+
     pub fn count(&self) -> u64 {
         self.total
     }

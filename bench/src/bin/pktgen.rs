@@ -11,7 +11,9 @@
 //!   vswitch-pktgen --tx-iface IF --random-src-mac   (a MAC flood: each frame from a new
 //!           random source MAC, nothing counted back)
 //!   common: [--size 64..1518] [--flows N] [--rate PPS (0 = flat out)] [--seconds S]
-//!           [--count N] [--warmup S] [--max-loss PCT]
+//!           [--count N] [--warmup S] [--drain S] [--max-loss PCT] [--dscp N]
+//!           [--stream DSCP:PPS[:SIZE]]...  (several paced streams at once, each with its own
+//!           DSCP, rate and size; counted and timed per stream: QoS tests)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,11 +43,41 @@ struct Args {
     seconds: f64,
     count: u64,
     warmup: f64,
+    /// How long to keep counting after the last frame is sent (frames queued on the way).
+    drain: f64,
     /// Exit with status 4 if the loss exceeds this percentage (smoke tests).
     max_loss: Option<f64>,
     /// Every frame from a new random (unicast) source MAC: a MAC flood, as a hostile guest
     /// would send. Nothing is counted back (`--rx-iface` is not needed).
     random_src_mac: bool,
+    /// DSCP of the frames (without `--stream`).
+    dscp: u8,
+    streams: Vec<StreamSpec>,
+}
+
+/// One paced stream of `--stream DSCP:PPS[:SIZE]`.
+#[derive(Clone, Copy, Debug)]
+struct StreamSpec {
+    dscp: u8,
+    rate: f64,
+    size: usize,
+}
+
+fn parse_stream(v: &str, default_size: usize) -> Result<StreamSpec, String> {
+    let bad = || format!("bad --stream {v:?} (DSCP:PPS[:SIZE])");
+    let parts: Vec<&str> = v.split(':').collect();
+    let (d, r, z) = match parts.as_slice() {
+        [d, r] => (d, r, None),
+        [d, r, z] => (d, r, Some(z)),
+        _ => return Err(bad()),
+    };
+    let dscp: u8 = d.parse().ok().filter(|d| *d < 64).ok_or_else(bad)?;
+    let rate: f64 = r.parse().ok().filter(|r: &f64| *r > 0.0).ok_or_else(bad)?;
+    let size = match z {
+        Some(z) => z.parse().map_err(|_| bad())?,
+        None => default_size,
+    };
+    Ok(StreamSpec { dscp, rate, size })
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,9 +93,13 @@ fn parse_args() -> Result<Args, String> {
         seconds: 5.0,
         count: u64::MAX,
         warmup: 0.5,
+        drain: 0.5,
         max_loss: None,
         random_src_mac: false,
+        dscp: 0,
+        streams: Vec::new(),
     };
+    let mut stream_args = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -80,13 +116,36 @@ fn parse_args() -> Result<Args, String> {
             "--seconds" => a.seconds = num(val()?)?,
             "--count" => a.count = num(val()?)? as u64,
             "--warmup" => a.warmup = num(val()?)?,
+            "--drain" => a.drain = num(val()?)?,
             "--max-loss" => a.max_loss = Some(num(val()?)?),
             "--random-src-mac" => a.random_src_mac = true,
+            "--dscp" => {
+                a.dscp = num(val()?)? as u8;
+                if a.dscp > 63 {
+                    return Err("--dscp must be 0-63".into());
+                }
+            }
+            "--stream" => stream_args.push(val()?),
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
     }
-    if !(64..=1518).contains(&a.size) {
+    for v in &stream_args {
+        a.streams.push(parse_stream(v, a.size)?);
+    }
+    if a.streams.is_empty() {
+        a.streams.push(StreamSpec {
+            dscp: a.dscp,
+            rate: a.rate,
+            size: a.size,
+        });
+    } else if a.random_src_mac {
+        return Err("--stream and --random-src-mac do not go together".into());
+    }
+    if a.streams.len() > 16 {
+        return Err("at most 16 streams".into());
+    }
+    if a.streams.iter().any(|s| !(64..=1518).contains(&s.size)) {
         return Err("--size must be 64-1518 (bytes on the wire, FCS included)".into());
     }
     if a.flows == 0 {
@@ -103,13 +162,18 @@ fn parse_args() -> Result<Args, String> {
 
 fn usage() -> String {
     "usage: vswitch-pktgen (--tx-iface IF --rx-iface IF [--xdp-mode M] | --ring [--rules normal|port]) \
-     [--size 64] [--flows 1] [--rate PPS] [--seconds 5] [--count N] [--warmup 0.5]\n\
+     [--size 64] [--flows 1] [--rate PPS] [--seconds 5] [--count N] [--warmup 0.5] [--drain 0.5] [--dscp N]\n\
+     \x20      [--stream DSCP:PPS[:SIZE]]...   (paced streams, counted per stream)\n\
      \x20      vswitch-pktgen --tx-iface IF --random-src-mac [--rate PPS] [--seconds 5]   (a MAC flood)"
         .into()
 }
 
-/// Frame of flow `flow` (size without FCS = `size - 4`), probe payload left zero.
-fn template(flow: u32, size: usize) -> Vec<u8> {
+/// UDP destination port of stream `i`: how a received frame is told apart.
+const STREAM_PORT: u16 = 9;
+
+/// Frame of flow `flow` of stream `stream` (size without FCS = `size - 4`), probe payload
+/// left zero.
+fn template(flow: u32, size: usize, stream: usize, dscp: u8) -> Vec<u8> {
     let len = size - 4;
     let mut f = vec![0u8; len];
     f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
@@ -119,6 +183,7 @@ fn template(flow: u32, size: usize) -> Vec<u8> {
     let src = 0x0a00_0000u32 | (flow >> 16);
     let ip = &mut f[14..34];
     ip[0] = 0x45;
+    ip[1] = dscp << 2;
     ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
     ip[6] = 0x40;
     ip[8] = 64;
@@ -135,7 +200,7 @@ fn template(flow: u32, size: usize) -> Vec<u8> {
     ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
     let udp = &mut f[34..42];
     udp[0..2].copy_from_slice(&((flow & 0xffff) as u16).to_be_bytes());
-    udp[2..4].copy_from_slice(&9u16.to_be_bytes());
+    udp[2..4].copy_from_slice(&(STREAM_PORT + stream as u16).to_be_bytes());
     udp[4..6].copy_from_slice(&(ip_len - 20).to_be_bytes());
     f
 }
@@ -196,21 +261,41 @@ fn rig(a: &Args) -> Result<Rig, String> {
     })
 }
 
+/// What came back of one stream.
 struct Tally {
     sent: u64,
     received: u64,
-    foreign: u64,
+    /// Frames of the stream that arrived in the measurement window, whenever they were sent:
+    /// the receive rate, whatever queues (or a generator pushed back by the path) held.
+    arrived_in_window: u64,
     out_of_order: u64,
     last_seq: u64,
     latency: Histogram,
 }
 
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            sent: 0,
+            received: 0,
+            arrived_in_window: 0,
+            out_of_order: 0,
+            last_seq: 0,
+            latency: Histogram::default(),
+        }
+    }
+}
+
+/// Counts what `rx` has for us into the tally of the stream each frame belongs to; frames that
+/// are not ours are counted in `foreign`.
 fn receive(
     rx: Option<&dyn Port>,
     pool: &mut PacketPool,
-    t: &mut Tally,
+    tallies: &mut [Tally],
+    foreign: &mut u64,
     epoch: Instant,
     count_from: u64,
+    window_ns: (u64, u64),
 ) {
     let Some(rx) = rx else { return };
     let mut b = Batch::new();
@@ -221,10 +306,16 @@ fn receive(
     for p in b.drain() {
         let d = p.data();
         let probe = d.get(PAYLOAD..PAYLOAD + 18);
-        match probe {
-            Some(pr) if u16::from_le_bytes([pr[0], pr[1]]) == MAGIC => {
+        let stream = d
+            .get(36..38)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]).wrapping_sub(STREAM_PORT) as usize);
+        match (probe, stream.and_then(|i| tallies.get_mut(i))) {
+            (Some(pr), Some(t)) if u16::from_le_bytes([pr[0], pr[1]]) == MAGIC => {
                 let seq = u64::from_le_bytes(pr[2..10].try_into().unwrap_or_default());
                 let ts = u64::from_le_bytes(pr[10..18].try_into().unwrap_or_default());
+                if (window_ns.0..window_ns.1).contains(&now) {
+                    t.arrived_in_window += 1;
+                }
                 if seq >= count_from {
                     t.received += 1;
                     if seq < t.last_seq {
@@ -234,7 +325,7 @@ fn receive(
                     t.latency.record(now.saturating_sub(ts));
                 }
             }
-            _ => t.foreign += 1,
+            _ => *foreign += 1,
         }
         pool.put(p);
     }
@@ -255,51 +346,62 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let templates: Vec<Vec<u8>> = (0..a.flows).map(|f| template(f, a.size)).collect();
+    // Templates per stream and flow.
+    let templates: Vec<Vec<Vec<u8>>> = a
+        .streams
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            (0..a.flows)
+                .map(|f| template(f, st.size, i, st.dscp))
+                .collect()
+        })
+        .collect();
     let mut pool = PacketPool::with_capacity(1024);
     let epoch = Instant::now();
-    let mut t = Tally {
-        sent: 0,
-        received: 0,
-        foreign: 0,
-        out_of_order: 0,
-        last_seq: 0,
-        latency: Histogram::default(),
-    };
+    let mut tallies: Vec<Tally> = a.streams.iter().map(|_| Tally::new()).collect();
+    let mut foreign = 0u64;
     // Frames sent during the warm-up (learning, cache fill) are not counted.
     let warm_end = epoch + Duration::from_secs_f64(a.warmup);
     let end = warm_end + Duration::from_secs_f64(a.seconds);
+    let window_ns = (
+        (a.warmup * 1e9) as u64,
+        ((a.warmup + a.seconds) * 1e9) as u64,
+    );
     let mut seq: u64 = 0;
     let mut first_counted: Option<u64> = None;
     let mut counted_start = None;
-    let mut next = 0usize;
-    let interval_ns = if a.rate > 0.0 { 1e9 / a.rate } else { 0.0 };
+    // Per stream: frames sent so far (for pacing) and the next flow.
+    let mut stream_sent = vec![0u64; a.streams.len()];
+    let mut next = vec![0usize; a.streams.len()];
+    // Frames sent after the warm-up (what `--count` limits).
+    let mut counted_sent = 0u64;
     let mut rng: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
     loop {
         let now = Instant::now();
-        if now >= end || t.sent >= a.count {
+        if now >= end || counted_sent >= a.count {
             break;
         }
         if now >= warm_end && first_counted.is_none() {
             first_counted = Some(seq);
             counted_start = Some(now);
         }
-        // Pacing: how many frames are due by now.
-        let due = if interval_ns > 0.0 {
-            let elapsed = now.duration_since(epoch).as_nanos() as f64;
-            ((elapsed / interval_ns) as u64)
-                .saturating_sub(seq)
-                .min(MAX_BURST as u64) as usize
-        } else {
-            MAX_BURST
-        };
-        if due > 0 {
-            let mut b = Batch::new();
-            let ts = epoch.elapsed().as_nanos() as u64;
+        let elapsed = now.duration_since(epoch).as_secs_f64();
+        let mut b = Batch::new();
+        let ts = epoch.elapsed().as_nanos() as u64;
+        for (i, st) in a.streams.iter().enumerate() {
+            // Pacing: how many frames of this stream are due by now.
+            let due = if st.rate > 0.0 {
+                ((elapsed * st.rate) as u64).saturating_sub(stream_sent[i])
+            } else {
+                MAX_BURST as u64
+            };
+            let due = due.min(b.room() as u64);
             for _ in 0..due {
                 let mut p = pool.get();
-                let f = p.prepare(templates[next].len());
-                f.copy_from_slice(&templates[next]);
+                let t = &templates[i][next[i]];
+                let f = p.prepare(t.len());
+                f.copy_from_slice(t);
                 f[PAYLOAD..PAYLOAD + 2].copy_from_slice(&MAGIC.to_le_bytes());
                 f[PAYLOAD + 2..PAYLOAD + 10].copy_from_slice(&seq.to_le_bytes());
                 f[PAYLOAD + 10..PAYLOAD + 18].copy_from_slice(&ts.to_le_bytes());
@@ -313,80 +415,121 @@ fn main() {
                 }
                 let _ = b.push(p);
                 seq += 1;
-                next = (next + 1) % templates.len();
+                stream_sent[i] += 1;
+                if first_counted.is_some() {
+                    tallies[i].sent += 1;
+                    counted_sent += 1;
+                }
+                next[i] = (next[i] + 1) % templates[i].len();
             }
-            let n = b.len() as u64;
+        }
+        if !b.is_empty() {
             rig.tx.tx_burst(&mut b, &mut pool);
-            if first_counted.is_some() {
-                t.sent += n;
-            }
         }
         receive(
             rig.rx.as_deref(),
             &mut pool,
-            &mut t,
+            &mut tallies,
+            &mut foreign,
             epoch,
             first_counted.unwrap_or(u64::MAX),
+            window_ns,
         );
     }
     // Let what is in flight arrive (bounded).
-    let drain_end = Instant::now() + Duration::from_millis(500);
+    let drain_end = Instant::now() + Duration::from_secs_f64(a.drain);
     while Instant::now() < drain_end {
         receive(
             rig.rx.as_deref(),
             &mut pool,
-            &mut t,
+            &mut tallies,
+            &mut foreign,
             epoch,
             first_counted.unwrap_or(u64::MAX),
+            window_ns,
         );
     }
     let secs = counted_start
-        .map(|s| s.elapsed().as_secs_f64() - 0.5)
+        .map(|s| s.elapsed().as_secs_f64() - a.drain)
         .unwrap_or(0.0)
         .max(1e-9);
-    let loss = if t.sent > 0 {
-        100.0 * (t.sent.saturating_sub(t.received)) as f64 / t.sent as f64
+    let us = |ns: u64| ns as f64 / 1000.0;
+    let loss_of = |t: &Tally| {
+        if t.sent > 0 {
+            100.0 * (t.sent.saturating_sub(t.received)) as f64 / t.sent as f64
+        } else {
+            0.0
+        }
+    };
+    let sent: u64 = tallies.iter().map(|t| t.sent).sum();
+    let received: u64 = tallies.iter().map(|t| t.received).sum();
+    let reordered: u64 = tallies.iter().map(|t| t.out_of_order).sum();
+    let mut latency = Histogram::default();
+    for t in &tallies {
+        latency.merge(&t.latency);
+    }
+    let loss = if sent > 0 {
+        100.0 * (sent.saturating_sub(received)) as f64 / sent as f64
     } else {
         0.0
     };
-    let us = |ns: u64| ns as f64 / 1000.0;
+    let rate = match a.streams.as_slice() {
+        [one] if one.rate > 0.0 => format!("{:.0} pps", one.rate),
+        [_] => "flat out".into(),
+        many => format!("{} streams", many.len()),
+    };
     println!(
-        "pktgen: size {} B, {} flow(s), rate {}, {:.1} s: sent {} ({:.3} Mpps), received {} ({:.3} Mpps), loss {:.2} %",
-        a.size,
+        "pktgen: size {} B, {} flow(s), rate {rate}, {:.1} s: sent {} ({:.3} Mpps), received {} ({:.3} Mpps), loss {:.2} %",
+        a.streams[0].size,
         a.flows,
-        if a.rate > 0.0 {
-            format!("{:.0} pps", a.rate)
-        } else {
-            "flat out".into()
-        },
         secs,
-        t.sent,
-        t.sent as f64 / secs / 1e6,
-        t.received,
-        t.received as f64 / secs / 1e6,
+        sent,
+        sent as f64 / secs / 1e6,
+        received,
+        received as f64 / secs / 1e6,
         loss
     );
     println!(
         "pktgen: latency us P50 {:.1} P90 {:.1} P99 {:.1} max {:.1}; reordered {}, other frames {}",
-        us(t.latency.percentile(50.0)),
-        us(t.latency.percentile(90.0)),
-        us(t.latency.percentile(99.0)),
-        us(t.latency.max()),
-        t.out_of_order,
-        t.foreign
+        us(latency.percentile(50.0)),
+        us(latency.percentile(90.0)),
+        us(latency.percentile(99.0)),
+        us(latency.max()),
+        reordered,
+        foreign
     );
     println!(
         "PKTGEN_RESULT sent={} received={} tx_mpps={:.4} rx_mpps={:.4} loss_pct={:.3} p50_us={:.1} p90_us={:.1} p99_us={:.1}",
-        t.sent,
-        t.received,
-        t.sent as f64 / secs / 1e6,
-        t.received as f64 / secs / 1e6,
+        sent,
+        received,
+        sent as f64 / secs / 1e6,
+        received as f64 / secs / 1e6,
         loss,
-        us(t.latency.percentile(50.0)),
-        us(t.latency.percentile(90.0)),
-        us(t.latency.percentile(99.0))
+        us(latency.percentile(50.0)),
+        us(latency.percentile(90.0)),
+        us(latency.percentile(99.0))
     );
-    if t.received == 0 && !a.random_src_mac {
+    {
+        for (i, (st, t)) in a.streams.iter().zip(&tallies).enumerate() {
+            // Frame bits without FCS (as a shaper with no overhead counts them) that arrived in
+            // the window.
+            let rx_mbps = t.arrived_in_window as f64 * (st.size - 4) as f64 * 8.0 / a.seconds / 1e6;
+            println!(
+                "PKTGEN_STREAM stream={i} dscp={} size={} sent={} received={} loss_pct={:.3} rx_mbps={:.3} p50_us={:.1} p90_us={:.1} p99_us={:.1} max_us={:.1}",
+                st.dscp,
+                st.size,
+                t.sent,
+                t.received,
+                loss_of(t),
+                rx_mbps,
+                us(t.latency.percentile(50.0)),
+                us(t.latency.percentile(90.0)),
+                us(t.latency.percentile(99.0)),
+                us(t.latency.max()),
+            );
+        }
+    }
+    if received == 0 && !a.random_src_mac {
         eprintln!("vswitch-pktgen: nothing came back");
         std::process::exit(3);
     }
