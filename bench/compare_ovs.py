@@ -53,6 +53,10 @@ CASES = {
     # can and drops what it receives. No NORMAL variant: flowgen (DPDK 22.11) sends the same
     # fixed source MAC out of both ports, so MAC learning would see a move on every batch.
     "p2p-1k": ("flowgen, p2p rules, 1000 flows", "p2p", FLOWGEN, "start"),
+    # The p2p loop with egress QoS on both ports at a rate no port reaches (the cost of having
+    # it): vswitch's scheduler (`set-qos max-rate=100Gbit`, default queues, classes from the
+    # DSCP); OVS's egress-policer (srTCM, cir 12.5 GB/s), the only QoS its userspace ports have.
+    "p2p-qos": ("loop, p2p rules + egress QoS, 1 flow", "p2p-qos", [], "start tx_first 32"),
 }
 # AF_XDP cases: vswitch-pktgen (generator netns, CPU0) -> veth g0/s0 -> switch (afxdp ports, PMD
 # on CPU1) -> veth s1/g1 -> vswitch-pktgen; one direction, flat out, rule in_port=1 -> port 2.
@@ -440,10 +444,15 @@ class Vswitch:
 
     def set_case(self, case):
         self.ctl("del-flows", "br0")
-        if case in ("p2p", "p2p-1way"):
+        for p in self.ports:
+            self.ctl("clear-qos", p)
+        if case in ("p2p", "p2p-1way", "p2p-qos"):
             self.ctl("add-flow", "br0", "in_port=p1,actions=output:p2")
-        if case == "p2p":
+        if case in ("p2p", "p2p-qos"):
             self.ctl("add-flow", "br0", "in_port=p2,actions=output:p1")
+        if case == "p2p-qos":
+            for p in self.ports:
+                self.ctl("set-qos", p, "max-rate=100Gbit")
         # no rules: NORMAL
 
     def connected(self):
@@ -586,10 +595,18 @@ class Ovs:
 
     def set_case(self, case):
         self.ofctl("del-flows", "br0")
-        if case in ("p2p", "p2p-1way"):
+        for p in self.ports:
+            self.vsctl("clear", "Port", p, "qos")
+        self.vsctl("--all", "destroy", "QoS")
+        if case in ("p2p", "p2p-1way", "p2p-qos"):
             self.ofctl("add-flow", "br0", "in_port=1,actions=output:2")
-        if case == "p2p":
+        if case in ("p2p", "p2p-qos"):
             self.ofctl("add-flow", "br0", "in_port=2,actions=output:1")
+        if case == "p2p-qos":
+            for p in self.ports:
+                self.vsctl("set", "Port", p, "qos=@q", "--", "--id=@q", "create", "QoS",
+                           "type=egress-policer", "other-config:cir=12500000000",
+                           "other-config:cbs=1048576")
         elif case == "normal":
             self.ofctl("add-flow", "br0", "actions=NORMAL")
 

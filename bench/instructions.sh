@@ -19,7 +19,7 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed (scripts/set
 cargo build --release -q -p bench --bin pipeline-bench --bin vhost-bench
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-cases=("rule    1 flow" "rule    1k flows" "rule    100k flows" "rule    1M flows" "NORMAL  1 flow"
+cases=("rule    1 flow" "rule    1k flows" "rule    100k flows" "rule    1M flows" "rule+qos 1 flow" "rule+qos 1k flows" "NORMAL  1 flow"
     "NORMAL  1k flows" "NORMAL  100k flows" "NORMAL  1M flows" "encap   1 flow" "encap   1k flows" "decap   1 flow" "decap   1k flows")
 printf '%-20s %12s\n' case instr/pkt
 for c in "${cases[@]}"; do

@@ -94,6 +94,7 @@ fn default_dscp_class(d: u8) -> u8 {
 impl ClassMap {
     /// The class of a frame with these markings (DSCP of an IP frame, PCP of its outer tag)
     /// arriving on a port with `trust`.
+    #[inline]
     pub fn classify(&self, trust: Trust, dscp: Option<u8>, pcp: Option<u8>) -> TrafficClass {
         match trust {
             Trust::Dscp => match (dscp, pcp) {

@@ -258,3 +258,57 @@ fn the_budget_caps_what_leaves_per_call() {
     assert_eq!(s.dequeue(0, 32, drop), 32);
     assert_eq!(s.backlog(tc(7)).0, 68);
 }
+
+/// Bursts that an idle scheduler lets through whole leave as they came (and count as queued
+/// and sent); the moment one does not fit, it is queued and the port's rate holds.
+#[test]
+fn pass_through_keeps_the_rate_and_the_counts() {
+    let rate = 1_250_000;
+    let cfg = SchedulerConfig {
+        shaper: Some(Shaper {
+            rate,
+            burst: 15_140,
+        }),
+        ..SchedulerConfig::default()
+    };
+    let mut s: Scheduler<F> = Scheduler::new(cfg, 0);
+    // Two frames of 1,000 B in class 0, one of 500 B in class 7.
+    let burst = ([2, 0, 0, 0, 0, 0, 0, 1], [2000, 0, 0, 0, 0, 0, 0, 500]);
+    assert!(s.pass_through(0, &burst.0, &burst.1));
+    assert_eq!(s.stats(tc(0)).sent_packets, 2);
+    assert_eq!(s.stats(tc(7)).enqueued_bytes, 500);
+    // 12,640 tokens left: five more such bursts fit, the sixth does not.
+    for _ in 0..5 {
+        assert!(s.pass_through(0, &burst.0, &burst.1));
+    }
+    assert!(!s.pass_through(0, &burst.0, &burst.1));
+    assert_eq!(s.stats(tc(0)).sent_packets, 12);
+    // Queued frames come first: no pass-through past them.
+    s.enqueue(tc(0), F(1000, 0)).unwrap();
+    assert!(!s.pass_through(SEC, &burst.0, &burst.1));
+    // Over a second of small bursts the rate still holds (burst + rate).
+    let mut s: Scheduler<F> = Scheduler::new(
+        SchedulerConfig {
+            shaper: Some(Shaper {
+                rate,
+                burst: 15_140,
+            }),
+            ..SchedulerConfig::default()
+        },
+        0,
+    );
+    let mut sent = 0u64;
+    for step in 1..=100_000u64 {
+        let t = step * 10 * US;
+        let one = [1, 0, 0, 0, 0, 0, 0, 0];
+        let hundred = [100, 0, 0, 0, 0, 0, 0, 0];
+        if s.pass_through(t, &one, &hundred) {
+            sent += 100;
+        } else {
+            let _ = s.enqueue(tc(0), F(100, 0));
+        }
+        s.dequeue(t, usize::MAX, |f| sent += f.0 as u64);
+    }
+    assert!(sent <= rate + 15_140, "{sent}");
+    assert!(sent >= rate * 99 / 100, "{sent}");
+}
