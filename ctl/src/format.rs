@@ -20,7 +20,9 @@ pub fn render_text(command: &str, result: &Value) -> String {
     match command {
         "add-br" | "del-br" | "add-port" | "del-port" | "add-flow" | "add-flows" | "del-flows"
         | "set" | "tnl-route-add" | "tnl-route-del" | "tnl-neigh-flush" | "batch" | "set-qos"
-        | "set-queue" | "clear-qos" | "set-policer" | "clear-policer" => String::new(),
+        | "set-queue" | "clear-qos" | "set-policer" | "clear-policer" | "add-meter"
+        | "del-meter" => String::new(),
+        "dump-meters" => typed(result, |r: Vec<MeterRow>| dump_meters(&r)),
         "qos-show" => typed(result, |r: QosShowResult| qos_show(&r)),
         "pmd-rxq-rebalance" => typed(result, |r: RebalanceResult| {
             format!("{} receive queue(s) moved\n", r.moved)
@@ -133,6 +135,27 @@ pub fn dump_ports(ports: &[PortStatsEntry]) -> String {
         if !p.drops.is_empty() {
             let reasons: Vec<String> = p.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
             let _ = writeln!(out, "{pad}pipeline drops: {}", reasons.join(", "));
+        }
+    }
+    out
+}
+
+/// `dump-meters`, after `ovs-ofctl dump-meters`.
+pub fn dump_meters(rows: &[MeterRow]) -> String {
+    let mut out = String::new();
+    for m in rows {
+        let _ = writeln!(out, "{}", m.text);
+        let _ = writeln!(
+            out,
+            "  packet_in_count:{} byte_in_count:{}",
+            m.packets, m.bytes
+        );
+        for (i, b) in m.bands.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  {i}: {} rate={} packet_count:{} byte_count:{}",
+                b.kind, b.rate_kbps, b.packets, b.bytes
+            );
         }
     }
     out

@@ -16,7 +16,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use datapath::Route;
-use flowtable::{format_rule, parse_rule};
+use flowtable::{format_meter, format_rule, parse_meter, parse_rule};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Bridge, Config, Port};
@@ -41,6 +41,9 @@ struct BridgeFile {
     name: String,
     #[serde(default)]
     ports: Vec<PortFile>,
+    /// Meters in ovs-ofctl text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    meters: Vec<String>,
     /// Rules in canonical ovs-ofctl text, ports by name, in table order.
     #[serde(default)]
     flows: Vec<String>,
@@ -118,6 +121,13 @@ pub fn from_json(text: &str) -> Result<Config, String> {
                 settings,
             });
         }
+        for text in &bf.meters {
+            let m = parse_meter(text)
+                .map_err(|e| format!("bridge {}: meter {text:?}: {e}", bf.name))?;
+            if b.meters.insert(m.id, m).is_some() {
+                return Err(format!("bridge {}: meter {text:?} given twice", bf.name));
+            }
+        }
         cfg.bridges.push(b);
         flows.push(bf.flows);
     }
@@ -177,6 +187,7 @@ pub fn to_json(cfg: &Config) -> String {
                         policer: p.settings.policer.as_ref().map(qos::render_policer),
                     })
                     .collect(),
+                meters: b.meters.values().map(format_meter).collect(),
                 flows: b
                     .rules
                     .rules()
@@ -285,7 +296,8 @@ pub(crate) mod tests {
                   "qos":{"options":{"max-rate":"1Gbit","overhead":"24","dscp-map":"10:3"},
                          "queues":{"0":{"weight":"3","max-rate":"100Mbit"},"7":{"strict":"false","weight":"9"}}},
                   "policer":{"type":"trtcm","cir":"10Mbit","pir":"20Mbit","yellow":"dscp:12"}}],
-        "flows":["priority=100,in_port=p1,actions=output:p2","priority=5,actions=NORMAL"]}],
+        "meters":["meter=3,kbps,bands=type=drop,rate=1000"],
+        "flows":["priority=100,in_port=p1,actions=meter:3,output:p2","priority=5,actions=NORMAL"]}],
       "tnl_routes":[{"prefix":"10.9.0.0/16","port":"p1","gw":"192.168.1.254"}]}"#;
 
     pub(crate) fn sample() -> Config {
@@ -361,6 +373,10 @@ pub(crate) mod tests {
         assert!(e(&bad_opt).contains("port p2"), "{}", e(&bad_opt));
         let bad_rule = SAMPLE.replace("output:p2", "output:nope");
         assert!(e(&bad_rule).contains("nope"), "{}", e(&bad_rule));
+        let no_meter = SAMPLE.replace("meter:3", "meter:4");
+        assert!(e(&no_meter).contains("meter 4"), "{}", e(&no_meter));
+        let bad_meter = SAMPLE.replace("rate=1000", "rate=0");
+        assert!(e(&bad_meter).contains("meter"), "{}", e(&bad_meter));
         let bad_route = SAMPLE.replace("\"port\":\"p1\",\"gw\"", "\"port\":\"p9\",\"gw\"");
         assert!(e(&bad_route).contains("p9"), "{}", e(&bad_route));
         let bad_qos = SAMPLE.replace("\"weight\":\"3\"", "\"weight\":\"0\"");

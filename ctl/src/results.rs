@@ -208,3 +208,25 @@ pub struct ColorRow {
     pub packets: u64,
     pub bytes: u64,
 }
+
+/// One meter of `dump-meters`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeterRow {
+    pub id: u32,
+    /// The meter in `ovs-ofctl` syntax.
+    pub text: String,
+    /// Packets and bytes metered.
+    pub packets: u64,
+    pub bytes: u64,
+    pub bands: Vec<MeterBandRow>,
+}
+
+/// A band with the packets and bytes its action applied to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeterBandRow {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub rate_kbps: u32,
+    pub packets: u64,
+    pub bytes: u64,
+}

@@ -5,11 +5,12 @@ use vlan_vxlan::tag;
 
 use crate::packet::{ClassHint, Packet};
 
-/// Applies one rewriting action. `Output` is handled by the pipeline and ignored here.
+/// Applies one rewriting action. `Output` and `Meter` are handled by the pipeline and ignored
+/// here.
 /// Returns false if the packet cannot take the action (no headroom, too short).
 pub fn apply(pkt: &mut Packet, action: &DpAction) -> bool {
     match *action {
-        DpAction::Output(_) => true,
+        DpAction::Output(_) | DpAction::Meter(_) => true,
         DpAction::PushVlan { tpid, tci } => {
             let (buf, start, len) = pkt.raw_mut();
             match tag::push_tag(buf, start, len, tpid, tci) {

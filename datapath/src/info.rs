@@ -91,6 +91,15 @@ pub struct QosInfo {
     pub policer_counts: Option<crate::port_qos::ColorCounts>,
 }
 
+/// A meter with what it counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeterInfo {
+    pub id: u32,
+    pub policer: qos::PolicerConfig,
+    /// Packets and bytes coloured green, yellow and red.
+    pub counts: crate::port_qos::ColorCounts,
+}
+
 /// A tunnel route in use: connected (a VTEP's own network) or the operator's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteInfo {

@@ -232,7 +232,7 @@ pub(crate) fn process_batch(
             pool.put(pkt);
             continue;
         }
-        execute(bridge, tx, &decision.actions, pkt, pool, in_port);
+        execute(bridge, tx, &decision.actions, pkt, pool, in_port, now_ns);
     }
     flush_rule_run(run_rule, run_pkts, run_bytes);
     flush_all(bridge, tx, pool);
@@ -286,6 +286,7 @@ fn execute(
     pkt: Packet,
     pool: &mut PacketPool,
     in_port: &BridgePort,
+    now_ns: u64,
 ) {
     // The common case: one output, no rewrite.
     if let [DpAction::Output(p)] = acts {
@@ -295,7 +296,7 @@ fn execute(
         }
         return;
     }
-    execute_list(bridge, tx, acts, pkt, pool, in_port);
+    execute_list(bridge, tx, acts, pkt, pool, in_port, now_ns);
 }
 
 /// [`execute`] for anything but one plain output: kept out of the per-packet loop, whose
@@ -308,6 +309,7 @@ fn execute_list(
     mut pkt: Packet,
     pool: &mut PacketPool,
     in_port: &BridgePort,
+    now_ns: u64,
 ) {
     // Translation never leaves actions after the last output.
     let last_output = match acts.last() {
@@ -332,6 +334,16 @@ fn execute_list(
                 let mut copy = pool.get();
                 pkt.clone_into(&mut copy);
                 enqueue(bridge, tx, idx, copy, pool);
+            }
+            DpAction::Meter(id) => {
+                // A meter that is gone (the rule's change is on its way) lets the packet by.
+                if let Some(m) = bridge.meters.get(*id)
+                    && !m.police(&mut pkt, now_ns)
+                {
+                    in_port.drops.add(DropReason::Policed, 1);
+                    pool.put(pkt);
+                    return;
+                }
             }
             other => {
                 if !actions::apply(&mut pkt, other) {

@@ -51,6 +51,16 @@ pub enum Change {
     },
     /// The operator's tunnel routes, as a whole.
     SetRoutes(Vec<Route>),
+    /// Adds a meter to the bridge, or gives an existing one a new profile (its counts restart).
+    SetMeter {
+        bridge: String,
+        id: u32,
+        policer: PolicerConfig,
+    },
+    DelMeter {
+        bridge: String,
+        id: u32,
+    },
 }
 
 /// A port to create.

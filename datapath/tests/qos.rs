@@ -371,3 +371,50 @@ fn an_ingress_policer_drops_what_exceeds_its_rate_and_counts_colours() {
     let drops = common::drops_of(&r.sw, "br0", "p1");
     assert_eq!(drops, vec![("policed".to_string(), red.0)]);
 }
+
+#[test]
+fn a_meter_polices_the_rules_that_use_it() {
+    let mut r = Rig::new("in_port=p1,actions=meter:1,output:p2");
+    let cir = 125_000; // 1 Mbit/s
+    r.sw.apply(vec![Change::SetMeter {
+        bridge: "br0".into(),
+        id: 1,
+        policer: PolicerConfig {
+            profile: Profile::SrTcm {
+                cir,
+                cbs: 5_000,
+                ebs: 0,
+            },
+            actions: [Action::Pass, Action::Pass, Action::Drop],
+            color_aware: false,
+        },
+    }])
+    .unwrap();
+    // Twice the rate for one second: about half gets through (plus the bucket).
+    let mut out = 0;
+    for _ in 0..250 {
+        r.advance(4 * MS);
+        r.inject(&[frame(0, 1000)]);
+        out += r.sent().len();
+    }
+    assert!((125..=131).contains(&out), "passed {out}");
+    let info = r.sw.meters("br0").unwrap();
+    let [g, y, red] = info[0].counts;
+    assert_eq!((g.0 as usize, y.0), (out, 0));
+    assert_eq!(g.0 + red.0, 250);
+    assert_eq!(
+        common::drops_of(&r.sw, "br0", "p1"),
+        vec![("policed".to_string(), red.0)]
+    );
+    // Gone with its last user: the rule without it sends everything.
+    common::del_flows(&r.sw, "br0");
+    r.sw.apply(vec![Change::DelMeter {
+        bridge: "br0".into(),
+        id: 1,
+    }])
+    .unwrap();
+    common::add_flow(&r.sw, "br0", "in_port=p1,actions=output:p2").unwrap();
+    r.advance(MS);
+    r.inject(&vec![frame(0, 1000); 10]);
+    assert_eq!(r.sent().len(), 10);
+}

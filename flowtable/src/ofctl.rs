@@ -8,7 +8,9 @@ use crate::parse::{ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6};
 use crate::rule::{Action, Match, Rule};
 
 mod format;
+mod meter;
 pub use format::format_rule;
+pub use meter::{BandKind, MAX_METER_ID, MeterBand, MeterSpec, format_meter, parse_meter};
 
 pub const DEFAULT_PRIORITY: u16 = 32768;
 
@@ -519,6 +521,10 @@ fn action(tok: &str, ports: &dyn Fn(&str) -> Option<PortNo>) -> Result<Action, R
         },
         ("set_field", Some(s)) => set_field(s)?,
         ("set_queue", Some(q)) => Action::SetQueue(num("set_queue", q, 7)? as u8),
+        ("meter", Some(m)) => match num("meter", m, u64::from(MAX_METER_ID)) {
+            Ok(id) if id > 0 => Action::Meter(id as u32),
+            _ => return Err(bad(m, "meter", &format!("1-{MAX_METER_ID}"))),
+        },
         ("set_tunnel" | "set_tunnel64", Some(v)) => {
             Action::SetTunId(num("set_tunnel", v, u64::MAX)?)
         }

@@ -58,6 +58,9 @@ pub enum Action {
     SetTunId(u64),
     /// The egress queue (traffic class 0-7) of the output port's scheduler.
     SetQueue(u8),
+    /// Polices the packet with the bridge's meter (`add-meter`): it may be dropped or
+    /// re-marked.
+    Meter(u32),
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -27,6 +27,8 @@ pub enum DpAction {
     SetTunId(u64),
     /// Puts the packet in this queue (traffic class) of a scheduler it is sent to.
     SetQueue(u8),
+    /// Polices the packet with the bridge's meter.
+    Meter(u32),
 }
 
 /// `repr(C)` keeps what every packet reads (validity, drop, learn, rule, actions) in the first
@@ -329,6 +331,7 @@ impl Xlate<'_> {
                 }
             }
             Action::SetQueue(q) => self.out.push(DpAction::SetQueue(q)),
+            Action::Meter(m) => self.out.push(DpAction::Meter(m)),
             Action::SetTunId(id) => {
                 self.out.push(DpAction::SetTunId(id));
                 self.work.tun_id = id;

@@ -16,6 +16,8 @@ pub mod tokens;
 
 pub use class::{CLASSES, ClassMap, TrafficClass, Trust};
 pub use frame::{Markings, markings};
-pub use policer::{Action, Buckets, Color, Policer, PolicerConfig, Profile, af_color};
+pub use policer::{
+    Action, Buckets, Color, Policer, PolicerConfig, Profile, af_color, raise_drop_precedence,
+};
 pub use remark::set_dscp;
 pub use sched::{Frame, QueueConfig, QueueStats, Scheduler, SchedulerConfig, Shaper};

@@ -2,11 +2,12 @@
 //! (`edit`): it runs on a copy inside one [`Daemon::transact`], alone or with others in a
 //! `batch` (`vswitchctl A -- B -- C`, all or nothing). The others report (`query`).
 //!
-//! One file per family: `bridge`, `port`, `flow`, `tunnel`, `qos`, and `stats` (show, counters,
-//! PMDs).
+//! One file per family: `bridge`, `port`, `flow`, `meter`, `tunnel`, `qos`, and `stats` (show,
+//! counters, PMDs).
 
 mod bridge;
 mod flow;
+mod meter;
 mod port;
 mod qos;
 mod stats;
@@ -40,7 +41,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("clear-qos", "clear-qos PORT"),
     (
         "set-policer",
-        "set-policer PORT [type=srtcm|trtcm|rfc4115] cir=RATE [cbs=BYTES] [ebs=|pir=|pbs=|eir=...] [green=|yellow=|red=pass|drop|dscp:N] [color-aware=true]",
+        "set-policer PORT [type=srtcm|trtcm|rfc4115] cir=RATE [cbs=BYTES] [ebs=|pir=|pbs=|eir=...] [green=|yellow=|red=pass|drop|dscp:N|prec:N] [color-aware=true]",
     ),
     ("clear-policer", "clear-policer PORT"),
     ("qos-show", "qos-show PORT"),
@@ -51,6 +52,12 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("del-flows", "del-flows BRIDGE [--strict] [MATCH]"),
     ("dump-flows", "dump-flows BRIDGE"),
+    (
+        "add-meter",
+        "add-meter BRIDGE meter=N,kbps,[burst,]bands=type=drop|dscp_remark,rate=KBPS[,burst_size=KBIT][,prec_level=N]...",
+    ),
+    ("del-meter", "del-meter BRIDGE meter=N"),
+    ("dump-meters", "dump-meters BRIDGE"),
     ("dump-ports", "dump-ports BRIDGE"),
     ("fdb-show", "fdb-show BRIDGE"),
     ("tnl-route-add", "tnl-route-add A.B.C.D/LEN PORT [GATEWAY]"),
@@ -132,6 +139,8 @@ const EDITS: &[&str] = &[
     "clear-qos",
     "set-policer",
     "clear-policer",
+    "add-meter",
+    "del-meter",
 ];
 
 fn is_edit(cmd: &str) -> bool {
@@ -190,6 +199,14 @@ fn edit(cfg: &mut Config, cmd: &str, a: &[String]) -> Result<Value, String> {
         "tnl-route-del" => {
             expect_args(cmd, a, 1, 1)?;
             tunnel::route_del(cfg, &a[0])
+        }
+        "add-meter" => {
+            expect_args(cmd, a, 2, usize::MAX)?;
+            meter::add(cfg, &a[0], &a[1..].join(","))
+        }
+        "del-meter" => {
+            expect_args(cmd, a, 2, 2)?;
+            meter::del(cfg, &a[0], &a[1])
         }
         "set-qos" => {
             expect_args(cmd, a, 2, usize::MAX)?;
@@ -253,6 +270,10 @@ fn query(d: &Daemon, cmd: &str, a: &[String]) -> Result<Value, String> {
         "tnl-neigh-show" => {
             expect_args(cmd, a, 0, 0)?;
             tunnel::neighbours(d)
+        }
+        "dump-meters" => {
+            expect_args(cmd, a, 1, 1)?;
+            meter::dump(d, &a[0])
         }
         "qos-show" => {
             expect_args(cmd, a, 1, 1)?;

@@ -402,3 +402,64 @@ fn qos_commands_configure_persist_and_report() {
         serde_json::from_value(handle(&mut d, &req("qos-show", &["up"])).unwrap()).unwrap();
     assert!(show.queues.is_empty());
 }
+
+#[test]
+fn meters_are_added_used_dumped_and_protected() {
+    let (mut d, path, _dir) = daemon("meters", Config::default());
+    handle(&mut d, &req("add-br", &["br0"])).unwrap();
+    handle(&mut d, &req("add-port", &["br0", "p1", "type=ring"])).unwrap();
+    handle(&mut d, &req("add-port", &["br0", "p2", "type=ring"])).unwrap();
+    // A rule cannot use a meter that does not exist.
+    let e = handle(
+        &mut d,
+        &req("add-flow", &["br0", "in_port=p1,actions=meter:1,output:p2"]),
+    )
+    .unwrap_err();
+    assert!(e.contains("meter 1"), "{e}");
+    handle(
+        &mut d,
+        &req(
+            "add-meter",
+            &[
+                "br0",
+                "meter=1,kbps,burst,bands=type=drop,rate=10000,burst_size=1000",
+            ],
+        ),
+    )
+    .unwrap();
+    handle(
+        &mut d,
+        &req("add-flow", &["br0", "in_port=p1,actions=meter:1,output:p2"]),
+    )
+    .unwrap();
+    let rows: Vec<MeterRow> =
+        serde_json::from_value(handle(&mut d, &req("dump-meters", &["br0"])).unwrap()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].text,
+        "meter=1,kbps,burst,bands=type=drop,rate=10000,burst_size=1000"
+    );
+    assert_eq!(rows[0].bands[0].kind, "drop");
+    assert!(crate::format::dump_meters(&rows).contains("0: drop rate=10000 packet_count:0"));
+    assert!(state(&path).contains("meter=1,kbps"));
+    // In use: not deleted.
+    let e = handle(&mut d, &req("del-meter", &["br0", "meter=1"])).unwrap_err();
+    assert!(e.contains("used by 1 rule"), "{e}");
+    let e = handle(
+        &mut d,
+        &req(
+            "add-meter",
+            &["br0", "meter=2,pktps,bands=type=drop,rate=1"],
+        ),
+    )
+    .unwrap_err();
+    assert!(e.contains("pktps"), "{e}");
+    // Restored from the state file as it was.
+    let restored = persist::load(&path).unwrap();
+    assert_eq!(persist::to_json(&restored), persist::to_json(d.config()));
+    handle(&mut d, &req("del-flows", &["br0"])).unwrap();
+    handle(&mut d, &req("del-meter", &["br0", "meter=1"])).unwrap();
+    assert!(d.datapath().meters("br0").unwrap().is_empty());
+    let e = handle(&mut d, &req("del-meter", &["br0", "1"])).unwrap_err();
+    assert!(e.contains("no meter 1"), "{e}");
+}

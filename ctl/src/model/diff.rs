@@ -103,6 +103,24 @@ fn bridge_diff(
             additions.push(add_port(br, np));
         }
     }
+    // Meters out after the rules that used them, in before the rules that use them.
+    for id in old.meters.keys() {
+        if !new.meters.contains_key(id) {
+            removals.push(Change::DelMeter {
+                bridge: br.clone(),
+                id: *id,
+            });
+        }
+    }
+    for (id, m) in &new.meters {
+        if old.meters.get(id) != Some(m) {
+            additions.push(Change::SetMeter {
+                bridge: br.clone(),
+                id: *id,
+                policer: crate::parse::qos::meter_policer(m),
+            });
+        }
+    }
     for n in new.rules.rules() {
         let unchanged = old_rules.get(&(n.rule.priority, n.rule.m.clone())) == Some(&n.rule);
         if !unchanged {
@@ -146,6 +164,8 @@ mod tests {
                 Change::AddRule { rule, .. } => format!("+rule {}", rule.priority),
                 Change::DelRule { priority, .. } => format!("-rule {priority}"),
                 Change::SetRoutes(r) => format!("routes {}", r.len()),
+                Change::SetMeter { id, .. } => format!("+meter {id}"),
+                Change::DelMeter { id, .. } => format!("-meter {id}"),
             })
             .collect()
     }

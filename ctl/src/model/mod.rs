@@ -6,10 +6,10 @@ mod diff;
 
 pub use diff::diff;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use datapath::{PortKind, PortSettings, Route};
-use flowtable::{PortNo, RuleTable};
+use flowtable::{Action, MeterSpec, PortNo, RuleTable};
 
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -25,6 +25,8 @@ pub struct Bridge {
     pub ports: Vec<Port>,
     /// In table order (priority, then insertion), OpenFlow add/delete semantics.
     pub rules: RuleTable,
+    /// Meters (`add-meter`) by id, for rules' `meter:N` actions.
+    pub meters: BTreeMap<u32, MeterSpec>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -44,7 +46,17 @@ impl Bridge {
             name: name.to_string(),
             ports: Vec::new(),
             rules: RuleTable::new(),
+            meters: BTreeMap::new(),
         }
+    }
+
+    /// How many rules use meter `id`.
+    pub fn rules_using_meter(&self, id: u32) -> usize {
+        self.rules
+            .rules()
+            .iter()
+            .filter(|r| r.rule.actions.contains(&Action::Meter(id)))
+            .count()
     }
 
     pub fn port(&self, name: &str) -> Option<&Port> {
@@ -112,7 +124,8 @@ impl Config {
     }
 
     /// Checks what the types cannot: unique names (bridges and ports share one namespace),
-    /// ofports unique per bridge and in range, routes through ports that exist.
+    /// ofports unique per bridge and in range, meters that rules use exist, routes through
+    /// ports that exist.
     pub fn validate(&self) -> Result<(), String> {
         let mut names = BTreeSet::new();
         for b in &self.bridges {
@@ -141,6 +154,18 @@ impl Config {
             }
             if !b.ports.is_sorted_by_key(|p| p.ofport) {
                 return Err(format!("bridge {}: ports out of order", b.name));
+            }
+            for r in b.rules.rules() {
+                for a in &r.rule.actions {
+                    if let Action::Meter(id) = a
+                        && !b.meters.contains_key(id)
+                    {
+                        return Err(format!(
+                            "bridge {}: a rule uses meter {id}, which does not exist (add-meter first)",
+                            b.name
+                        ));
+                    }
+                }
             }
         }
         for r in &self.routes {

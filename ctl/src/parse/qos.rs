@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use datapath::QosConfig;
+use flowtable::{BandKind, MeterBand, MeterSpec};
 use qos::{
     Action, CLASSES, ClassMap, PolicerConfig, Profile, QueueConfig, SchedulerConfig, Shaper,
     TrafficClass, Trust,
@@ -345,10 +346,15 @@ fn parse_color_action(key: &str, v: &str) -> Result<Action, String> {
     match v {
         "pass" => Ok(Action::Pass),
         "drop" => Ok(Action::Drop),
-        _ => match v.strip_prefix("dscp:") {
-            Some(d) => Ok(Action::RemarkDscp(parse_num(key, d, 0, 63)?)),
-            None => Err(format!("bad {key} {v:?} (pass, drop or dscp:N)")),
-        },
+        _ => {
+            if let Some(d) = v.strip_prefix("dscp:") {
+                Ok(Action::RemarkDscp(parse_num(key, d, 0, 63)?))
+            } else if let Some(n) = v.strip_prefix("prec:") {
+                Ok(Action::RaiseDropPrecedence(parse_num(key, n, 1, 2)?))
+            } else {
+                Err(format!("bad {key} {v:?} (pass, drop, dscp:N or prec:N)"))
+            }
+        }
     }
 }
 
@@ -357,6 +363,7 @@ fn render_color_action(a: Action) -> String {
         Action::Pass => "pass".into(),
         Action::Drop => "drop".into(),
         Action::RemarkDscp(d) => format!("dscp:{d}"),
+        Action::RaiseDropPrecedence(n) => format!("prec:{n}"),
     }
 }
 
@@ -464,6 +471,64 @@ pub fn render_policer(p: &PolicerConfig) -> Options {
         put("color-aware", "true".into());
     }
     o
+}
+
+/// The policer a meter is: one drop band at R is srTCM (committed rate R, no excess: over R is
+/// red, dropped); a `dscp_remark` band alone is the same with red re-marked; both bands are
+/// trTCM (committed = the remark band's rate, peak = the drop band's: yellow re-marked, red
+/// dropped). Burst sizes are the bands' `burst_size` (kbit), else 10 ms at their rate.
+pub fn meter_policer(m: &MeterSpec) -> PolicerConfig {
+    let rate = |b: &MeterBand| u64::from(b.rate) * 1000 / 8;
+    let burst = |b: &MeterBand| match b.burst_size {
+        Some(kbit) => (u64::from(kbit) * 1000 / 8).max(1),
+        None => default_burst(rate(b)),
+    };
+    let raise = |b: &MeterBand| match b.kind {
+        BandKind::DscpRemark { prec_level } => Action::RaiseDropPrecedence(prec_level),
+        BandKind::Drop => Action::Drop,
+    };
+    let (profile, actions) = match (m.band(false), m.band(true)) {
+        (Some(remark), Some(drop)) => (
+            Profile::TrTcm {
+                cir: rate(remark),
+                cbs: burst(remark),
+                pir: rate(drop),
+                pbs: burst(drop),
+            },
+            [Action::Pass, raise(remark), Action::Drop],
+        ),
+        (Some(only), None) | (None, Some(only)) => (
+            Profile::SrTcm {
+                cir: rate(only),
+                cbs: burst(only),
+                ebs: 0,
+            },
+            [Action::Pass, Action::Pass, raise(only)],
+        ),
+        // parse_meter refuses a meter without bands; let everything by.
+        (None, None) => (
+            Profile::SrTcm {
+                cir: u64::MAX / 8,
+                cbs: u64::MAX / 8,
+                ebs: 0,
+            },
+            [Action::Pass; 3],
+        ),
+    };
+    PolicerConfig {
+        profile,
+        actions,
+        color_aware: false,
+    }
+}
+
+/// A meter band's packets and bytes: the colour its action applies to.
+pub fn band_counts(m: &MeterSpec, counts: &[(u64, u64); 3], band: &MeterBand) -> (u64, u64) {
+    match (band.kind, m.band(true).is_some()) {
+        // With a drop band, a remark band's frames are the yellow ones.
+        (BandKind::DscpRemark { .. }, true) => counts[1],
+        _ => counts[2],
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use flowtable::{DropReason, PortNo, RuleTable};
 use vlan_vxlan::VlanMode;
 
 use crate::port::Port;
-use crate::port_qos::Ingress;
+use crate::port_qos::{Ingress, MeterTable};
 pub(crate) use events::{ConfigEvent, ConfigLog};
 pub(crate) use macs::{LazyMacs, MacShared};
 
@@ -86,6 +86,7 @@ pub(crate) struct BridgeSnapshot {
     /// VLAN mode of each port, aligned with `ports`.
     pub(crate) vlan_modes: Vec<VlanMode>,
     pub(crate) rules: RuleTable,
+    pub(crate) meters: MeterTable,
     pub(crate) shared: Arc<BridgeShared>,
     /// The configuration events this snapshot includes: up to and including this number.
     pub(crate) config_seq: u64,
@@ -96,6 +97,7 @@ impl BridgeSnapshot {
         id: BridgeId,
         ports: Vec<BridgePort>,
         rules: RuleTable,
+        meters: MeterTable,
         shared: Arc<BridgeShared>,
         config_seq: u64,
     ) -> Self {
@@ -113,6 +115,7 @@ impl BridgeSnapshot {
             port_nos,
             vlan_modes,
             rules,
+            meters,
             shared,
             config_seq,
         }

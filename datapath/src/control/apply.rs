@@ -3,6 +3,7 @@
 //! taken back and nothing is published. Once all are in, their effects follow: configuration
 //! events for the PMDs' caches, MAC table updates, ring links.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use flowtable::{InstalledRule, MacTable, PortLimits, PortNo, RuleId, RuleTable};
 
 use crate::bridge::{BridgeId, BridgeShared, ConfigEvent, PortId};
 use crate::info::DpError;
-use crate::port_qos::QosPort;
+use crate::port_qos::{Meter, QosPort};
 use crate::spec::{Change, PortSettings, PortSpec, Route};
 use crate::tunnel::Tunnels;
 
@@ -51,6 +52,11 @@ enum Undo {
         rule: Arc<InstalledRule>,
     },
     Routes(Vec<Route>),
+    Meter {
+        bridge: BridgeId,
+        id: u32,
+        old: Option<Arc<Meter>>,
+    },
 }
 
 /// A change to a bridge's MAC table, made once the transaction is in.
@@ -184,6 +190,36 @@ impl<'a> Txn<'a> {
                 self.undo.push(Undo::RemovedRule { bridge: id, rule });
                 Ok(())
             }
+            Change::SetMeter {
+                bridge,
+                id,
+                policer,
+            } => {
+                let now = self.epoch.elapsed().as_nanos() as u64;
+                let b = self.state.bridge_mut(&bridge)?;
+                let old = b.meters.insert(id, Arc::new(Meter::new(&policer, now)));
+                b.changed();
+                self.undo.push(Undo::Meter {
+                    bridge: b.id,
+                    id,
+                    old,
+                });
+                Ok(())
+            }
+            Change::DelMeter { bridge, id } => {
+                let b = self.state.bridge_mut(&bridge)?;
+                let old = b
+                    .meters
+                    .remove(&id)
+                    .ok_or_else(|| DpError(format!("bridge {bridge} has no meter {id}")))?;
+                b.changed();
+                self.undo.push(Undo::Meter {
+                    bridge: b.id,
+                    id,
+                    old: Some(old),
+                });
+                Ok(())
+            }
             Change::SetRoutes(routes) => {
                 for r in &routes {
                     if self.state.routes.contains(r) {
@@ -216,6 +252,7 @@ impl<'a> Txn<'a> {
             name,
             ports: Vec::new(),
             rules: RuleTable::new(),
+            meters: BTreeMap::new(),
             shared: Arc::new(BridgeShared::new(MacTable::new(
                 MAC_TABLE_SIZE,
                 MAC_AGING_NS,
@@ -377,6 +414,15 @@ impl<'a> Txn<'a> {
                     }
                 }
                 Undo::Routes(old) => state.routes = old,
+                Undo::Meter { bridge, id, old } => {
+                    if let Some(b) = by_id(state, bridge) {
+                        match old {
+                            Some(m) => b.meters.insert(id, m),
+                            None => b.meters.remove(&id),
+                        };
+                        b.changed();
+                    }
+                }
             }
         }
     }

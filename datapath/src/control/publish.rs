@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::bridge::{BridgeId, BridgePort, BridgeSnapshot};
 use crate::pipeline::BridgeLocal;
 use crate::pmd::{RxqRef, Snapshot};
+use crate::port_qos::MeterTable;
 use crate::tunnel::{RouteTable, TunnelRef, TunnelRoute, Vtep};
 
 use super::placement::{Placement, RxqKey};
@@ -157,6 +158,7 @@ fn build_bridge(b: &BridgeState) -> Arc<BridgeSnapshot> {
         b.id,
         ports,
         b.rules.clone(),
+        MeterTable::new(b.meters.iter().map(|(id, m)| (*id, m.clone()))),
         b.shared.clone(),
         b.shared.events.seq(),
     ))

@@ -5,8 +5,8 @@
 use std::sync::atomic::Ordering;
 
 use crate::info::{
-    BridgeInfo, DpError, FdbEntry, FlowInfo, NeighInfo, PmdInfo, PortInfo, QosInfo, RouteInfo,
-    RxqInfo,
+    BridgeInfo, DpError, FdbEntry, FlowInfo, MeterInfo, NeighInfo, PmdInfo, PortInfo, QosInfo,
+    RouteInfo, RxqInfo,
 };
 
 use super::Switch;
@@ -82,6 +82,20 @@ impl Switch {
         let (bi, p) = ctl.state.find_port(port)?;
         let table = ctl.state.bridges[bi].shared.macs.lock();
         Some((table.port_entries(p.ofport), table.port_limits(p.ofport)))
+    }
+
+    /// The bridge's meters with their counts, by id.
+    pub fn meters(&self, bridge: &str) -> Result<Vec<MeterInfo>, DpError> {
+        let ctl = self.lock();
+        let b = ctl.state.bridge(bridge)?;
+        Ok(b.meters
+            .iter()
+            .map(|(id, m)| MeterInfo {
+                id: *id,
+                policer: m.config(),
+                counts: m.counts(),
+            })
+            .collect())
     }
 
     /// A port's QoS settings and counters.

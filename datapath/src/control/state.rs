@@ -2,6 +2,7 @@
 //! objects), rules and MAC tables, and the operator's tunnel routes. Only the control thread
 //! touches it (under the switch's lock); PMDs see snapshots built from it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use flowtable::{PortNo, RuleTable};
 use crate::bridge::{BridgeId, BridgeShared, BridgeSnapshot, DropCounters, PortId};
 use crate::info::DpError;
 use crate::port::Port;
-use crate::port_qos::{Ingress, QosPort};
+use crate::port_qos::{Ingress, Meter, QosPort};
 use crate::ring::RingPort;
 use crate::spec::{PortKind, PortSettings, Route};
 use crate::tunnel::VxlanPort;
@@ -108,6 +109,7 @@ pub(super) struct BridgeState {
     /// Sorted by ofport.
     pub(super) ports: Vec<PortEntry>,
     pub(super) rules: RuleTable,
+    pub(super) meters: BTreeMap<u32, Arc<Meter>>,
     pub(super) shared: Arc<BridgeShared>,
     /// The snapshot last published for this bridge; None when it must be rebuilt.
     pub(super) snapshot: Option<Arc<BridgeSnapshot>>,

@@ -109,6 +109,13 @@ pub(crate) fn police(
             remark(pkt, key, d);
             None
         }
+        Action::RaiseDropPrecedence(n) => {
+            if is_ip(key) {
+                let dscp = key.nw_tos >> 2;
+                remark(pkt, key, qos::raise_drop_precedence(dscp, n));
+            }
+            None
+        }
         Action::Drop => Some(DropReason::Policed),
     }
 }

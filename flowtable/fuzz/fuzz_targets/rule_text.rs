@@ -1,4 +1,5 @@
-//! The ovs-ofctl parser must never panic, and what it accepts must survive format → parse.
+//! The ovs-ofctl parsers (rules, matches, meters) must never panic, and what they accept must
+//! survive format → parse.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,5 +21,9 @@ fuzz_target!(|data: &[u8]| {
         let again = flowtable::format_rule(&rule, &name_of);
         let back = flowtable::parse_rule(&again, &by_name);
         assert_eq!(back.as_ref().ok(), Some(&rule), "{again}");
+    }
+    if let Ok(m) = flowtable::parse_meter(text) {
+        let again = flowtable::format_meter(&m);
+        assert_eq!(flowtable::parse_meter(&again).ok(), Some(m), "{again}");
     }
 });

@@ -47,6 +47,7 @@ fn action(a: &Action, port_name: &dyn Fn(PortNo) -> Option<String>) -> String {
         Action::SetDscp(d) => format!("set_field:{d}->ip_dscp"),
         Action::SetTunId(t) => format!("set_field:{t}->tun_id"),
         Action::SetQueue(q) => format!("set_queue:{q}"),
+        Action::Meter(m) => format!("meter:{m}"),
     }
 }
 

@@ -304,7 +304,7 @@ fn random_rule(seed: u64) -> Rule {
         vec![Action::Drop]
     } else {
         (0..1 + g.below(4))
-            .map(|_| match g.below(12) {
+            .map(|_| match g.below(13) {
                 0 => Action::Output(1 + g.below(8) as u32),
                 1 => Action::InPort,
                 2 => Action::Flood,
@@ -315,6 +315,7 @@ fn random_rule(seed: u64) -> Rule {
                 7 => Action::SetVlanVid(g.below(4096) as u16),
                 8 => Action::SetVlanPcp(g.below(8) as u8),
                 9 => Action::SetQueue(g.below(8) as u8),
+                10 => Action::Meter(1 + g.below(100) as u32),
                 _ => Action::SetDscp(g.below(64) as u8),
             })
             .collect()
@@ -403,6 +404,8 @@ const ACTIONS: &[&str] = &[
     "set_field:3->ip_dscp",
     "set_queue:7",
     "set_queue:8",
+    "meter:3",
+    "meter:0",
     "drop",
 ];
 

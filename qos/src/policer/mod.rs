@@ -189,7 +189,22 @@ pub enum Action {
     Pass,
     /// Re-mark the DSCP (a drop precedence, e.g. AF12 for yellow).
     RemarkDscp(u8),
+    /// Raise an AF frame's drop precedence by this many levels (AF11 → AF12 → AF13), as an
+    /// OpenFlow `dscp_remark` meter band's `prec_level` does; other DSCPs are left alone.
+    RaiseDropPrecedence(u8),
     Drop,
+}
+
+/// `dscp` with its AF drop precedence raised by `levels` (at most to 3); a DSCP that is not
+/// AF is returned as it is.
+pub fn raise_drop_precedence(dscp: u8, levels: u8) -> u8 {
+    let (class, drop) = (dscp >> 3, (dscp >> 1) & 3);
+    if (1..=4).contains(&class) && dscp & 1 == 0 && (1..=3).contains(&drop) {
+        let drop = (drop + levels).min(3);
+        (class << 3) | (drop << 1)
+    } else {
+        dscp
+    }
 }
 
 /// A policer as configured: its profile, what it does with each colour, and whether it

@@ -295,3 +295,14 @@ fn af_drop_precedence_is_the_colour_of_a_frame() {
         assert_eq!(af_color(d), Color::Green, "dscp {d}");
     }
 }
+
+#[test]
+fn drop_precedence_rises_within_an_af_class() {
+    assert_eq!(raise_drop_precedence(10, 1), 12, "AF11 -> AF12");
+    assert_eq!(raise_drop_precedence(10, 2), 14, "AF11 -> AF13");
+    assert_eq!(raise_drop_precedence(14, 1), 14, "AF13 stays");
+    assert_eq!(raise_drop_precedence(34, 1), 36, "AF41 -> AF42");
+    for d in [0, 8, 46, 48, 13] {
+        assert_eq!(raise_drop_precedence(d, 1), d, "{d} is not AF");
+    }
+}
