@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# vswitchd-pair.sh — two real guests (QEMU, Debian kernel) on vhost-user ports of a private
+# vswitchd-pair.sh — three real guests (QEMU, Debian kernel) on vhost-user ports of a private
 # vswitchd (client mode: QEMU is the socket server). Exits 0 when every check passes.
 #   A: untagged: ping, iperf3 3 s.
+#   E: QoS: g3's port shaped to 20 Mbit/s, g1's traffic marked EF by a rule; g1 pings g3 while
+#      g2 runs iperf3 to g3 flat out: EF keeps its RTT (ratio to unloaded), and loses nothing;
+#      the same without the EF rule shows the queueing delay the priority queue removes.
 #   B: access ports tag=100 vs tag=200: no ping; `set port g2 tag=100`: ping.
 #   C: g2's port made a trunk (tag cleared), g2 uses eth0.100: ping from the access port on 100.
 #   D: vswitchd restarted from its state file: ping again, the guests untouched.
@@ -39,14 +42,16 @@ ctl add-br br0 || { bad "vswitchd did not start"; exit 1; }
 # 1. guests first: each QEMU creates its socket and waits for the switch
 $VS run ${P}-g1 --net vhost:"$VSGUEST_RUN/g1.vu" --mac 52:54:00:00:00:01 --ip 10.0.0.1/24 >/dev/null || exit 1
 $VS run ${P}-g2 --net vhost:"$VSGUEST_RUN/g2.vu" --mac 52:54:00:00:00:02 --ip 10.0.0.2/24 >/dev/null || exit 1
+$VS run ${P}-g3 --net vhost:"$VSGUEST_RUN/g3.vu" --mac 52:54:00:00:00:03 --ip 10.0.0.3/24 >/dev/null || exit 1
 # 2. then the ports (client mode: vswitchd connects, and would retry if QEMU were not up yet)
 ctl add-port br0 g1 type=vhost-user path="$VSGUEST_RUN/g1.vu"
 ctl add-port br0 g2 type=vhost-user path="$VSGUEST_RUN/g2.vu"
+ctl add-port br0 g3 type=vhost-user path="$VSGUEST_RUN/g3.vu"
 # 3. wait for the guests
-if r1=$($VS wait-ready ${P}-g1 180) && r2=$($VS wait-ready ${P}-g2 180); then
-    ok "guests ready"; echo "     $r1"; echo "     $r2"
+if r1=$($VS wait-ready ${P}-g1 180) && r2=$($VS wait-ready ${P}-g2 180) && r3=$($VS wait-ready ${P}-g3 180); then
+    ok "guests ready"; echo "     $r1"; echo "     $r2"; echo "     $r3"
 else
-    bad "guests ready: $r1 ${r2:-}"; dump; exit 1
+    bad "guests ready: $r1 ${r2:-} ${r3:-}"; dump; exit 1
 fi
 
 echo "== A: untagged"
@@ -63,6 +68,39 @@ else
 fi
 
 A_OK=$((fail == 0))
+echo "== E: QoS on g3's port (20 Mbit/s), g1 marked EF, g2 floods g3"
+# rtt GUEST: 'avg loss%' of 20 pings to g3, 0.2 s apart
+rtt() {
+    gx -t 40 "$1" 'ping -c 20 -i 0.2 -W 3 10.0.0.3' |
+        awk -F'[/ =%]+' '/packet loss/ {for (i = 1; i <= NF; i++) if ($i == "packet") l = $(i - 1)}
+                         /min\/avg\/max/ {a = $(NF - 2)} END {print (a == "" ? "-1" : a), (l == "" ? 100 : l)}'
+}
+# flood: g2 sends TCP to g3 for 12 s, in the background
+flood() { gx ${P}-g2 '(iperf3 -c 10.0.0.3 -t 12 -f m >/tmp/iperf.log 2>&1 &)' >/dev/null; sleep 3; }
+ctl set-qos g3 max-rate=20Mbit && ctl add-flow br0 'priority=10,in_port=g1,ip,actions=set_field:46->ip_dscp,NORMAL' &&
+    ctl add-flow br0 'priority=0,actions=NORMAL'
+check "E: g3 shaped, g1 marked EF" test $? = 0
+gx ${P}-g3 'iperf3 -s -D' >/dev/null
+read -r idle_avg idle_loss < <(rtt ${P}-g1)
+flood
+read -r ef_avg ef_loss < <(rtt ${P}-g1)
+sleep 6
+gx -t 10 ${P}-g2 'cat /tmp/iperf.log' | grep -E 'sender|receiver' | sed 's/^/     g2 -> g3 (EF run): /'
+ctl del-flows br0 --strict 'priority=10,in_port=g1,ip'
+flood
+read -r be_avg be_loss < <(rtt ${P}-g1)
+sleep 6
+echo "     g1 -> g3 ping RTT avg: alone ${idle_avg} ms (loss ${idle_loss} %), under the flood as EF ${ef_avg} ms (loss ${ef_loss} %), as best effort ${be_avg} ms (loss ${be_loss} %)"
+ctl qos-show g3 | sed 's/^/     | /'
+awk -v i="$idle_avg" -v e="$ef_avg" -v b="$be_avg" 'BEGIN {
+    if (i > 0 && e > 0) printf "     EF loaded/unloaded RTT ratio %.2f; best effort loaded/unloaded %.2f\n", e / i, (b > 0 ? b / i : -1) }'
+check "E: EF loses no ping under the flood" test "$ef_loss" = 0
+check "E: g2's flood filled g3's best-effort queue (its pings wait or drop)" \
+    awk -v b="$be_avg" -v l="$be_loss" -v e="$ef_avg" 'BEGIN { exit !((b > 4 * e && b > 20) || l > 0) }'
+check "E: EF's RTT under the flood stays far below best effort's" \
+    awk -v b="$be_avg" -v l="$be_loss" -v e="$ef_avg" 'BEGIN { exit !(e > 0 && (l > 0 || e * 4 < b)) }'
+ctl del-flows br0
+
 echo "== B: access ports"
 ctl set port g1 tag=100 && ctl set port g2 tag=200
 gx -t 20 ${P}-g1 'ping -c 2 -W 1 10.0.0.2' >/dev/null; rc=$?
@@ -90,6 +128,8 @@ for _ in $(seq 15); do
     gx -t 10 ${P}-g1 'ping -c 1 -W 1 10.0.0.2' >/dev/null && { rc=0; break; }
 done
 check "D: traffic resumes after a vswitchd restart" test "$rc" = 0
+ctl qos-show g3 | grep -q 'max-rate=20Mbit'
+check "D: g3's scheduler restored from the state file" test $? = 0
 
 [ $fail -gt 0 ] && { dump; grep -E 'WARN|ERROR' "$VSGUEST_RUN/vswitchd.log" | sed 's/^[^ ]* *//' | sort | uniq -c | sort -rn | head -5; }
 echo "vswitchd-pair: $(elapsed "$T0") s total"
