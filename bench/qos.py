@@ -15,6 +15,10 @@ said; rates are of frame bytes without FCS, as both shapers count them):
 
   rate10m, rate100m, rate1g  one best-effort stream at 150 % of a port shaped to 10 Mbit/s,
                              100 Mbit/s, 1 Gbit/s: the received rate against the setting.
+  vhost10m, vhost100m, vhost1g  the same over vhost-user: dpdk-testpmd (two net_virtio_user
+                             ports, --no-huge, CPU0) sends 1,514 B frames flat out (flowgen)
+                             into p1, the shaped p2 delivers to testpmd's second port, whose
+                             received bytes over the window give the rate. vswitch only.
   dwrr      100 Mbit/s port, CS2 (class 2, weight 3) and best effort (class 0, weight 1) each
             offered 100 %: the shares against 75 % / 25 % (HTB: rates 75/25 Mbit/s, ceil 100).
   strict    100 Mbit/s port, EF offered 30 % and best effort 150 %: EF's received share of its
@@ -84,7 +88,48 @@ def cases():
                    [("7", "strict")],
                    [(0, 70 * MBIT, 100 * MBIT, 1), (46, 30 * MBIT, 100 * MBIT, 0)]),
         "ef": (1000 * MBIT, [(46, 10 * MBIT, 256), be(1000 * MBIT, 1.5)], [("7", "strict")], None),
+        # vhost-user: testpmd flowgen flat out (far above 150 %), 1,514 B frames; vswitch only.
+        "vhost10m": (10 * MBIT, None, [], None),
+        "vhost100m": (100 * MBIT, None, [], None),
+        "vhost1g": (1000 * MBIT, None, [], None),
     }
+
+
+def vhost_rate(env, args, rate, tag):
+    """testpmd (net_virtio_user x2, --no-huge, CPU0) sends 1,514 B frames flat out on port 0
+    (flowgen) into vswitchd's vhost-user port p1; `in_port=p1,actions=output:p2` with p2 shaped
+    to `rate`; the rate testpmd receives on port 1 over the window, in frame bits per second."""
+    socks = [os.path.join(env.work, f"{tag}-{i}.sock") for i in (0, 1)]
+    tp = c.Testpmd(env, tag, socks, False,
+                   ["--forward-mode=flowgen", "--flowgen-flows=1", f"--txpkts={FRAME - 4}",
+                    "--total-num-mbufs=16384"])
+    sw = None
+    try:
+        sw = c.Vswitch(env, args.bindir, tag, c.vhost_ports("v", socks))
+        tp.wait_ready()
+        sw.ctl("add-flow", "br0", "in_port=p1,actions=output:p2")
+        sw.ctl("set-qos", "p2", f"max-rate={int(rate)}")
+        c.wait_until("vhost-user ports connected", 30, sw.connected)
+        c.wait_until("testpmd links up", 30, tp.links_up)
+        tp.cmd("start")
+        time.sleep(args.warm)
+
+        def port1():
+            st = tp.telemetry("/ethdev/stats,1")["/ethdev/stats"]
+            return st["ibytes"], time.monotonic()
+
+        b0, t0 = port1()
+        time.sleep(args.seconds)
+        b1, t1 = port1()
+        offered = tp.telemetry("/ethdev/stats,0")["/ethdev/stats"]["obytes"]
+        return {"case": tag, "switch": "vswitch", "rate": rate,
+                "streams": [{"rx_mbps": (b1 - b0) * 8 / (t1 - t0) / 1e6, "loss_pct": 0,
+                             "offered_bytes": offered}]}
+    finally:
+        tp.stop()
+        if sw:
+            sw.stop()
+        c.remove_files(socks)
 
 
 def run_pktgen(env, rig, args, name, streams, seconds):
@@ -220,7 +265,7 @@ def report(results, efs, check):
     for r in results:
         rate, s = r["rate"], r["streams"]
         mbps = [x["rx_mbps"] for x in s]
-        if r["case"].startswith("rate"):
+        if r["case"].startswith(("rate", "vhost")):
             err = (mbps[0] * MBIT - rate) / rate * 100
             line = f"{mbps[0]:.2f} Mbit/s"
             verdict = f"{err:+.2f} %"
@@ -301,6 +346,12 @@ def main():
                 for case in wanted:
                     spec = all_cases[case]
                     tag = f"{kind}-{case}"
+                    if case.startswith("vhost"):
+                        if kind == "vswitch":
+                            r = vhost_rate(env, args, spec[0], case)
+                            results.append(r)
+                            c.log(f"{kind} {case}: {r['streams'][0]['rx_mbps']:.2f} Mbit/s")
+                        continue
                     if case == "ef":
                         if kind == "vswitch":
                             efs.append(ef_latency(env, args, rig, shaper, spec, tag))

@@ -1,9 +1,26 @@
 //! Applies the header-rewriting datapath actions to a packet.
 
 use flowtable::DpAction;
+use qos::{ClassMap, TrafficClass, Trust};
 use vlan_vxlan::tag;
 
 use crate::packet::{ClassHint, Packet};
+
+const PCP_SHIFT: u16 = 13;
+
+/// The 802.1p priority of the frame's traffic class (the default maps: DSCP → class → PCP;
+/// `set_queue` and a trusted PCP as they are), for a tag pushed on it.
+fn class_pcp(pkt: &Packet) -> u8 {
+    let map = ClassMap::default_ref();
+    match pkt.class {
+        ClassHint::Queue(q) => TrafficClass::new(q).map_or(0, |c| map.pcp_of(c)),
+        ClassHint::Pcp(p) => p & 7,
+        ClassHint::Markings | ClassHint::DscpOnly => match qos::markings(pkt.data()).dscp {
+            Some(d) => map.pcp_of(map.classify(Trust::Dscp, Some(d), None)),
+            None => 0,
+        },
+    }
+}
 
 /// Applies one rewriting action. `Output` and `Meter` are handled by the pipeline and ignored
 /// here.
@@ -12,6 +29,12 @@ pub fn apply(pkt: &mut Packet, action: &DpAction) -> bool {
     match *action {
         DpAction::Output(_) | DpAction::Meter(_) => true,
         DpAction::PushVlan { tpid, tci } => {
+            // A tag pushed without a priority carries the one of the frame's class.
+            let tci = if tci >> PCP_SHIFT == 0 {
+                tci | u16::from(class_pcp(pkt)) << PCP_SHIFT
+            } else {
+                tci
+            };
             let (buf, start, len) = pkt.raw_mut();
             match tag::push_tag(buf, start, len, tpid, tci) {
                 Ok((s, l)) => pkt.set_bounds(s, l),

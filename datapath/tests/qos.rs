@@ -418,3 +418,22 @@ fn a_meter_polices_the_rules_that_use_it() {
     r.inject(&vec![frame(0, 1000); 10]);
     assert_eq!(r.sent().len(), 10);
 }
+
+#[test]
+fn a_pushed_tag_carries_the_priority_of_the_frames_class() {
+    let mut r = Rig::new("in_port=p1,actions=mod_vlan_vid:10,output:p2");
+    r.advance(MS);
+    r.inject(&[frame(46 << 2, 100), frame(26 << 2, 100), frame(0, 100)]);
+    let pcps: Vec<u8> = r.sent().iter().map(|(_, f)| f[14] >> 5).collect();
+    // EF is class 7, AF31 class 3, best effort 0 (no tag priority, as before).
+    assert_eq!(pcps, vec![7, 3, 0]);
+    // A priority the rule sets is kept; set_queue's class is used as it is.
+    let mut r = Rig::new("in_port=p1,actions=mod_vlan_vid:10,mod_vlan_pcp:2,output:p2");
+    r.advance(MS);
+    r.inject(&[frame(46 << 2, 100)]);
+    assert_eq!(r.sent()[0].1[14] >> 5, 2);
+    let mut r = Rig::new("in_port=p1,actions=set_queue:4,mod_vlan_vid:10,output:p2");
+    r.advance(MS);
+    r.inject(&[frame(0, 100)]);
+    assert_eq!(r.sent()[0].1[14] >> 5, 4);
+}

@@ -92,6 +92,12 @@ fn default_dscp_class(d: u8) -> u8 {
 }
 
 impl ClassMap {
+    /// The default map, built once.
+    pub fn default_ref() -> &'static ClassMap {
+        static DEFAULT: std::sync::OnceLock<ClassMap> = std::sync::OnceLock::new();
+        DEFAULT.get_or_init(ClassMap::default)
+    }
+
     /// The class of a frame with these markings (DSCP of an IP frame, PCP of its outer tag)
     /// arriving on a port with `trust`.
     #[inline]
