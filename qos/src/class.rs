@@ -33,8 +33,10 @@ impl TrafficClass {
         (usize::from(c) < CLASSES).then_some(TrafficClass(c))
     }
 
+    #[inline]
     pub fn index(self) -> usize {
-        usize::from(self.0)
+        // Below CLASSES by construction; the mask lets the compiler drop bounds checks.
+        usize::from(self.0 & 7)
     }
 
     pub fn value(self) -> u8 {

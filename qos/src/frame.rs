@@ -35,8 +35,10 @@ pub struct Markings {
 pub fn markings(frame: &[u8]) -> Markings {
     // The common case first: an untagged IPv4 frame (ethertype, version and TOS in one
     // word, one bounds check).
-    if frame.len() >= 34 {
-        let w = u32::from_be_bytes([frame[12], frame[13], frame[14], frame[15]]);
+    if frame.len() >= 34
+        && let Some(&word) = frame.get(12..16).and_then(|b| <&[u8; 4]>::try_from(b).ok())
+    {
+        let w = u32::from_be_bytes(word);
         if w & 0xffff_f000 == 0x0800_4000 {
             return Markings {
                 dscp: Some((w as u8) >> 2),
