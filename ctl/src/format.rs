@@ -197,6 +197,16 @@ pub fn qos_show(r: &QosShowResult) -> String {
             q.backlog_packets,
             q.backlog_bytes
         );
+        if q.sent_packets > 0 {
+            let _ = writeln!(
+                out,
+                "    waited us: P50 {:.1} P90 {:.1} P99 {:.1} max {:.1}",
+                q.wait_p50_ns as f64 / 1e3,
+                q.wait_p90_ns as f64 / 1e3,
+                q.wait_p99_ns as f64 / 1e3,
+                q.wait_max_ns as f64 / 1e3
+            );
+        }
     }
     if let Some(p) = &r.policer {
         let _ = writeln!(out, "  ingress policer: {}", braces(p.iter()));

@@ -199,6 +199,15 @@ pub struct QueueRow {
     /// Queued now.
     pub backlog_packets: usize,
     pub backlog_bytes: usize,
+    /// How long frames waited in the queue, nanoseconds (let straight through: 0).
+    #[serde(default)]
+    pub wait_p50_ns: u64,
+    #[serde(default)]
+    pub wait_p90_ns: u64,
+    #[serde(default)]
+    pub wait_p99_ns: u64,
+    #[serde(default)]
+    pub wait_max_ns: u64,
 }
 
 /// Packets and bytes a policer gave one colour.

@@ -234,6 +234,19 @@ fn ef_keeps_its_share_while_best_effort_saturates_the_port() {
     // shaper's next bytes, never behind the best-effort queue).
     assert!(max_wait <= MS, "EF waited {max_wait} ns");
     assert_eq!(r.queue("p2", 7).stats.dropped_packets, 0);
+    // The scheduler's own account agrees: EF waited less than an iteration, best effort
+    // waited the depth of its queue.
+    let (ef, be) = (r.queue("p2", 7), r.queue("p2", 0));
+    assert!(
+        ef.wait_max_ns <= MS,
+        "EF waited up to {} ns",
+        ef.wait_max_ns
+    );
+    assert!(
+        be.wait_p50_ns > 10 * MS,
+        "best effort waited {} ns",
+        be.wait_p50_ns
+    );
     assert!(r.queue("p2", 0).stats.dropped_packets > 0);
 }
 

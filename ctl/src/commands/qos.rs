@@ -114,6 +114,10 @@ pub(super) fn show(d: &Daemon, name: &str) -> Result<Value, String> {
                 dropped_bytes: r.stats.dropped_bytes,
                 backlog_packets: r.backlog_packets,
                 backlog_bytes: r.backlog_bytes,
+                wait_p50_ns: r.wait_p50_ns,
+                wait_p90_ns: r.wait_p90_ns,
+                wait_p99_ns: r.wait_p99_ns,
+                wait_max_ns: r.wait_max_ns,
             }
         })
         .collect();

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use port_api::{Batch, ClassHint, MAX_BURST, Packet, PacketPool, Port, PortStats};
-use qos::{CLASSES, ClassMap, Frame, QueueStats, Scheduler, TrafficClass, Trust};
+use qos::{CLASSES, ClassMap, Frame, QueueStats, Scheduler, Sojourn, TrafficClass, Trust};
 
 use super::now;
 use crate::spec::QosConfig;
@@ -24,12 +24,16 @@ use crate::spec::QosConfig;
 /// high-priority frame waits behind at most these, not behind a full ring.
 pub(crate) const MAX_IN_FLIGHT: usize = 16;
 
-/// A queued frame (the scheduler counts its bytes).
-struct Queued(Packet);
+/// A queued frame (the scheduler counts its bytes), with its class and when it was queued.
+struct Queued {
+    pkt: Packet,
+    class: u8,
+    since_ns: u64,
+}
 
 impl Frame for Queued {
     fn frame_len(&self) -> usize {
-        self.0.len()
+        self.pkt.len()
     }
 }
 
@@ -40,6 +44,8 @@ struct State {
     spares: PacketPool,
     /// Frames on their way from the scheduler to the port.
     out: Batch,
+    /// How long frames waited, per class (those let straight through count as 0).
+    waits: [Sojourn; CLASSES],
 }
 
 /// One queue as `qos-show` reports it.
@@ -50,6 +56,11 @@ pub struct QueueReport {
     /// Frames and bytes queued now.
     pub backlog_packets: usize,
     pub backlog_bytes: usize,
+    /// Time frames spent queued, nanoseconds: median, 90th and 99th percentile, longest.
+    pub wait_p50_ns: u64,
+    pub wait_p90_ns: u64,
+    pub wait_p99_ns: u64,
+    pub wait_max_ns: u64,
 }
 
 pub(crate) struct QosPort {
@@ -71,6 +82,7 @@ impl QosPort {
                 classes: cfg.classes.clone(),
                 spares: PacketPool::with_capacity(0),
                 out: Batch::new(),
+                waits: std::array::from_fn(|_| Sojourn::default()),
             }),
             backlog: AtomicBool::new(false),
             epoch,
@@ -123,7 +135,11 @@ impl QosPort {
 
     fn send(&self, st: &mut State, now_ns: u64) -> usize {
         let State {
-            sched, spares, out, ..
+            sched,
+            spares,
+            out,
+            waits,
+            ..
         } = st;
         let mut sent = 0;
         while !sched.is_empty() {
@@ -133,9 +149,10 @@ impl QosPort {
             if room == 0 {
                 break;
             }
-            let n = sched.dequeue(now_ns, room.min(MAX_BURST), |Queued(p)| {
+            let n = sched.dequeue(now_ns, room.min(MAX_BURST), |q| {
+                waits[usize::from(q.class & 7)].record(now_ns.saturating_sub(q.since_ns));
                 // The batch has room for MAX_BURST; nothing is lost.
-                if let Err(p) = out.push(p) {
+                if let Err(p) = out.push(q.pkt) {
                     spares.put(p);
                 }
             });
@@ -154,7 +171,7 @@ impl QosPort {
         let State {
             sched, spares, out, ..
         } = &mut *st;
-        let frames: Vec<Packet> = sched.drain().map(|Queued(p)| p).collect();
+        let frames: Vec<Packet> = sched.drain().map(|q| q.pkt).collect();
         for p in frames {
             if out.is_full() {
                 self.inner.tx_burst(out, spares);
@@ -176,11 +193,16 @@ impl QosPort {
             .filter_map(TrafficClass::new)
             .map(|c| {
                 let (backlog_packets, backlog_bytes) = st.sched.backlog(c);
+                let w = &st.waits[c.index()];
                 QueueReport {
                     class: c.value(),
                     stats: st.sched.stats(c),
                     backlog_packets,
                     backlog_bytes,
+                    wait_p50_ns: w.percentile(50.0),
+                    wait_p90_ns: w.percentile(90.0),
+                    wait_p99_ns: w.percentile(99.0),
+                    wait_max_ns: w.max_ns(),
                 }
             })
             .collect()
@@ -249,19 +271,29 @@ impl Port for QosPort {
             && self.inner.tx_in_flight() + n <= MAX_IN_FLIGHT.max(MAX_BURST)
             && st.sched.pass_through(now, &packets, &bytes)
         {
+            for (w, &n) in st.waits.iter_mut().zip(&packets) {
+                if n > 0 {
+                    w.record_n(0, n);
+                }
+            }
             drop(st);
             return self.inner.tx_burst(pkts, pool);
         }
         let mut queued = 0;
         for (pkt, &c) in pkts.drain().zip(classes.iter()) {
             let class = TrafficClass::new(c).unwrap_or(TrafficClass::BEST_EFFORT);
-            match st.sched.enqueue(class, Queued(pkt)) {
+            let q = Queued {
+                pkt,
+                class: c,
+                since_ns: now,
+            };
+            match st.sched.enqueue(class, q) {
                 Ok(()) => {
                     queued += 1;
                     let spare = st.spares.get();
                     pool.put(spare);
                 }
-                Err(Queued(p)) => pool.put(p),
+                Err(q) => pool.put(q.pkt),
             }
         }
         self.send(&mut st, now);
