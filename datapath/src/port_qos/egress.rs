@@ -44,7 +44,8 @@ struct State {
     spares: PacketPool,
     /// Frames on their way from the scheduler to the port.
     out: Batch,
-    /// How long frames waited, per class (those let straight through count as 0).
+    /// How long queued frames waited, per class (those let straight through are not in it:
+    /// they waited nothing).
     waits: [Sojourn; CLASSES],
 }
 
@@ -193,10 +194,14 @@ impl QosPort {
             .filter_map(TrafficClass::new)
             .map(|c| {
                 let (backlog_packets, backlog_bytes) = st.sched.backlog(c);
-                let w = &st.waits[c.index()];
+                // Frames let straight through waited nothing: every frame sent and not in the
+                // histogram.
+                let mut w = st.waits[c.index()].clone();
+                let stats = st.sched.stats(c);
+                w.record_n(0, stats.sent_packets.saturating_sub(w.count()));
                 QueueReport {
                     class: c.value(),
-                    stats: st.sched.stats(c),
+                    stats,
                     backlog_packets,
                     backlog_bytes,
                     wait_p50_ns: w.percentile(50.0),
@@ -271,11 +276,6 @@ impl Port for QosPort {
             && self.inner.tx_in_flight() + n <= MAX_IN_FLIGHT.max(MAX_BURST)
             && st.sched.pass_through(now, &packets, &bytes)
         {
-            for (w, &n) in st.waits.iter_mut().zip(&packets) {
-                if n > 0 {
-                    w.record_n(0, n);
-                }
-            }
             drop(st);
             return self.inner.tx_burst(pkts, pool);
         }
