@@ -239,3 +239,72 @@ pub struct MeterBandRow {
     pub packets: u64,
     pub bytes: u64,
 }
+
+/// `bond-show [BOND]` and `lacp-show [BOND]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BondRow {
+    pub name: String,
+    /// The configured settings (`add-bond` keys, defaults left out).
+    pub settings: BTreeMap<String, String>,
+    pub bond_mode: String,
+    /// What runs now: balance-tcp falls back to active-backup while LACP is not negotiated.
+    pub policy: String,
+    pub lacp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lacp_negotiated: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_priority: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<u16>,
+    pub failovers: u64,
+    pub learning_packets: u64,
+    /// Frames refused on members that may not deliver them (backup members, floods on a
+    /// non-active balance-slb member, members out of the aggregator).
+    pub rx_not_admitted: u64,
+    pub slow_dropped: u64,
+    pub tx_no_member: u64,
+    pub members: Vec<BondMemberRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BondMemberRow {
+    pub name: String,
+    pub carrier: bool,
+    pub enabled: bool,
+    pub active: bool,
+    pub buckets: usize,
+    pub load_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lacp: Option<LacpMemberRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LacpMemberRow {
+    /// current, expired or defaulted.
+    pub status: String,
+    pub attached: bool,
+    pub actor: LacpInfoRow,
+    pub partner: LacpInfoRow,
+    pub rx_pdus: u64,
+    pub rx_bad: u64,
+    pub rx_looped: u64,
+    pub rx_markers: u64,
+    pub rx_marker_responses: u64,
+    pub tx_pdus: u64,
+    pub tx_marker_responses: u64,
+    pub link_expired: u64,
+    pub link_defaulted: u64,
+    pub carrier_changes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LacpInfoRow {
+    pub system_id: String,
+    pub system_priority: u16,
+    pub key: u16,
+    pub port_id: u16,
+    pub port_priority: u16,
+    pub state: Vec<String>,
+}

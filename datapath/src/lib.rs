@@ -9,6 +9,7 @@
 
 mod actions;
 pub mod afxdp;
+mod bond_port;
 mod bridge;
 mod control;
 pub mod harness;
@@ -23,6 +24,7 @@ mod xsk_flags;
 
 pub use port_api::{counter, packet, port};
 
+pub use bond_port::{BondReport, MemberReport};
 pub use control::{Switch, SwitchConfig};
 pub use info::*;
 pub use port_qos::{ColorCounts, QueueReport};

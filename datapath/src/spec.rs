@@ -13,6 +13,7 @@ use vlan_vxlan::VlanMode;
 
 pub use crate::afxdp::{AfXdpOptions, XdpModeRequest};
 pub use crate::tunnel::{TunnelKey, VxlanConfig};
+pub use bond::{BondMode, LacpMode};
 pub use vhost_user::{Mode as VhostUserMode, VhostUserOptions};
 
 /// One configuration change. A list of them is applied as one transaction: all or nothing.
@@ -61,6 +62,12 @@ pub enum Change {
         bridge: String,
         id: u32,
     },
+    /// New settings of a bond (mode, LACP, delays, primary), live: members keep their LACP
+    /// partners and the buckets stay where they are.
+    SetBond {
+        name: String,
+        settings: BondSettings,
+    },
 }
 
 /// A port to create.
@@ -86,6 +93,8 @@ pub enum PortKind {
     VhostUser(VhostUserOptions),
     /// A VXLAN tunnel port over the VTEPs.
     Vxlan(VxlanConfig),
+    /// A bond of member ports (ring, AF_XDP or vhost-user ones).
+    Bond(BondSpec),
 }
 
 impl PortKind {
@@ -96,7 +105,106 @@ impl PortKind {
             PortKind::AfXdp { .. } => "afxdp",
             PortKind::VhostUser(_) => "vhost-user",
             PortKind::Vxlan(_) => "vxlan",
+            PortKind::Bond(_) => "bond",
         }
+    }
+}
+
+/// A bond's members and settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BondSpec {
+    pub members: Vec<BondMember>,
+    pub settings: BondSettings,
+}
+
+/// One member of a bond: a port that is not a port of the bridge by itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BondMember {
+    pub name: String,
+    pub kind: PortKind,
+}
+
+/// How a bond runs (the `add-bond` and `set port` options).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BondSettings {
+    pub mode: BondMode,
+    pub lacp: LacpMode,
+    /// `lacp-time=fast`: PDUs every second, partner expired after 3 s (else 30 s and 90 s).
+    pub lacp_fast: bool,
+    /// `lacp-fallback-ab`: without a partner, run the members as active-backup.
+    pub fallback_ab: bool,
+    /// `bond-primary`: the member preferred as active.
+    pub primary: Option<String>,
+    pub updelay_ms: u32,
+    pub downdelay_ms: u32,
+    /// How often the members' link state is read; 0: on every round of the bonds thread.
+    pub miimon_ms: u32,
+    /// balance-slb and balance-tcp: how often buckets move by load; 0: never.
+    pub rebalance_interval_ms: u32,
+    pub lacp_system_priority: u16,
+    /// The LACP system id (default: the first member's MAC address).
+    pub lacp_system_id: Option<[u8; 6]>,
+    /// The LACP key (default: the bond's ofport).
+    pub lacp_key: Option<u16>,
+}
+
+impl Default for BondSettings {
+    /// Open vSwitch's defaults: active-backup, no LACP, slow, rebalance every 10 s, system
+    /// priority 65534.
+    fn default() -> Self {
+        BondSettings {
+            mode: BondMode::ActiveBackup,
+            lacp: LacpMode::Off,
+            lacp_fast: false,
+            fallback_ab: false,
+            primary: None,
+            updelay_ms: 0,
+            downdelay_ms: 0,
+            miimon_ms: 0,
+            rebalance_interval_ms: 10_000,
+            lacp_system_priority: 65534,
+            lacp_system_id: None,
+            lacp_key: None,
+        }
+    }
+}
+
+impl BondSettings {
+    /// The pure bond's configuration, with the defaults that depend on the members and the
+    /// bond's ofport filled in.
+    pub fn to_config(
+        &self,
+        member_names: &[&str],
+        first_member_mac: [u8; 6],
+        ofport: u32,
+    ) -> Result<bond::BondConfig, String> {
+        let primary = match &self.primary {
+            None => None,
+            Some(p) => Some(
+                member_names
+                    .iter()
+                    .position(|m| m == p)
+                    .ok_or_else(|| format!("bond-primary={p} is not a member of the bond"))?,
+            ),
+        };
+        let system = bond::lacp::SystemId {
+            priority: self.lacp_system_priority,
+            mac: self.lacp_system_id.unwrap_or(first_member_mac),
+        };
+        let key = self.lacp_key.unwrap_or((ofport & 0xffff) as u16);
+        let ms = |v: u32| std::time::Duration::from_millis(u64::from(v));
+        Ok(bond::BondConfig {
+            mode: self.mode,
+            lacp: self.lacp,
+            lacp_fast: self.lacp_fast,
+            fallback_ab: self.fallback_ab,
+            primary,
+            updelay: ms(self.updelay_ms),
+            downdelay: ms(self.downdelay_ms),
+            rebalance_interval: ms(self.rebalance_interval_ms),
+            system,
+            key,
+        })
     }
 }
 

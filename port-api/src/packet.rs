@@ -266,6 +266,37 @@ impl Batch {
         self.pkts.drain(..)
     }
 
+    /// Keeps the packets from index `start` on for which `keep` holds (in order) and returns
+    /// the others to `pool`; returns how many went back.
+    pub fn retain_from(
+        &mut self,
+        start: usize,
+        pool: &mut PacketPool,
+        mut keep: impl FnMut(&Packet) -> bool,
+    ) -> usize {
+        let start = start.min(self.pkts.len());
+        let before = pool.free.len();
+        pool.free
+            .extend(self.pkts.extract_if(start.., |p| !keep(p)));
+        pool.free.len() - before
+    }
+
+    /// Moves the packets for which `take` holds, in order, to `out` (as far as it has room;
+    /// the rest stay). `take` sees each packet with its index in the batch before the move.
+    pub fn move_where(&mut self, out: &mut Batch, mut take: impl FnMut(usize, &Packet) -> bool) {
+        let mut i = 0;
+        let room = out.room();
+        let mut moved = 0;
+        for p in self.pkts.extract_if(.., |p| {
+            let t = moved < room && take(i, p);
+            i += 1;
+            moved += usize::from(t);
+            t
+        }) {
+            out.pkts.push(p);
+        }
+    }
+
     /// Returns every packet to `pool`.
     pub fn recycle(&mut self, pool: &mut PacketPool) {
         // Handles are single pointers: this is one copy of the array.
@@ -291,5 +322,32 @@ mod tests {
         let mut q = Packet::new();
         p.clone_into(&mut q);
         assert_eq!((p.data(), q.data()), (&frame[..], &frame[..]));
+    }
+
+    fn batch_of(pool: &mut PacketPool, firsts: &[u8]) -> Batch {
+        let mut b = Batch::new();
+        for &f in firsts {
+            let mut p = pool.get();
+            assert!(p.set_data(&[f; 60]));
+            b.push(p).ok().unwrap();
+        }
+        b
+    }
+
+    fn firsts(b: &Batch) -> Vec<u8> {
+        b.iter().map(|p| p.data()[0]).collect()
+    }
+
+    #[test]
+    fn retain_from_and_move_where_keep_order_and_buffers() {
+        let mut pool = PacketPool::with_capacity(8);
+        let mut b = batch_of(&mut pool, &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(pool.available(), 2);
+        assert_eq!(b.retain_from(2, &mut pool, |p| p.data()[0] % 2 == 0), 2);
+        assert_eq!(firsts(&b), [1, 2, 4, 6]);
+        assert_eq!(pool.available(), 4);
+        let mut out = Batch::new();
+        b.move_where(&mut out, |i, _| i % 2 == 1);
+        assert_eq!((firsts(&b), firsts(&out)), (vec![1, 4], vec![2, 6]));
     }
 }

@@ -5,6 +5,7 @@
 //! One file per family: `bridge`, `port`, `flow`, `meter`, `tunnel`, `qos`, and `stats` (show,
 //! counters, PMDs).
 
+mod bond;
 mod bridge;
 mod flow;
 mod meter;
@@ -25,6 +26,17 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("del-br", "del-br BRIDGE"),
     ("add-port", "add-port BRIDGE PORT type=TYPE [KEY=VALUE...]"),
     ("del-port", "del-port [BRIDGE] PORT"),
+    (
+        "add-bond",
+        "add-bond BRIDGE BOND MEMBER... [bond_mode=active-backup|balance-slb|balance-tcp] [lacp=off|active|passive] [lacp-time=fast|slow] [lacp-fallback-ab=true] [bond-primary=MEMBER] [updelay=MS] [downdelay=MS] [miimon=MS] [bond-rebalance-interval=MS] [member-type=afxdp|ring|vhost-user] [MEMBER.KEY=VALUE...] [tag=N ...]",
+    ),
+    ("del-bond", "del-bond [BRIDGE] BOND"),
+    ("bond-show", "bond-show [BOND]"),
+    ("lacp-show", "lacp-show [BOND]"),
+    (
+        "bond-set-active-member",
+        "bond-set-active-member BOND MEMBER",
+    ),
     (
         "set",
         "set port PORT [tag=N] [trunks=LIST] [vlan_mode=MODE] [cvlans=LIST] [vtep_ip=A.B.C.D/LEN] [mac-limit=N] [mac-learn-rate=N] [trust=dscp|pcp|untrusted[:DSCP]] (empty value clears)",
@@ -128,6 +140,8 @@ const EDITS: &[&str] = &[
     "del-br",
     "add-port",
     "del-port",
+    "add-bond",
+    "del-bond",
     "set",
     "add-flow",
     "add-flows",
@@ -167,6 +181,18 @@ fn edit(cfg: &mut Config, cmd: &str, a: &[String]) -> Result<Value, String> {
             match a {
                 [br, p] => port::del(cfg, Some(br), p),
                 [p] => port::del(cfg, None, p),
+                _ => unreachable!("checked by expect_args"),
+            }
+        }
+        "add-bond" => {
+            expect_args(cmd, a, 3, usize::MAX)?;
+            bond::add(cfg, &a[0], &a[1], &a[2..])
+        }
+        "del-bond" => {
+            expect_args(cmd, a, 1, 2)?;
+            match a {
+                [br, p] => bond::del(cfg, Some(br), p),
+                [p] => bond::del(cfg, None, p),
                 _ => unreachable!("checked by expect_args"),
             }
         }
@@ -283,6 +309,14 @@ fn query(d: &Daemon, cmd: &str, a: &[String]) -> Result<Value, String> {
             expect_args(cmd, a, 0, 0)?;
             d.datapath().tnl_neigh_flush();
             Ok(Value::Null)
+        }
+        "bond-show" | "lacp-show" => {
+            expect_args(cmd, a, 0, 1)?;
+            bond::show(d, a.first().map(String::as_str))
+        }
+        "bond-set-active-member" => {
+            expect_args(cmd, a, 2, 2)?;
+            bond::set_active(d, &a[0], &a[1])
         }
         other => Err(unknown(other)),
     }

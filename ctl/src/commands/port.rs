@@ -4,9 +4,10 @@ use serde_json::Value;
 
 use crate::daemon::to_value;
 use crate::model::{Config, MAX_OFPORT, Port};
-use crate::parse::{check_name, port, split_port_options, split_settings};
+use crate::parse::{bond, check_name, port, split_port_options, split_settings};
 use crate::protocol::truncate;
 use crate::results::AddPortResult;
+use datapath::PortKind;
 
 pub(super) fn add(
     cfg: &mut Config,
@@ -58,10 +59,40 @@ pub(super) fn del(cfg: &mut Config, br: Option<&String>, name: &str) -> Result<V
 }
 
 pub(super) fn set(cfg: &mut Config, name: &str, tokens: &[String]) -> Result<Value, String> {
-    let changes = split_settings(tokens)?;
+    let (bond_changes, changes): (Vec<_>, Vec<_>) = split_settings(tokens)?
+        .into_iter()
+        .partition(|(k, _)| bond::BOND_KEYS.contains(&k.as_str()));
     let p = cfg
         .port_mut(name)
         .ok_or_else(|| format!("no port named {}", truncate(name, 64)))?;
+    if !bond_changes.is_empty() {
+        let PortKind::Bond(spec) = &mut p.kind else {
+            return Err(format!(
+                "{} is not a bond: {} are bond settings",
+                truncate(name, 64),
+                bond_changes
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        };
+        let mut o = bond::render_bond_settings(&spec.settings);
+        for (k, v) in bond_changes {
+            if v.is_empty() {
+                o.remove(&k);
+            } else {
+                o.insert(k, v);
+            }
+        }
+        let new = bond::parse_bond_settings(&o)?;
+        if let Some(pr) = &new.primary
+            && !spec.members.iter().any(|m| &m.name == pr)
+        {
+            return Err(format!("bond-primary={pr} is not a member of the bond"));
+        }
+        spec.settings = new;
+    }
     let mut settings = port::render_settings(&p.settings);
     for (k, v) in changes {
         if v.is_empty() {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use datapath::{Change, PortSpec};
+use datapath::{Change, PortKind, PortSpec};
 use flowtable::{Match, Rule};
 
 use super::{Bridge, Config, Port};
@@ -48,6 +48,16 @@ fn add_port(bridge: &str, p: &Port) -> Change {
     }
 }
 
+/// Two bonds with the same members that differ only in their bond settings (changed live).
+fn bond_settings_only(old: &PortKind, new: &PortKind) -> bool {
+    match (old, new) {
+        (PortKind::Bond(o), PortKind::Bond(n)) => {
+            o.members == n.members && o.settings != n.settings
+        }
+        _ => false,
+    }
+}
+
 fn bridge_diff(
     old: &Bridge,
     new: &Bridge,
@@ -76,6 +86,20 @@ fn bridge_diff(
     }
     for op in &old.ports {
         match new.port(&op.name) {
+            Some(np) if np.ofport == op.ofport && bond_settings_only(&op.kind, &np.kind) => {
+                if let PortKind::Bond(b) = &np.kind {
+                    additions.push(Change::SetBond {
+                        name: np.name.clone(),
+                        settings: b.settings.clone(),
+                    });
+                }
+                if np.settings != op.settings {
+                    additions.push(Change::SetPort {
+                        name: np.name.clone(),
+                        settings: np.settings.clone(),
+                    });
+                }
+            }
             Some(np) if np.kind == op.kind && np.ofport == op.ofport => {
                 if np.settings != op.settings {
                     additions.push(Change::SetPort {
@@ -166,6 +190,7 @@ mod tests {
                 Change::SetRoutes(r) => format!("routes {}", r.len()),
                 Change::SetMeter { id, .. } => format!("+meter {id}"),
                 Change::DelMeter { id, .. } => format!("-meter {id}"),
+                Change::SetBond { name, .. } => format!("bond {name}"),
             })
             .collect()
     }

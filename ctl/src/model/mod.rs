@@ -112,12 +112,25 @@ impl Config {
             .find_map(|b| b.ports.iter_mut().find(|p| p.name == name))
     }
 
+    /// The bond that has a member named `name`.
+    pub fn bond_of_member(&self, name: &str) -> Option<&Port> {
+        self.bridges
+            .iter()
+            .flat_map(|b| &b.ports)
+            .find(|p| match &p.kind {
+                PortKind::Bond(b) => b.members.iter().any(|m| m.name == name),
+                _ => false,
+            })
+    }
+
     /// What `name` already names, if anything.
     pub fn name_in_use(&self, name: &str) -> Option<&'static str> {
         if self.bridge(name).is_some() {
             Some("bridge")
         } else if self.port(name).is_some() {
             Some("port")
+        } else if self.bond_of_member(name).is_some() {
+            Some("bond member")
         } else {
             None
         }
@@ -138,6 +151,13 @@ impl Config {
             for p in &b.ports {
                 if !names.insert(p.name.as_str()) {
                     return Err(format!("the name {} is used twice", p.name));
+                }
+                if let PortKind::Bond(bond) = &p.kind {
+                    for m in &bond.members {
+                        if !names.insert(m.name.as_str()) {
+                            return Err(format!("the name {} is used twice", m.name));
+                        }
+                    }
                 }
                 if !(1..=MAX_OFPORT).contains(&p.ofport) {
                     return Err(format!(

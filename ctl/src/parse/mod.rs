@@ -3,6 +3,7 @@
 //! [`datapath::PortKind`] and [`datapath::PortSettings`] (and back, for `show` and the state
 //! file); `qos` does the same for a port's scheduler, trust and policer settings.
 
+pub mod bond;
 pub mod port;
 pub mod qos;
 

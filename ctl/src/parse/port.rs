@@ -39,10 +39,19 @@ fn type_keys(kind: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-pub const KINDS: &str = "afxdp, ring, vhost-user, vxlan";
+pub const KINDS: &str = "afxdp, bond, ring, vhost-user, vxlan";
 
 /// A port's type and options (type options and settings mixed, as `add-port` takes them).
 pub fn parse_port(kind: &str, options: &Options) -> Result<(PortKind, PortSettings), String> {
+    if kind == "bond" {
+        let mut o = options.clone();
+        let members = o
+            .remove("members")
+            .ok_or("type=bond needs members=A,B (or use add-bond)")?;
+        let names: Vec<String> = members.split(',').map(str::to_string).collect();
+        let (spec, settings) = super::bond::parse_bond(&names, &o)?;
+        return Ok((PortKind::Bond(spec), settings));
+    }
     let keys =
         type_keys(kind).ok_or_else(|| format!("unknown port type {kind:?} (known: {KINDS})"))?;
     let (type_opts, settings): (Options, Options) = options
@@ -262,6 +271,7 @@ fn render_kind(kind: &PortKind) -> Options {
         o.insert(k.to_string(), v);
     };
     match kind {
+        PortKind::Bond(spec) => o.extend(super::bond::render_bond(spec)),
         PortKind::Ring { peer } => {
             if let Some(p) = peer {
                 put("peer", p.clone());

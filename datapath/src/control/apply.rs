@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use flowtable::{InstalledRule, MacTable, PortLimits, PortNo, RuleId, RuleTable};
 
+use crate::bond_port::{BondPort, ctl::Owner};
 use crate::bridge::{BridgeId, BridgeShared, ConfigEvent, PortId};
 use crate::info::DpError;
 use crate::port_qos::{Meter, QosPort};
-use crate::spec::{Change, PortSettings, PortSpec, Route};
+use crate::spec::{BondSettings, Change, PortKind, PortSettings, PortSpec, Route};
 use crate::tunnel::Tunnels;
 
 use super::backends;
@@ -35,12 +36,12 @@ enum Undo {
     RemovedPort {
         bridge: BridgeId,
         index: usize,
-        entry: PortEntry,
+        entry: Box<PortEntry>,
     },
     Settings {
         bridge: BridgeId,
         port: PortId,
-        old: PortSettings,
+        old: Box<PortSettings>,
     },
     AddedRule {
         bridge: BridgeId,
@@ -52,6 +53,11 @@ enum Undo {
         rule: Arc<InstalledRule>,
     },
     Routes(Vec<Route>),
+    Bond {
+        bridge: BridgeId,
+        port: PortId,
+        old: BondSettings,
+    },
     Meter {
         bridge: BridgeId,
         id: u32,
@@ -142,11 +148,12 @@ impl<'a> Txn<'a> {
                 self.undo.push(Undo::RemovedPort {
                     bridge: id,
                     index,
-                    entry,
+                    entry: Box::new(entry),
                 });
                 Ok(())
             }
             Change::SetPort { name, settings } => self.set_port(&name, settings),
+            Change::SetBond { name, settings } => self.set_bond(&name, settings),
             Change::AddRule { bridge, rule } => {
                 let b = self.state.bridge_mut(&bridge)?;
                 let was_empty = b.rules.is_empty();
@@ -282,14 +289,39 @@ impl<'a> Txn<'a> {
                 spec.ofport
             )));
         }
-        let opened = backends::open(self.state, &name, &spec.kind, self.tunnels)?;
+        let (opened, bond, member_rings) = match &spec.kind {
+            PortKind::Bond(b) => {
+                let (bp, rings) =
+                    backends::open_bond(self.state, &name, spec.ofport, b, self.tunnels)?;
+                let opened = backends::Opened {
+                    port: bp.clone(),
+                    ring: None,
+                    vxlan: None,
+                };
+                (opened, Some(bp), rings)
+            }
+            kind => (
+                backends::open(self.state, &name, kind, self.tunnels)?,
+                None,
+                Vec::new(),
+            ),
+        };
         check_vtep(&name, &spec.settings, opened.port.mac())?;
         let id = self.state.new_id();
         let b = self.state.bridge_mut(bridge)?;
+        if let Some(bp) = &bond {
+            bp.ctl().set_owner(Owner {
+                shared: b.shared.clone(),
+                ofport: spec.ofport,
+                vlan: spec.settings.vlan.clone(),
+            });
+        }
         let entry = PortEntry {
             kind: Some(spec.kind),
             ring: opened.ring,
             vxlan: opened.vxlan,
+            bond,
+            member_rings,
             ..PortEntry::new(id, name, spec.ofport, spec.settings, opened.port)
         };
         let (ofport, limits) = (entry.ofport, entry.settings.mac_limits);
@@ -317,6 +349,13 @@ impl<'a> Txn<'a> {
         }
         check_vtep(&entry.name, &entry.settings, entry.port.mac())?;
         let b = self.state.bridge_mut(bridge)?;
+        if let Some(bp) = &entry.bond {
+            bp.ctl().set_owner(Owner {
+                shared: b.shared.clone(),
+                ofport: entry.ofport,
+                vlan: entry.settings.vlan.clone(),
+            });
+        }
         let (ofport, port) = (entry.ofport, entry.id);
         let at = b.ports.partition_point(|p| p.ofport < ofport);
         b.ports.insert(at, entry);
@@ -358,6 +397,28 @@ impl<'a> Txn<'a> {
         self.undo.push(Undo::Settings {
             bridge: bid,
             port,
+            old: Box::new(old),
+        });
+        Ok(())
+    }
+
+    fn set_bond(&mut self, name: &str, settings: BondSettings) -> Result<(), DpError> {
+        let bi = self
+            .state
+            .find_port(name)
+            .map(|(bi, _)| bi)
+            .ok_or_else(|| DpError(format!("no port named {name}")))?;
+        let b = &mut self.state.bridges[bi];
+        let bid = b.id;
+        let p = b
+            .ports
+            .iter_mut()
+            .find(|p| p.name == name)
+            .ok_or_else(|| DpError(format!("no port named {name}")))?;
+        let old = reconfigure_bond(p, settings)?;
+        self.undo.push(Undo::Bond {
+            bridge: bid,
+            port: p.id,
             old,
         });
         Ok(())
@@ -382,14 +443,14 @@ impl<'a> Txn<'a> {
                     entry,
                 } => {
                     if let Some(b) = by_id(state, bridge) {
-                        b.ports.insert(index.min(b.ports.len()), entry);
+                        b.ports.insert(index.min(b.ports.len()), *entry);
                         b.changed();
                     }
                 }
                 Undo::Settings { bridge, port, old } => {
                     if let Some(b) = by_id(state, bridge) {
                         if let Some(p) = b.ports.iter_mut().find(|p| p.id == port) {
-                            p.settings = old;
+                            p.settings = *old;
                         }
                         b.changed();
                     }
@@ -414,6 +475,15 @@ impl<'a> Txn<'a> {
                     }
                 }
                 Undo::Routes(old) => state.routes = old,
+                Undo::Bond { bridge, port, old } => {
+                    let entry = by_id(state, bridge)
+                        .and_then(|b| b.ports.iter_mut().find(|p| p.id == port));
+                    if let Some(p) = entry
+                        && let Err(e) = reconfigure_bond(p, old)
+                    {
+                        tracing::warn!("bond settings could not be restored: {e}");
+                    }
+                }
                 Undo::Meter { bridge, id, old } => {
                     if let Some(b) = by_id(state, bridge) {
                         match old {
@@ -452,6 +522,9 @@ impl<'a> Txn<'a> {
         for (bid, port, old) in self.qos {
             let Some(b) = by_id(state, bid) else { continue };
             if let Some(p) = b.ports.iter_mut().find(|p| p.id == port) {
+                if let Some(bp) = &p.bond {
+                    bp.ctl().set_vlan(p.settings.vlan.clone());
+                }
                 removed
                     .schedulers
                     .extend(p.sync_qos(old.as_ref(), self.epoch));
@@ -460,13 +533,36 @@ impl<'a> Txn<'a> {
         }
         for u in self.undo {
             match u {
-                Undo::RemovedPort { entry, .. } => removed.ports.push(entry),
+                Undo::RemovedPort { entry, .. } => removed.ports.push(*entry),
                 Undo::RemovedBridge(_, b) => removed.bridges.push(b),
                 _ => {}
             }
         }
         removed
     }
+}
+
+/// Gives a bond new settings; returns the old ones.
+fn reconfigure_bond(p: &mut PortEntry, settings: BondSettings) -> Result<BondSettings, DpError> {
+    let bp: Arc<BondPort> = p
+        .bond
+        .clone()
+        .ok_or_else(|| DpError(format!("port {} is not a bond", p.name)))?;
+    let names: Vec<&str> = bp.members().iter().map(|m| m.name()).collect();
+    let first_mac = bp.members()[0]
+        .mac()
+        .unwrap_or_else(|| backends::derived_mac(names[0]));
+    let config = settings
+        .to_config(&names, first_mac, p.ofport)
+        .map_err(|e| DpError(format!("bond {}: {e}", p.name)))?;
+    let old = bp.ctl().settings().clone();
+    bp.ctl()
+        .reconfigure(config, settings.clone())
+        .map_err(|e| DpError(format!("bond {}: {e}", p.name)))?;
+    if let Some(PortKind::Bond(spec)) = &mut p.kind {
+        spec.settings = settings;
+    }
+    Ok(old)
 }
 
 fn by_id(state: &mut ControlState, id: BridgeId) -> Option<&mut BridgeState> {

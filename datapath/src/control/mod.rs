@@ -9,10 +9,12 @@
 //! - `publish`: building and publishing snapshots;
 //! - `runtime`: what is shared with housekeeping (the graveyard of things PMDs may still use);
 //! - `housekeeping`: MAC aging and freeing, once a second / every 100 ms;
+//! - `bonds`: the bonds thread (LACP, carrier, failover, rebalancing), every 10 ms;
 //! - `query`: what `show`, `dump-flows`, `fdb-show`, `pmd-stats` report.
 
 mod apply;
 mod backends;
+mod bonds;
 mod housekeeping;
 mod placement;
 mod publish;
@@ -63,7 +65,8 @@ pub struct Switch {
     ctl: Mutex<Control>,
     rt: Arc<Runtime>,
     threads: Mutex<Vec<PmdThread>>,
-    housekeeping: Mutex<Option<JoinHandle<()>>>,
+    /// The housekeeping and bonds threads.
+    housekeeping: Mutex<Vec<JoinHandle<()>>>,
     caller: Mutex<Option<Pmd>>,
 }
 
@@ -114,14 +117,17 @@ impl Switch {
             graveyard: Mutex::new(Vec::new()),
             epoch,
             stop: AtomicBool::new(false),
+            bonds: Mutex::new(Vec::new()),
         });
         let hk = housekeeping::spawn(rt.clone())
             .map_err(|e| DpError(format!("cannot start housekeeping thread: {e}")))?;
+        let bonds = bonds::spawn(rt.clone())
+            .map_err(|e| DpError(format!("cannot start bonds thread: {e}")))?;
         Ok(Switch {
             ctl: Mutex::new(Control::new(rt.pmds.len())),
             rt,
             threads: Mutex::new(threads),
-            housekeeping: Mutex::new(Some(hk)),
+            housekeeping: Mutex::new(vec![hk, bonds]),
             caller: Mutex::new(caller),
         })
     }
@@ -150,6 +156,8 @@ impl Switch {
     /// Publishes the state; releases what a change removed once no PMD can use it.
     fn finish(&self, ctl: &mut Control, removed: apply::Removed) {
         backends::sync_ring_links(&ctl.state);
+        *self.rt.bonds.lock().unwrap_or_else(|e| e.into_inner()) =
+            ctl.state.bonds().map(|(_, b)| b.clone()).collect();
         let generation = ctl.publish(&self.rt);
         if !removed.is_empty() {
             let quiet = self.rt.wait_past(generation, QUIESCE_TIMEOUT);
@@ -186,6 +194,45 @@ impl Switch {
         };
         let id = ctl.state.new_id();
         let entry = PortEntry::new(id, name.to_string(), ofport, settings, port);
+        let mut txn = Txn::new(&mut ctl.state, &self.rt.tunnels, self.rt.epoch);
+        if let Err(e) = txn.attach(bridge, entry) {
+            txn.rollback();
+            return Err(e);
+        }
+        let removed = txn.commit();
+        self.finish(&mut ctl, removed);
+        Ok(ofport)
+    }
+
+    /// Attaches a bond over port objects built by the caller (tests, benchmarks, embedders),
+    /// with the next free ofport; returns it.
+    pub fn attach_bond(
+        &self,
+        bridge: &str,
+        name: &str,
+        members: Vec<Arc<dyn Port>>,
+        bond: crate::spec::BondSettings,
+        settings: PortSettings,
+    ) -> Result<u32, DpError> {
+        let mut ctl = self.lock();
+        let ofport = {
+            let b = ctl.state.bridge(bridge)?;
+            (1..)
+                .find(|n| !b.ports.iter().any(|p| p.ofport == *n))
+                .unwrap_or(1)
+        };
+        for m in &members {
+            if let Some(what) = ctl.state.name_in_use(m.name()) {
+                return Err(DpError(format!(
+                    "{} is already the name of a {what}",
+                    m.name()
+                )));
+            }
+        }
+        let bp = backends::bond_over(&ctl.state, name, ofport, members, &bond)?;
+        let id = ctl.state.new_id();
+        let mut entry = PortEntry::new(id, name.to_string(), ofport, settings, bp.clone());
+        entry.bond = Some(bp);
         let mut txn = Txn::new(&mut ctl.state, &self.rt.tunnels, self.rt.epoch);
         if let Err(e) = txn.attach(bridge, entry) {
             txn.rollback();
@@ -247,14 +294,16 @@ impl Switch {
                 let _ = t.join();
             }
         }
-        if let Some(t) = self
-            .housekeeping
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        let helpers =
+            std::mem::take(&mut *self.housekeeping.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in helpers {
             let _ = t.join();
         }
+        self.rt
+            .bonds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let mut ctl = self.lock();
         ctl.state.bridges.clear();
         ctl.state.routes.clear();

@@ -26,7 +26,7 @@ pub(super) struct Control {
 impl Control {
     pub(super) fn new(n_pmds: usize) -> Self {
         Control {
-            state: ControlState::default(),
+            state: ControlState::with_pmds(n_pmds),
             placement: Placement::new(n_pmds),
             generation: 0,
             announced: HashSet::new(),

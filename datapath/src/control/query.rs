@@ -11,6 +11,7 @@ use crate::info::{
 
 use super::Switch;
 use super::state::BridgeState;
+use crate::port::Port;
 
 fn bridge_info(b: &BridgeState) -> BridgeInfo {
     BridgeInfo {
@@ -195,5 +196,48 @@ impl Switch {
 
     pub fn tnl_neigh_flush(&self) {
         self.rt.tunnels.neigh().flush();
+    }
+
+    /// Every bond, or the one named, as `bond-show` and `lacp-show` report them.
+    pub fn bonds(&self, name: Option<&str>) -> Result<Vec<crate::BondReport>, DpError> {
+        let bonds: Vec<_> = self
+            .rt
+            .bonds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let out: Vec<_> = bonds
+            .iter()
+            .filter(|b| name.is_none_or(|n| b.name() == n))
+            .map(|b| b.ctl().report(b))
+            .collect();
+        match name {
+            Some(n) if out.is_empty() => Err(DpError(format!("no bond named {n}"))),
+            _ => Ok(out),
+        }
+    }
+
+    /// Makes `member` the active member of `bond` (`bond-set-active-member`); it must be
+    /// enabled. Not part of the configuration: the bond may move again on a failure.
+    pub fn bond_set_active_member(&self, bond: &str, member: &str) -> Result<(), DpError> {
+        let bonds: Vec<_> = self
+            .rt
+            .bonds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let b = bonds
+            .iter()
+            .find(|b| b.name() == bond)
+            .ok_or_else(|| DpError(format!("no bond named {bond}")))?;
+        let idx = b
+            .members()
+            .iter()
+            .position(|m| m.name() == member)
+            .ok_or_else(|| DpError(format!("bond {bond} has no member {member}")))?;
+        let now = self.rt.epoch.elapsed();
+        b.ctl()
+            .set_active(b, idx, now)
+            .map_err(|e| DpError(format!("cannot make {member} active: {e}")))
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use crate::bond_port::BondPort;
 use crate::pmd::{PmdShared, Snapshot};
 use crate::tunnel::Tunnels;
 
@@ -21,6 +22,8 @@ pub(super) struct Runtime {
     pub(super) graveyard: Mutex<Vec<(u64, Box<dyn Any + Send>)>>,
     pub(super) epoch: Instant,
     pub(super) stop: AtomicBool,
+    /// Every bond, for the bonds thread (refreshed after each change).
+    pub(super) bonds: Mutex<Vec<Arc<BondPort>>>,
 }
 
 impl Runtime {

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use flowtable::{PortNo, RuleTable};
 
+use crate::bond_port::BondPort;
 use crate::bridge::{BridgeId, BridgeShared, BridgeSnapshot, DropCounters, PortId};
 use crate::info::DpError;
 use crate::port::Port;
@@ -32,6 +33,16 @@ pub(super) struct PortEntry {
     pub(super) egress: Option<Arc<QosPort>>,
     /// What the port does to arriving frames, when its trust or policer settings ask.
     pub(super) ingress: Option<Arc<Ingress>>,
+    /// Set for bonds, with the ring ports among their members (to join them).
+    pub(super) bond: Option<Arc<BondPort>>,
+    pub(super) member_rings: Vec<MemberRing>,
+}
+
+/// A ring port that is a bond member, and the peer it names.
+pub(super) struct MemberRing {
+    pub(super) name: String,
+    pub(super) ring: Arc<RingPort>,
+    pub(super) peer: Option<String>,
 }
 
 impl PortEntry {
@@ -54,6 +65,8 @@ impl PortEntry {
             drops: Arc::default(),
             egress: None,
             ingress: None,
+            bond: None,
+            member_rings: Vec::new(),
         }
     }
 
@@ -136,10 +149,19 @@ impl BridgeState {
 pub(super) struct ControlState {
     pub(super) bridges: Vec<BridgeState>,
     pub(super) routes: Vec<Route>,
+    /// PMD threads (bonds keep a load counter row per PMD).
+    pub(super) n_pmds: usize,
     next_id: u64,
 }
 
 impl ControlState {
+    pub(super) fn with_pmds(n_pmds: usize) -> ControlState {
+        ControlState {
+            n_pmds,
+            ..ControlState::default()
+        }
+    }
+
     /// A fresh bridge or port identity.
     pub(super) fn new_id(&mut self) -> u64 {
         self.next_id += 1;
@@ -168,12 +190,25 @@ impl ControlState {
             .find_map(|(bi, b)| b.port(name).map(|p| (bi, p)))
     }
 
-    /// Whether `name` is taken by a bridge or a port.
+    /// Every bond, with its name.
+    pub(super) fn bonds(&self) -> impl Iterator<Item = (&str, &Arc<BondPort>)> {
+        self.bridges
+            .iter()
+            .flat_map(|b| &b.ports)
+            .filter_map(|p| p.bond.as_ref().map(|b| (p.name.as_str(), b)))
+    }
+
+    /// Whether `name` is taken by a bridge, a port or a bond member.
     pub(super) fn name_in_use(&self, name: &str) -> Option<&'static str> {
         if self.bridges.iter().any(|b| b.name == name) {
             Some("bridge")
         } else if self.find_port(name).is_some() {
             Some("port")
+        } else if self
+            .bonds()
+            .any(|(_, b)| b.members().iter().any(|m| m.name() == name))
+        {
+            Some("bond member")
         } else {
             None
         }

@@ -8,6 +8,8 @@ use serde_json::Value;
 
 use crate::results::*;
 
+mod bond;
+
 /// Renders `result` of `command` as text ("" when there is nothing to print). A result this
 /// client does not understand (e.g. from a newer daemon) is printed as JSON.
 pub fn render_text(command: &str, result: &Value) -> String {
@@ -18,10 +20,30 @@ pub fn render_text(command: &str, result: &Value) -> String {
         }
     }
     match command {
-        "add-br" | "del-br" | "add-port" | "del-port" | "add-flow" | "add-flows" | "del-flows"
-        | "set" | "tnl-route-add" | "tnl-route-del" | "tnl-neigh-flush" | "batch" | "set-qos"
-        | "set-queue" | "clear-qos" | "set-policer" | "clear-policer" | "add-meter"
-        | "del-meter" => String::new(),
+        "add-br"
+        | "del-br"
+        | "add-port"
+        | "del-port"
+        | "add-flow"
+        | "add-flows"
+        | "del-flows"
+        | "set"
+        | "tnl-route-add"
+        | "tnl-route-del"
+        | "tnl-neigh-flush"
+        | "batch"
+        | "set-qos"
+        | "set-queue"
+        | "clear-qos"
+        | "set-policer"
+        | "clear-policer"
+        | "add-meter"
+        | "del-meter"
+        | "add-bond"
+        | "del-bond"
+        | "bond-set-active-member" => String::new(),
+        "bond-show" => typed(result, |r: Vec<BondRow>| bond::bond_show(&r)),
+        "lacp-show" => typed(result, |r: Vec<BondRow>| bond::lacp_show(&r)),
         "dump-meters" => typed(result, |r: Vec<MeterRow>| dump_meters(&r)),
         "qos-show" => typed(result, |r: QosShowResult| qos_show(&r)),
         "pmd-rxq-rebalance" => typed(result, |r: RebalanceResult| {
