@@ -527,9 +527,10 @@ class Ovs:
     name = "OVS 3.1"
     VSWITCHD = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
 
-    def __init__(self, env, tag, ports, ns=None):
+    def __init__(self, env, tag, ports, ns=None, dpdk=True):
         """ports: [(name, [Interface column=value, ...])], ofport 1, 2, ... in that order;
-        ns: an existing network namespace to run in (else a fresh one)."""
+        ns: an existing network namespace to run in (else a fresh one); dpdk: initialise DPDK
+        (hugepage socket memory; vhost-user ports need it, AF_XDP ports do not)."""
         self.env = env
         self.ports = [name for name, _ in ports]
         self.dir = os.path.join(env.work, f"ovs{tag}")
@@ -552,12 +553,13 @@ class Ovs:
         wait_until("ovsdb-server's socket", 20,
                    lambda: self._alive(self.dbp) and os.path.exists(f"{d}/run/db.sock"))
         self.vsctl("--no-wait", "init")
-        self.vsctl("--no-wait", "set", "Open_vSwitch", ".",
-                   "other_config:dpdk-init=true",
-                   f'other_config:dpdk-extra="--no-pci --file-prefix={self.prefix} --iova-mode=va"',
-                   f"other_config:dpdk-socket-mem={OVS_SOCKET_MEM_MB}",
-                   "other_config:dpdk-lcore-mask=0x1",
-                   "other_config:pmd-cpu-mask=0x2")
+        if dpdk:
+            self.vsctl("--no-wait", "set", "Open_vSwitch", ".",
+                       "other_config:dpdk-init=true",
+                       f'other_config:dpdk-extra="--no-pci --file-prefix={self.prefix} --iova-mode=va"',
+                       f"other_config:dpdk-socket-mem={OVS_SOCKET_MEM_MB}",
+                       "other_config:dpdk-lcore-mask=0x1")
+        self.vsctl("--no-wait", "set", "Open_vSwitch", ".", "other_config:pmd-cpu-mask=0x2")
         if ns is None:
             ns = f"vswcmp{os.getpid()}o{tag}"
             env.add_netns(ns)
@@ -569,8 +571,9 @@ class Ovs:
         wait_until("ovs-vswitchd's control socket", 60,
                    lambda: self._alive(self.p) and os.path.exists(self.ctl_path))
         # DPDK initialised (dpdk_initialized=true) before we add DPDK ports.
-        wait_until("OVS DPDK initialisation", 60, lambda: self._alive(self.p) and self.vsctl(
-            "get", "Open_vSwitch", ".", "dpdk_initialized").strip() == "true")
+        if dpdk:
+            wait_until("OVS DPDK initialisation", 60, lambda: self._alive(self.p) and self.vsctl(
+                "get", "Open_vSwitch", ".", "dpdk_initialized").strip() == "true")
         self.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
                    timeout=60)
         for i, (name, opts) in enumerate(ports):

@@ -7,7 +7,9 @@ PKGS=(build-essential pkg-config clang llvm libbpf-dev linux-libc-dev
       # vhost-user front-end and traffic generator
       dpdk-dev
       # real guests: QEMU, and what the guest image is built from
-      qemu-system-x86 busybox-static cpio xz-utils zstd)
+      qemu-system-x86 busybox-static cpio xz-utils zstd
+      # interop partners: Open vSwitch's userspace bond (LACP), scapy (malformed LACP PDUs)
+      openvswitch-switch-dpdk python3-scapy)
 
 missing=()
 for p in "${PKGS[@]}"; do
