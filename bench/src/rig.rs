@@ -7,7 +7,7 @@ use std::sync::Arc;
 use datapath::harness::{CallerPmd, InPort};
 use datapath::packet::Batch;
 use datapath::port::Port;
-use datapath::{Change, PortSettings, Switch, SwitchConfig};
+use datapath::{BondSettings, Change, PortSettings, Switch, SwitchConfig};
 use flowtable::parse_rule;
 
 use crate::null_port::NullPort;
@@ -16,7 +16,8 @@ use crate::null_port::NullPort;
 pub struct Rig {
     pub sw: Switch,
     pub pmd: CallerPmd,
-    ports: Vec<(String, Arc<NullPort>)>,
+    /// Each null port (or bond of null ports) by name, with the ports that count its sends.
+    ports: Vec<(String, Vec<Arc<NullPort>>)>,
 }
 
 impl Rig {
@@ -44,7 +45,38 @@ impl Rig {
         self.sw
             .attach_port(bridge, name, p.clone(), settings)
             .expect("attach");
-        self.ports.push((name.to_string(), p));
+        self.ports.push((name.to_string(), vec![p]));
+    }
+
+    /// A bond over null ports `NAME-0`, `NAME-1`, ..., attached with `settings`; returns once
+    /// its members are enabled (the bonds thread runs every 10 ms).
+    pub fn null_bond(
+        &mut self,
+        bridge: &str,
+        name: &str,
+        members: usize,
+        bond: BondSettings,
+        settings: PortSettings,
+    ) {
+        let ports: Vec<Arc<NullPort>> = (0..members)
+            .map(|i| Arc::new(NullPort::new(&format!("{name}-{i}"))))
+            .collect();
+        let dyns = ports.iter().map(|p| p.clone() as Arc<dyn Port>).collect();
+        self.sw
+            .attach_bond(bridge, name, dyns, bond, settings)
+            .expect("attach bond");
+        let t0 = std::time::Instant::now();
+        while !self
+            .sw
+            .bonds(Some(name))
+            .expect("bond")
+            .iter()
+            .all(|b| b.members.iter().all(|m| m.enabled) && b.members.iter().any(|m| m.active))
+        {
+            assert!(t0.elapsed().as_secs() < 10, "bond {name} did not come up");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        self.ports.push((name.to_string(), ports));
     }
 
     pub fn rule(&self, bridge: &str, text: &str) {
@@ -59,7 +91,7 @@ impl Rig {
         self.ports
             .iter()
             .find(|(n, _)| n == port)
-            .map_or(0, |(_, p)| p.stats().tx_packets)
+            .map_or(0, |(_, ps)| ps.iter().map(|p| p.stats().tx_packets).sum())
     }
 
     /// Runs one frame through the switch as if received on `port`.

@@ -205,20 +205,44 @@ impl Distribution {
             Policy::Slb => hash::slb_hash(frame),
             Policy::L4 | Policy::Active => hash::l4_hash(frame),
         };
-        (h as usize) & (BUCKETS - 1)
+        hash::bucket_of(h)
+    }
+
+    /// What decides an untagged frame's balance-slb bucket, as one number (its source MAC and
+    /// ethertype): consecutive frames with the same key share the bucket, so a sender can skip
+    /// the hash. None for other policies and tagged or short frames.
+    #[inline]
+    pub fn slb_key(&self, frame: &[u8]) -> Option<u64> {
+        if self.policy != Policy::Slb {
+            return None;
+        }
+        let b: [u8; 8] = frame.get(6..14)?.try_into().ok()?;
+        let key = u64::from_be_bytes(b);
+        let ethertype = key & 0xffff;
+        (ethertype != 0x8100 && ethertype != 0x88a8).then_some(key)
     }
 
     /// The member `frame` leaves by, or `None` when no member is enabled. Under balance-slb,
     /// floods go out of the active member only, so the upstream switch never sees a frame
-    /// twice; `bucket` is what [`Distribution::bucket`] returned, when the caller has it.
+    /// twice.
     #[inline]
     pub fn tx_member(&self, frame: &[u8]) -> Option<usize> {
         let m = match self.policy {
             Policy::Active => self.active,
-            Policy::Slb if is_multicast(frame) => self.active,
-            Policy::Slb | Policy::L4 => self.buckets[self.bucket(frame)],
+            _ => self.member_in_bucket(frame, self.bucket(frame)),
         };
         (m != NO_MEMBER).then_some(usize::from(m))
+    }
+
+    /// [`Distribution::tx_member`] for a balancing policy when the caller already has the
+    /// frame's bucket: the member index, or [`NO_MEMBER`].
+    #[inline]
+    pub fn member_in_bucket(&self, frame: &[u8], bucket: usize) -> u8 {
+        match self.policy {
+            Policy::Active => self.active,
+            Policy::Slb if is_multicast(frame) => self.active,
+            Policy::Slb | Policy::L4 => self.buckets[bucket & (BUCKETS - 1)],
+        }
     }
 
     /// Whether a frame received on `member` enters the bridge. A disabled member's frames

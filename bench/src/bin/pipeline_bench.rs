@@ -2,7 +2,8 @@
 //! one thread, 64-byte frames. Prints Mpps per core and ns / TSC cycles per packet.
 //!
 //! Cases: a port-to-port rule and NORMAL with 1, 1,000, 100,000 and 1,000,000 flows; the rule
-//! with an egress scheduler (100 Gbit/s shaper, default queues) with 1 and 1,000 flows; VXLAN encapsulation
+//! with an egress scheduler (100 Gbit/s shaper, default queues) with 1 and 1,000 flows; the rule
+//! out of a bond of two ports (active-backup, balance-slb) with 1 and 1,000 flows; VXLAN encapsulation
 //! (bridge → tunnel port → underlay) and decapsulation (underlay VTEP → bridge) with 1 and 1,000
 //! flows.
 //!
@@ -22,7 +23,8 @@ use bench::{frames, tsc};
 use datapath::harness::InPort;
 use datapath::packet::{Batch, MAX_BURST, PacketPool};
 use datapath::{
-    Change, PortKind, PortSettings, PortSpec, QosConfig, TunnelKey, VtepConfig, VxlanConfig,
+    BondMode, BondSettings, Change, PortKind, PortSettings, PortSpec, QosConfig, TunnelKey,
+    VtepConfig, VxlanConfig,
 };
 use flowtable::EMC_INSERT_INV_PROB;
 use qos::{SchedulerConfig, Shaper};
@@ -35,6 +37,10 @@ enum Kind {
     /// The port rule, with an egress scheduler on the output port (shaper far above what the
     /// pipeline can send, default queues, classes from the frames' DSCP).
     RuleQos,
+    /// The port rule, out of a bond of two null ports: active-backup (one member takes all),
+    /// and balance-slb (each frame hashed to a bucket, buckets over both members).
+    RuleBondAb,
+    RuleBondSlb,
     Normal,
     Encap,
     Decap,
@@ -65,6 +71,20 @@ fn rig(kind: Kind) -> (Rig, &'static str, &'static str) {
     r.apply(vec![bridge("br0")]);
     r.null_port("br0", "p1", PortSettings::default());
     match kind {
+        Kind::RuleBondAb | Kind::RuleBondSlb => {
+            let mode = if matches!(kind, Kind::RuleBondAb) {
+                BondMode::ActiveBackup
+            } else {
+                BondMode::BalanceSlb
+            };
+            let bond = BondSettings {
+                mode,
+                ..BondSettings::default()
+            };
+            r.null_bond("br0", "p2", 2, bond, PortSettings::default());
+            r.rule("br0", "in_port=1,actions=output:2");
+            (r, "p1", "p2")
+        }
         Kind::Rule | Kind::RuleQos | Kind::Normal => {
             let qos = matches!(kind, Kind::RuleQos).then(|| QosConfig {
                 scheduler: SchedulerConfig {
@@ -342,6 +362,10 @@ fn main() {
         case("rule    1M flows", Kind::Rule, 1_000_000),
         case("rule+qos 1 flow", Kind::RuleQos, 1),
         case("rule+qos 1k flows", Kind::RuleQos, 1_000),
+        case("rule+bond-ab 1 flow", Kind::RuleBondAb, 1),
+        case("rule+bond-ab 1k flows", Kind::RuleBondAb, 1_000),
+        case("rule+bond-slb 1 flow", Kind::RuleBondSlb, 1),
+        case("rule+bond-slb 1k flows", Kind::RuleBondSlb, 1_000),
         case("NORMAL  1 flow", Kind::Normal, 1),
         case("NORMAL  1k flows", Kind::Normal, 1_000),
         case("NORMAL  100k flows", Kind::Normal, 100_000),

@@ -151,17 +151,33 @@ impl BondPort {
         let mut which = [NO_MEMBER; MAX_BURST];
         let mut present = 0u64;
         let row = self.loads.row();
+        // Bytes per bucket, added once per run of frames in the same bucket (a burst is often
+        // one flow or one VM's).
+        let (mut run_bucket, mut run_bytes) = (usize::MAX, 0usize);
+        let mut last_key = None;
         for (w, p) in which.iter_mut().zip(pkts.iter()) {
             let f = p.data();
-            let bucket = d.bucket(f);
-            row.add(bucket, f.len());
-            *w = match d.tx_member(f) {
-                Some(m) => m as u8,
-                None => NO_MEMBER,
+            let key = d.slb_key(f);
+            let bucket = if key.is_some() && key == last_key {
+                run_bucket
+            } else {
+                last_key = key;
+                d.bucket(f)
             };
+            if bucket != run_bucket {
+                if run_bytes > 0 {
+                    row.add(run_bucket, run_bytes);
+                }
+                (run_bucket, run_bytes) = (bucket, 0);
+            }
+            run_bytes += f.len();
+            *w = d.member_in_bucket(f, bucket);
             if *w != NO_MEMBER {
                 present |= 1 << *w;
             }
+        }
+        if run_bytes > 0 {
+            row.add(run_bucket, run_bytes);
         }
         let mut sent = 0;
         if present.count_ones() == 1 && which[..pkts.len()].iter().all(|w| *w != NO_MEMBER) {
