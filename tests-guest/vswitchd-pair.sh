@@ -7,6 +7,10 @@
 #      the same without the EF rule shows the queueing delay the priority queue removes.
 #   B: access ports tag=100 vs tag=200: no ping; `set port g2 tag=100`: ping.
 #   C: g2's port made a trunk (tag cleared), g2 uses eth0.100: ping from the access port on 100.
+#   F: bonds: g4 has two NICs bonded by Linux (802.3ad, lacp_rate fast), on two vhost-user
+#      members of our bond (balance-tcp, LACP fast): negotiated on both sides
+#      (/proc/net/bonding/bond0, lacp-show), ping and iperf3 across; one member leaves the
+#      guest's bond: it expires on our side and traffic continues on the other.
 #   D: vswitchd restarted from its state file: ping again, the guests untouched.
 # Env: VSWITCHD / VSWITCHCTL (default target/release/…), VSGUEST_IMG, SELFTEST_KEEP=1.
 set -uo pipefail
@@ -43,15 +47,19 @@ ctl add-br br0 || { bad "vswitchd did not start"; exit 1; }
 $VS run ${P}-g1 --net vhost:"$VSGUEST_RUN/g1.vu" --mac 52:54:00:00:00:01 --ip 10.0.0.1/24 >/dev/null || exit 1
 $VS run ${P}-g2 --net vhost:"$VSGUEST_RUN/g2.vu" --mac 52:54:00:00:00:02 --ip 10.0.0.2/24 >/dev/null || exit 1
 $VS run ${P}-g3 --net vhost:"$VSGUEST_RUN/g3.vu" --mac 52:54:00:00:00:03 --ip 10.0.0.3/24 >/dev/null || exit 1
+$VS run ${P}-g4 --net vhost:"$VSGUEST_RUN/g4a.vu" --net2 vhost:"$VSGUEST_RUN/g4b.vu" --mac 52:54:00:00:00:04 --ip 10.0.0.4/24 >/dev/null || exit 1
 # 2. then the ports (client mode: vswitchd connects, and would retry if QEMU were not up yet)
 ctl add-port br0 g1 type=vhost-user path="$VSGUEST_RUN/g1.vu"
 ctl add-port br0 g2 type=vhost-user path="$VSGUEST_RUN/g2.vu"
 ctl add-port br0 g3 type=vhost-user path="$VSGUEST_RUN/g3.vu"
+ctl add-bond br0 g4 g4a g4b member-type=vhost-user g4a.path="$VSGUEST_RUN/g4a.vu" g4b.path="$VSGUEST_RUN/g4b.vu" \
+    bond_mode=balance-tcp lacp=active lacp-time=fast lacp-system-id=02:00:00:00:aa:04
 # 3. wait for the guests
-if r1=$($VS wait-ready ${P}-g1 180) && r2=$($VS wait-ready ${P}-g2 180) && r3=$($VS wait-ready ${P}-g3 180); then
-    ok "guests ready"; echo "     $r1"; echo "     $r2"; echo "     $r3"
+if r1=$($VS wait-ready ${P}-g1 180) && r2=$($VS wait-ready ${P}-g2 180) && r3=$($VS wait-ready ${P}-g3 180) &&
+   r4=$($VS wait-ready ${P}-g4 180); then
+    ok "guests ready"; echo "     $r1"; echo "     $r2"; echo "     $r3"; echo "     $r4"
 else
-    bad "guests ready: $r1 ${r2:-} ${r3:-}"; dump; exit 1
+    bad "guests ready: $r1 ${r2:-} ${r3:-} ${r4:-}"; dump; exit 1
 fi
 
 echo "== A: untagged"
@@ -101,6 +109,45 @@ check "E: EF's RTT under the flood stays far below best effort's" \
     awk -v b="$be_avg" -v l="$be_loss" -v e="$ef_avg" 'BEGIN { exit !(e > 0 && (l > 0 || e * 4 < b)) }'
 ctl del-flows br0
 
+echo "== F: LACP bond to the guest's Linux bonding (802.3ad) over two vhost-user ports"
+# virtio-net reports no speed or duplex; 802.3ad aggregates full-duplex ports only.
+gx -t 60 ${P}-g4 'ip addr flush dev eth0 && ip link set eth0 down && ip link set eth1 down &&
+    ethtool -s eth0 speed 10000 duplex full && ethtool -s eth1 speed 10000 duplex full &&
+    ip link add bond0 type bond mode 802.3ad lacp_rate fast miimon 100 xmit_hash_policy layer3+4 &&
+    ip link set eth0 master bond0 && ip link set eth1 master bond0 &&
+    ip link set bond0 up && ip addr add 10.0.0.4/24 dev bond0' >/dev/null
+check "F: the guest's bond0 (eth0, eth1; 802.3ad, lacp_rate fast)" test $? = 0
+bond_members_up() { # bond_members_up N: our bond g4 negotiated with N members enabled
+    ctl --format json bond-show g4 | python3 -c 'import json, sys
+b = json.load(sys.stdin)[0]
+sys.exit(not (b["lacp_negotiated"] and sum(m["enabled"] for m in b["members"]) == int(sys.argv[1])))' "$1"
+}
+rc=1
+for _ in $(seq 60); do bond_members_up 2 && { rc=0; break; }; sleep 0.5; done
+check "F: our bond negotiated, both members enabled (lacp-show)" test "$rc" = 0
+ctl lacp-show g4 | grep -E 'status|member:|partner sys_id|partner state' | sed 's/^/     | /'
+pb=$(gx -t 20 ${P}-g4 'cat /proc/net/bonding/bond0')
+echo "$pb" | grep -E 'Number of ports|Partner Mac Address|Slave Interface|Aggregator ID' | sed 's/^/     g4 | /'
+check "F: the guest aggregated both ports with us (/proc/net/bonding/bond0)" \
+    sh -c 'echo "$1" | grep -q "Number of ports: 2" && echo "$1" | grep -q "Partner Mac Address: 02:00:00:00:aa:04"' _ "$pb"
+out=$(gx -t 20 ${P}-g1 'ping -c 3 -W 2 10.0.0.4'); rc=$?
+check "F: g1 pings g4's bond" test "$rc" = 0
+gx ${P}-g4 'iperf3 -s -1 -D' >/dev/null
+out=$(gx -t 40 ${P}-g1 'iperf3 -c 10.0.0.4 -t 3 -f m'); rc=$?
+check "F: iperf3 3 s to g4's bond" test "$rc" = 0
+echo "$out" | grep -E 'sender|receiver' | sed 's/^/     /'
+# One member leaves the guest's bond: its LACP falls silent, our side expires it.
+gx ${P}-g1 '(ping -c 40 -i 0.2 -W 1 10.0.0.4 > /tmp/ping4.log 2>&1 &)' >/dev/null
+sleep 1
+gx -t 20 ${P}-g4 'ip link set eth1 nomaster' >/dev/null
+rc=1
+for _ in $(seq 20); do bond_members_up 1 && { rc=0; break; }; sleep 0.5; done
+check "F: the member the guest removed leaves our aggregator" test "$rc" = 0
+sleep 7
+gx -t 10 ${P}-g1 'cat /tmp/ping4.log' | grep -E 'packets' | sed 's/^/     g1 -> g4 while a member left: /'
+out=$(gx -t 20 ${P}-g1 'ping -c 5 -W 2 10.0.0.4'); rc=$?
+check "F: traffic continues on the remaining member" test "$rc" = 0
+
 echo "== B: access ports"
 ctl set port g1 tag=100 && ctl set port g2 tag=200
 gx -t 20 ${P}-g1 'ping -c 2 -W 1 10.0.0.2' >/dev/null; rc=$?
@@ -130,6 +177,11 @@ done
 check "D: traffic resumes after a vswitchd restart" test "$rc" = 0
 ctl qos-show g3 | grep -q 'max-rate=20Mbit'
 check "D: g3's scheduler restored from the state file" test $? = 0
+rc=1
+for _ in $(seq 15); do
+    gx -t 10 ${P}-g1 'ping -c 1 -W 1 10.0.0.4' >/dev/null && { rc=0; break; }
+done
+check "D: the bond to g4 is restored and carries traffic" test "$rc" = 0
 
 [ $fail -gt 0 ] && { dump; grep -E 'WARN|ERROR' "$VSGUEST_RUN/vswitchd.log" | sed 's/^[^ ]* *//' | sort | uniq -c | sort -rn | head -5; }
 echo "vswitchd-pair: $(elapsed "$T0") s total"

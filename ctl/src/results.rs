@@ -260,6 +260,8 @@ pub struct BondRow {
     pub key: Option<u16>,
     pub failovers: u64,
     pub learning_packets: u64,
+    /// Buckets moved by rebalancing, in total.
+    pub buckets_moved: u64,
     /// Frames refused on members that may not deliver them (backup members, floods on a
     /// non-active balance-slb member, members out of the aggregator).
     pub rx_not_admitted: u64,

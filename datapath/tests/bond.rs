@@ -19,6 +19,9 @@ struct Lab {
     sw: Switch,
     h0: Arc<RingPort>,
     h1: Arc<RingPort>,
+    /// The switch's ends of h0 and h1 (how much the switch has yet to receive).
+    p0: Arc<RingPort>,
+    p1: Arc<RingPort>,
     /// Member i of bond0 is `m0[i]`, joined to `m1[i]` of bond1.
     m0: Vec<Arc<RingPort>>,
     m1: Vec<Arc<RingPort>>,
@@ -35,9 +38,10 @@ impl Lab {
         .unwrap();
         let (p0, h0) = RingPort::pair("p0", "h0");
         let (p1, h1) = RingPort::pair("p1", "h1");
-        sw.attach_port("br0", "p0", Arc::new(p0), PortSettings::default())
+        let (p0, p1) = (Arc::new(p0), Arc::new(p1));
+        sw.attach_port("br0", "p0", p0.clone(), PortSettings::default())
             .unwrap();
-        sw.attach_port("br1", "p1", Arc::new(p1), PortSettings::default())
+        sw.attach_port("br1", "p1", p1.clone(), PortSettings::default())
             .unwrap();
         let mut m0 = Vec::new();
         let mut m1 = Vec::new();
@@ -67,6 +71,8 @@ impl Lab {
             sw,
             h0: Arc::new(h0),
             h1: Arc::new(h1),
+            p0,
+            p1,
             m0,
             m1,
             pool: PacketPool::with_capacity(64),
@@ -104,8 +110,9 @@ impl Lab {
                 b.push(p).ok().unwrap();
             }
             assert_eq!(port.tx_burst(&mut b, &mut self.pool), chunk.len());
-            // Let the PMD keep up: a ring holds a few hundred frames.
-            while port.pending() > 0 || self.h1.pending() > 512 {
+            // Let the PMD take them in before the next burst (a ring holds 1,024 frames).
+            let switch_end = if std::ptr::eq(port, &*self.h0) { &self.p0 } else { &self.p1 };
+            while switch_end.pending() > 0 {
                 std::thread::sleep(Duration::from_micros(200));
             }
         }
@@ -333,4 +340,75 @@ fn balance_slb_floods_leave_by_one_member_and_settings_change_live() {
         l.bond("bond0").policy == bond::Policy::Active
     });
     assert_eq!(lab.bond("bond0").settings.mode, BondMode::ActiveBackup);
+}
+
+/// Which member of bond0 a frame from `src` leaves by (sent alone, counted on the members).
+fn member_for(lab: &mut Lab, src: [u8; 6]) -> usize {
+    let before: Vec<u64> = (0..2).map(|m| data_sent(lab, m)).collect();
+    let h0 = lab.h0.clone();
+    let h1 = lab.h1.clone();
+    lab.send(&h0, &[udp_frame(mac(9), src, &[], 0, 1, 2, &[0; 18])]);
+    assert_eq!(lab.receive(&h1, 1).len(), 1);
+    (0..2)
+        .find(|&m| data_sent(lab, m) > before[m])
+        .expect("sent by a member")
+}
+
+#[test]
+fn balance_slb_moves_a_bucket_when_two_heavy_senders_share_a_member() {
+    let settings = BondSettings {
+        mode: BondMode::BalanceSlb,
+        rebalance_interval_ms: 300,
+        ..BondSettings::default()
+    };
+    let mut lab = Lab::new(settings);
+    lab.wait("members up", Duration::from_secs(2), |l| {
+        l.enabled("bond0") == [true, true]
+    });
+    // Two source MACs that hash to buckets on the same member.
+    let srcs: Vec<[u8; 6]> = (1..=40u8).map(|i| [2, 0, 0, 3, 0, i]).collect();
+    let mut on: Vec<(usize, [u8; 6])> = Vec::new();
+    for s in &srcs {
+        on.push((member_for(&mut lab, *s), *s));
+    }
+    // ... and different buckets (a bucket moves whole).
+    let bucket = |s: [u8; 6]| {
+        bond::hash::bucket_of(bond::hash::slb_hash(&udp_frame(
+            mac(9),
+            s,
+            &[],
+            0,
+            1,
+            2,
+            &[],
+        )))
+    };
+    let same: Vec<[u8; 6]> = on
+        .iter()
+        .filter(|(m, _)| *m == on[0].0)
+        .map(|(_, s)| *s)
+        .collect();
+    let second = same
+        .iter()
+        .find(|s| bucket(**s) != bucket(same[0]))
+        .expect("two buckets on a member");
+    let pair = [same[0], *second];
+    // Both send heavily (1 MB each) while nothing else does: one member carries it all.
+    let heavy: Vec<Vec<u8>> = (0..2000)
+        .map(|i| udp_frame(mac(9), pair[i % 2], &[], 0, 1, 2, &[0; 500]))
+        .collect();
+    let (h0, h1) = (lab.h0.clone(), lab.h1.clone());
+    for part in heavy.chunks(500) {
+        lab.send(&h0, part);
+        assert_eq!(lab.receive(&h1, 500).len(), 500);
+    }
+    // The next rebalance moves one of the two buckets to the idle member.
+    lab.wait("a rebalance", Duration::from_secs(3), |l| {
+        l.bond("bond0").buckets_moved > 0
+    });
+    let now: Vec<usize> = pair.iter().map(|s| member_for(&mut lab, *s)).collect();
+    assert_ne!(
+        now[0], now[1],
+        "the two heavy senders now leave by different members"
+    );
 }

@@ -5,7 +5,7 @@
 #     $VSGUEST_KERNEL_PKG), unpacked with dpkg-deb -x into OUTDIR/cache (never installed);
 #   - busybox-static, iproute2's ip, ethtool and iperf3 with the shared libraries ldd lists and
 #     the ELF interpreter, taken from this host;
-#   - the modules virtio_pci, virtio_net, 8021q and their dependencies (resolved with depmod +
+#   - the modules virtio_pci, virtio_net, 8021q, bonding and their dependencies (resolved with depmod +
 #     modprobe --show-depends against the unpacked kernel; built-in ones are skipped,
 #     compressed ones are decompressed);
 #   - /init (guest-init.sh beside this script).
@@ -122,7 +122,7 @@ mkdir -p "$st$(dirname "$interp")"; [ -e "$st$interp" ] || cp -L "$interp" "$st$
 # --- modules ------------------------------------------------------------------------------
 : > "$st/lib/modules/load.list"
 builtin_list=
-for m in ${VSGUEST_MODULES:-virtio_pci virtio_net 8021q}; do
+for m in ${VSGUEST_MODULES:-virtio_pci virtio_net 8021q bonding}; do
     deps=$(modprobe -d "$mbase" -S "$kname" --show-depends "$m") || { log "module $m not in $kpkg"; exit 1; }
     while read -r kind path _; do
         case $kind in

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """vsguest: start and drive QEMU test guests for vswitch (Python 3 stdlib only).
 
-  vsguest.py run NAME [--net SPEC] [--mac MAC] [--ip A/P] [--vlan N] [--mtu N] [--queues N]
+  vsguest.py run NAME [--net SPEC] [--mac MAC] [--net2 SPEC] [--mac2 MAC] [--ip A/P] [--vlan N] [--mtu N] [--queues N]
                       [--smp N] [--mem MiB] [--offload off] [--cmd CMD] [--foreground] ...
   vsguest.py wait-ready NAME [TIMEOUT]
   vsguest.py exec NAME [-t SECS] CMD...        # prints output, exits with CMD's status
@@ -85,6 +85,36 @@ def pct_encode(s):
     return "".join(out)
 
 
+def second_mac(mac):
+    """The second NIC's MAC: the first's with 0x10 added to its last byte."""
+    head, last = mac.rsplit(":", 1)
+    return f"{head}:{(int(last, 16) + 0x10) % 256:02x}"
+
+
+def nic_argv(net, i, mac, queues):
+    """QEMU arguments of NIC number i (eth<i> in the guest)."""
+    kind, _, arg = net.partition(":")
+    argv, mq = [], []
+    if kind == "vhost":
+        argv += ["-chardev", f"socket,id=vu{i},path={arg},server=on"]
+        q = f",queues={queues}" if queues > 1 else ""
+        argv += ["-netdev", f"vhost-user,id=n{i},chardev=vu{i}{q}"]
+        if queues > 1:
+            mq = [",mq=on"]
+    elif kind == "stream-listen":
+        argv += ["-netdev", f"stream,id=n{i},server=on,addr.type=unix,addr.path={arg}"]
+    elif kind == "stream-connect":
+        argv += ["-netdev", f"stream,id=n{i},server=off,addr.type=unix,addr.path={arg}"]
+    elif kind == "tap":
+        argv += ["-netdev", f"tap,id=n{i},ifname={arg},script=no,downscript=no"]
+    else:
+        die(f"unknown --net {net}")
+    # vectors=0: MSI-X off. QEMU 7.2 + TCG + vhost-user segfaults in msix_set_vector_notifiers
+    # otherwise. romfile=: no iPXE option ROM (direct kernel boot does not need it).
+    argv += ["-device", f"virtio-net-pci,netdev=n{i},mac={mac},vectors=0,romfile={''.join(mq)}"]
+    return argv
+
+
 def qemu_argv(a, d):
     mem = a.mem
     mac = a.mac or mac_for(a.name)
@@ -124,28 +154,11 @@ def qemu_argv(a, d):
             "-chardev", f"socket,id=ctl,path={d}/ctl.sock,server=on,wait=off",
             "-serial", "chardev:ctl",
             "-monitor", f"unix:{d}/mon.sock,server=on,wait=off"]
-    net = a.net
-    if net == "none":
+    if a.net == "none":
         return argv
-    kind, _, arg = net.partition(":")
-    mq = []
-    if kind == "vhost":
-        argv += ["-chardev", f"socket,id=vu0,path={arg},server=on"]
-        q = f",queues={a.queues}" if a.queues > 1 else ""
-        argv += ["-netdev", f"vhost-user,id=n0,chardev=vu0{q}"]
-        if a.queues > 1:
-            mq = [",mq=on"]
-    elif kind == "stream-listen":
-        argv += ["-netdev", f"stream,id=n0,server=on,addr.type=unix,addr.path={arg}"]
-    elif kind == "stream-connect":
-        argv += ["-netdev", f"stream,id=n0,server=off,addr.type=unix,addr.path={arg}"]
-    elif kind == "tap":
-        argv += ["-netdev", f"tap,id=n0,ifname={arg},script=no,downscript=no"]
-    else:
-        die(f"unknown --net {net}")
-    # vectors=0: MSI-X off. QEMU 7.2 + TCG + vhost-user segfaults in msix_set_vector_notifiers
-    # otherwise. romfile=: no iPXE option ROM (direct kernel boot does not need it).
-    argv += ["-device", f"virtio-net-pci,netdev=n0,mac={mac},vectors=0,romfile={''.join(mq)}"]
+    argv += nic_argv(a.net, 0, mac, a.queues)
+    if a.net2:
+        argv += nic_argv(a.net2, 1, a.mac2 or second_mac(mac), a.queues)
     return argv
 
 
@@ -423,6 +436,8 @@ def main():
         r.add_argument("name")
         r.add_argument("--net", default="none")
         r.add_argument("--mac")
+        r.add_argument("--net2", help="a second NIC (eth1), same SPEC forms as --net")
+        r.add_argument("--mac2", help="its MAC (default: --mac with 0x10 added to the last byte)")
         r.add_argument("--ip", help="A.B.C.D/P (default 10.0.0.<last MAC byte>/24)")
         r.add_argument("--vlan", type=int)
         r.add_argument("--mtu", type=int)

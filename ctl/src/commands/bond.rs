@@ -124,6 +124,7 @@ fn row(r: &BondReport) -> BondRow {
         key: r.lacp_key,
         failovers: r.failovers,
         learning_packets: r.learning_packets,
+        buckets_moved: r.buckets_moved,
         rx_not_admitted: r.rx_not_admitted,
         slow_dropped: r.slow_dropped,
         tx_no_member: r.tx_no_member,

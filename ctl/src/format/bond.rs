@@ -33,8 +33,13 @@ pub fn bond_show(rows: &[BondRow]) -> String {
         let _ = writeln!(out, "active member: {active}");
         let _ = writeln!(
             out,
-            "failovers: {}  learning packets: {}  refused on inactive members: {}  slow frames dropped: {}  sent with no member: {}",
-            b.failovers, b.learning_packets, b.rx_not_admitted, b.slow_dropped, b.tx_no_member
+            "failovers: {}  learning packets: {}  buckets moved: {}  refused on inactive members: {}  slow frames dropped: {}  sent with no member: {}",
+            b.failovers,
+            b.learning_packets,
+            b.buckets_moved,
+            b.rx_not_admitted,
+            b.slow_dropped,
+            b.tx_no_member
         );
         for m in &b.members {
             let state = if m.enabled { "enabled" } else { "disabled" };

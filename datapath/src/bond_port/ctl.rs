@@ -35,6 +35,8 @@ pub(crate) struct BondCtl {
     last_loads: [u64; BUCKETS],
     failovers: u64,
     learning_sent: u64,
+    /// Buckets moved by rebalancing, in total.
+    buckets_moved: u64,
     last_carrier_poll: Option<Duration>,
 }
 
@@ -65,6 +67,8 @@ pub struct BondReport {
     pub members: Vec<MemberReport>,
     pub failovers: u64,
     pub learning_packets: u64,
+    /// Buckets moved by rebalancing, in total.
+    pub buckets_moved: u64,
     pub rx_not_admitted: u64,
     pub slow_dropped: u64,
     pub tx_no_member: u64,
@@ -86,6 +90,7 @@ impl BondCtl {
             last_loads: [0; BUCKETS],
             failovers: 0,
             learning_sent: 0,
+            buckets_moved: 0,
             last_carrier_poll: None,
         })
     }
@@ -164,6 +169,7 @@ impl BondCtl {
     }
 
     fn follow(&mut self, port: &BondPort, ev: BondEvents, now: Duration) {
+        self.buckets_moved += ev.rebalanced as u64;
         if ev.distribution_changed {
             port.publish(self.bond.distribution());
         }
@@ -238,6 +244,7 @@ impl BondCtl {
             members,
             failovers: self.failovers,
             learning_packets: self.learning_sent,
+            buckets_moved: self.buckets_moved,
             rx_not_admitted: port.drops.rx_not_admitted.get(),
             slow_dropped: port.drops.slow_dropped.get(),
             tx_no_member: port.drops.tx_no_member.get(),
