@@ -111,7 +111,11 @@ impl Lab {
             }
             assert_eq!(port.tx_burst(&mut b, &mut self.pool), chunk.len());
             // Let the PMD take them in before the next burst (a ring holds 1,024 frames).
-            let switch_end = if std::ptr::eq(port, &*self.h0) { &self.p0 } else { &self.p1 };
+            let switch_end = if std::ptr::eq(port, &*self.h0) {
+                &self.p0
+            } else {
+                &self.p1
+            };
             while switch_end.pending() > 0 {
                 std::thread::sleep(Duration::from_micros(200));
             }

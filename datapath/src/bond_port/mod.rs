@@ -150,20 +150,34 @@ impl BondPort {
     fn tx_balanced(&self, d: &Distribution, pkts: &mut Batch, pool: &mut PacketPool) -> usize {
         let mut which = [NO_MEMBER; MAX_BURST];
         let mut present = 0u64;
+        let mut unsent = false;
         let row = self.loads.row();
-        // Bytes per bucket, added once per run of frames in the same bucket (a burst is often
-        // one flow or one VM's).
+        // Bytes per bucket, added once per run of frames in the same bucket; and under
+        // balance-slb, a frame with the previous frame's source (and kind of destination)
+        // goes where it went, unhashed: a burst is often one VM's.
         let (mut run_bucket, mut run_bytes) = (usize::MAX, 0usize);
-        let mut last_key = None;
+        let slb = d.policy == Policy::Slb;
+        // The previous frame's source MAC and ethertype, destination's group bit, and member.
+        let mut last: Option<(u64, u8, u8)> = None;
         for (w, p) in which.iter_mut().zip(pkts.iter()) {
             let f = p.data();
-            let key = d.slb_key(f);
-            let bucket = if key.is_some() && key == last_key {
-                run_bucket
-            } else {
-                last_key = key;
-                d.bucket(f)
+            let key = match f.first_chunk::<14>() {
+                Some(h) if slb => {
+                    let k =
+                        u64::from_be_bytes([h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13]]);
+                    Some((k, h[0] & 1))
+                }
+                _ => None,
             };
+            if let (Some((k, mc)), Some((lk, lmc, lw))) = (key, last)
+                && k == lk
+                && mc == lmc
+            {
+                *w = lw;
+                run_bytes += f.len();
+                continue;
+            }
+            let bucket = d.bucket(f);
             if bucket != run_bucket {
                 if run_bytes > 0 {
                     row.add(run_bucket, run_bytes);
@@ -172,15 +186,21 @@ impl BondPort {
             }
             run_bytes += f.len();
             *w = d.member_in_bucket(f, bucket);
-            if *w != NO_MEMBER {
+            if *w == NO_MEMBER {
+                unsent = true;
+            } else {
                 present |= 1 << *w;
             }
+            // Tagged frames are hashed with their VLAN: not reused by source alone.
+            last = key
+                .filter(|_| d.slb_key(f).is_some())
+                .map(|(k, mc)| (k, mc, *w));
         }
         if run_bytes > 0 {
             row.add(run_bucket, run_bytes);
         }
         let mut sent = 0;
-        if present.count_ones() == 1 && which[..pkts.len()].iter().all(|w| *w != NO_MEMBER) {
+        if present.count_ones() == 1 && !unsent {
             // One member takes the whole burst (one flow, or one enabled member).
             let m = present.trailing_zeros() as u8;
             return self.member(m).map_or(0, |p| p.tx_burst(pkts, pool));
