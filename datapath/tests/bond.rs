@@ -189,6 +189,7 @@ fn lacp_bonds_negotiate_and_balance_tcp_spreads_a_thousand_flows() {
     assert_eq!(got.len(), 1000, "every flow crossed once");
     let (a, b) = (data_sent(&lab, 0), data_sent(&lab, 1));
     assert_eq!(a + b, 1000);
+    println!("balance-tcp, 1,000 flows: member a carried {a}, member b {b}");
     assert!(
         (350..=650).contains(&a),
         "member a carried {a} of 1000 flows, b {b}"
