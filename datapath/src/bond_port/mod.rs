@@ -146,8 +146,33 @@ impl BondPort {
             .flatten()
     }
 
+    /// balance-slb, when every frame of the burst has the first one's source MAC, ethertype
+    /// and kind of destination (one VM's burst): the member of the first frame's bucket, with
+    /// the burst's bytes counted on that bucket. None otherwise.
+    fn slb_one_source(&self, d: &Distribution, pkts: &Batch) -> Option<u8> {
+        let first = pkts.iter().next()?.data();
+        let key0 = d.slb_key(first)?;
+        let group0 = first[0] & 1;
+        let mut bytes = 0;
+        for p in pkts.iter() {
+            let f = p.data();
+            let h = f.first_chunk::<14>()?;
+            let key = u64::from_be_bytes([h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13]]);
+            if key != key0 || h[0] & 1 != group0 {
+                return None;
+            }
+            bytes += f.len();
+        }
+        let bucket = d.bucket(first);
+        self.loads.row().add(bucket, bytes);
+        Some(d.member_in_bucket(first, bucket))
+    }
+
     /// Sends a balanced burst: each frame to its bucket's member, one call per member.
     fn tx_balanced(&self, d: &Distribution, pkts: &mut Batch, pool: &mut PacketPool) -> usize {
+        if let Some(m) = self.slb_one_source(d, pkts) {
+            return self.member(m).map_or(0, |p| p.tx_burst(pkts, pool));
+        }
         let mut which = [NO_MEMBER; MAX_BURST];
         let mut present = 0u64;
         let mut unsent = false;
