@@ -185,23 +185,10 @@ impl Switch {
         port: Arc<dyn Port>,
         settings: PortSettings,
     ) -> Result<u32, DpError> {
-        let mut ctl = self.lock();
-        let ofport = {
-            let b = ctl.state.bridge(bridge)?;
-            (1..)
-                .find(|n| !b.ports.iter().any(|p| p.ofport == *n))
-                .unwrap_or(1)
-        };
-        let id = ctl.state.new_id();
-        let entry = PortEntry::new(id, name.to_string(), ofport, settings, port);
-        let mut txn = Txn::new(&mut ctl.state, &self.rt.tunnels, self.rt.epoch);
-        if let Err(e) = txn.attach(bridge, entry) {
-            txn.rollback();
-            return Err(e);
-        }
-        let removed = txn.commit();
-        self.finish(&mut ctl, removed);
-        Ok(ofport)
+        self.attach_entry(bridge, |state, ofport| {
+            let id = state.new_id();
+            Ok(PortEntry::new(id, name.to_string(), ofport, settings, port))
+        })
     }
 
     /// Attaches a bond over port objects built by the caller (tests, benchmarks, embedders),
@@ -214,6 +201,29 @@ impl Switch {
         bond: crate::spec::BondSettings,
         settings: PortSettings,
     ) -> Result<u32, DpError> {
+        self.attach_entry(bridge, |state, ofport| {
+            for m in &members {
+                if let Some(what) = state.name_in_use(m.name()) {
+                    return Err(DpError(format!(
+                        "{} is already the name of a {what}",
+                        m.name()
+                    )));
+                }
+            }
+            let bp = backends::bond_over(state, name, ofport, members, &bond)?;
+            let id = state.new_id();
+            let mut entry = PortEntry::new(id, name.to_string(), ofport, settings, bp.clone());
+            entry.bond = Some(bp);
+            Ok(entry)
+        })
+    }
+
+    /// Attaches the port `make` builds for the bridge's next free ofport, as one transaction.
+    fn attach_entry(
+        &self,
+        bridge: &str,
+        make: impl FnOnce(&mut state::ControlState, u32) -> Result<PortEntry, DpError>,
+    ) -> Result<u32, DpError> {
         let mut ctl = self.lock();
         let ofport = {
             let b = ctl.state.bridge(bridge)?;
@@ -221,18 +231,7 @@ impl Switch {
                 .find(|n| !b.ports.iter().any(|p| p.ofport == *n))
                 .unwrap_or(1)
         };
-        for m in &members {
-            if let Some(what) = ctl.state.name_in_use(m.name()) {
-                return Err(DpError(format!(
-                    "{} is already the name of a {what}",
-                    m.name()
-                )));
-            }
-        }
-        let bp = backends::bond_over(&ctl.state, name, ofport, members, &bond)?;
-        let id = ctl.state.new_id();
-        let mut entry = PortEntry::new(id, name.to_string(), ofport, settings, bp.clone());
-        entry.bond = Some(bp);
+        let entry = make(&mut ctl.state, ofport)?;
         let mut txn = Txn::new(&mut ctl.state, &self.rt.tunnels, self.rt.epoch);
         if let Err(e) = txn.attach(bridge, entry) {
             txn.rollback();

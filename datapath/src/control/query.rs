@@ -200,13 +200,8 @@ impl Switch {
 
     /// Every bond, or the one named, as `bond-show` and `lacp-show` report them.
     pub fn bonds(&self, name: Option<&str>) -> Result<Vec<crate::BondReport>, DpError> {
-        let bonds: Vec<_> = self
-            .rt
-            .bonds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let out: Vec<_> = bonds
+        let out: Vec<_> = self
+            .bond_ports()
             .iter()
             .filter(|b| name.is_none_or(|n| b.name() == n))
             .map(|b| b.ctl().report(b))
@@ -220,12 +215,7 @@ impl Switch {
     /// Makes `member` the active member of `bond` (`bond-set-active-member`); it must be
     /// enabled. Not part of the configuration: the bond may move again on a failure.
     pub fn bond_set_active_member(&self, bond: &str, member: &str) -> Result<(), DpError> {
-        let bonds: Vec<_> = self
-            .rt
-            .bonds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let bonds = self.bond_ports();
         let b = bonds
             .iter()
             .find(|b| b.name() == bond)
@@ -239,5 +229,14 @@ impl Switch {
         b.ctl()
             .set_active(b, idx, now)
             .map_err(|e| DpError(format!("cannot make {member} active: {e}")))
+    }
+
+    /// The bonds as the bonds thread sees them (a copy of the list).
+    fn bond_ports(&self) -> Vec<std::sync::Arc<crate::bond_port::BondPort>> {
+        self.rt
+            .bonds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
