@@ -7,7 +7,7 @@ use datapath::{BondReport, PortKind, format_mac};
 use serde_json::Value;
 
 use crate::daemon::{Daemon, to_value};
-use crate::model::{Config, MAX_OFPORT, Port};
+use crate::model::Config;
 use crate::parse::{bond, check_name};
 use crate::protocol::truncate;
 use crate::results::{AddPortResult, BondMemberRow, BondRow, LacpInfoRow, LacpMemberRow};
@@ -34,17 +34,7 @@ pub(super) fn add(
         return Err(format!("bond {name} cannot be its own member"));
     }
     let (spec, settings) = bond::parse_bond(&members, &options)?;
-    let b = super::bridge_mut(cfg, br)?;
-    let ofport = b.free_ofport();
-    if ofport > MAX_OFPORT {
-        return Err(format!("bridge {br} has no free ofport"));
-    }
-    b.insert_port(Port {
-        name: name.to_string(),
-        ofport,
-        kind: PortKind::Bond(spec),
-        settings,
-    });
+    let ofport = super::bridge_mut(cfg, br)?.add_port(name, PortKind::Bond(spec), settings)?;
     tracing::info!(bridge = br, bond = name, ofport, "bond added");
     to_value(&AddPortResult { ofport })
 }

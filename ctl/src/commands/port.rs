@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::daemon::to_value;
-use crate::model::{Config, MAX_OFPORT, Port};
+use crate::model::Config;
 use crate::parse::{bond, check_name, port, split_port_options, split_settings};
 use crate::protocol::truncate;
 use crate::results::AddPortResult;
@@ -25,17 +25,7 @@ pub(super) fn add(
     }
     let (kind, options) = split_port_options(opts)?;
     let (kind, settings) = port::parse_port(&kind, &options)?;
-    let b = super::bridge_mut(cfg, br)?;
-    let ofport = b.free_ofport();
-    if ofport > MAX_OFPORT {
-        return Err(format!("bridge {br} has no free ofport"));
-    }
-    b.insert_port(Port {
-        name: name.to_string(),
-        ofport,
-        kind,
-        settings,
-    });
+    let ofport = super::bridge_mut(cfg, br)?.add_port(name, kind, settings)?;
     tracing::info!(bridge = br, port = name, ofport, "port added");
     to_value(&AddPortResult { ofport })
 }

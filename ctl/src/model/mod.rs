@@ -83,6 +83,26 @@ impl Bridge {
             .unwrap_or(MAX_OFPORT + 1)
     }
 
+    /// Adds a port with the lowest free ofport; returns the ofport.
+    pub fn add_port(
+        &mut self,
+        name: &str,
+        kind: PortKind,
+        settings: PortSettings,
+    ) -> Result<u32, String> {
+        let ofport = self.free_ofport();
+        if ofport > MAX_OFPORT {
+            return Err(format!("bridge {} has no free ofport", self.name));
+        }
+        self.insert_port(Port {
+            name: name.to_string(),
+            ofport,
+            kind,
+            settings,
+        });
+        Ok(ofport)
+    }
+
     /// Adds a port, keeping the ports sorted by ofport.
     pub fn insert_port(&mut self, p: Port) {
         let at = self.ports.partition_point(|q| q.ofport < p.ofport);

@@ -367,19 +367,7 @@ impl<'a> Txn<'a> {
     }
 
     fn set_port(&mut self, name: &str, settings: PortSettings) -> Result<(), DpError> {
-        let bi = self
-            .state
-            .find_port(name)
-            .map(|(bi, _)| bi)
-            .ok_or_else(|| DpError(format!("no port named {name}")))?;
-        let b = &mut self.state.bridges[bi];
-        let (bid, p) = (
-            b.id,
-            b.ports
-                .iter_mut()
-                .find(|p| p.name == name)
-                .ok_or_else(|| DpError(format!("no port named {name}")))?,
-        );
+        let (mut b, bid, p) = port_mut(self.state, name)?;
         check_vtep(name, &settings, p.port.mac())?;
         let old = std::mem::replace(&mut p.settings, settings);
         let new = &p.settings;
@@ -403,18 +391,7 @@ impl<'a> Txn<'a> {
     }
 
     fn set_bond(&mut self, name: &str, settings: BondSettings) -> Result<(), DpError> {
-        let bi = self
-            .state
-            .find_port(name)
-            .map(|(bi, _)| bi)
-            .ok_or_else(|| DpError(format!("no port named {name}")))?;
-        let b = &mut self.state.bridges[bi];
-        let bid = b.id;
-        let p = b
-            .ports
-            .iter_mut()
-            .find(|p| p.name == name)
-            .ok_or_else(|| DpError(format!("no port named {name}")))?;
+        let (_, bid, p) = port_mut(self.state, name)?;
         let old = reconfigure_bond(p, settings)?;
         self.undo.push(Undo::Bond {
             bridge: bid,
@@ -539,6 +516,35 @@ impl<'a> Txn<'a> {
             }
         }
         removed
+    }
+}
+
+/// The port named `name`: its bridge's snapshot flag (for `changed`), id, and the port.
+fn port_mut<'s>(
+    state: &'s mut ControlState,
+    name: &str,
+) -> Result<(BridgeChanged<'s>, BridgeId, &'s mut PortEntry), DpError> {
+    let no_port = || DpError(format!("no port named {name}"));
+    let bi = state
+        .find_port(name)
+        .map(|(bi, _)| bi)
+        .ok_or_else(no_port)?;
+    let b = &mut state.bridges[bi];
+    let p = b
+        .ports
+        .iter_mut()
+        .find(|p| p.name == name)
+        .ok_or_else(no_port)?;
+    Ok((BridgeChanged(&mut b.snapshot), b.id, p))
+}
+
+/// Marks a bridge's published snapshot out of date (what `BridgeState::changed` does), for a
+/// caller that holds one of its ports mutably.
+struct BridgeChanged<'s>(&'s mut Option<Arc<crate::bridge::BridgeSnapshot>>);
+
+impl BridgeChanged<'_> {
+    fn changed(&mut self) {
+        *self.0 = None;
     }
 }
 
