@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -191,11 +190,7 @@ def main():
                 x.stop()
         if rig:
             rig.delete()
-        env.cleanup()
-        if ok and not args.keep:
-            subprocess.run(["rm", "-rf", work])
-        else:
-            c.log(f"logs kept in {work}")
+        env.finish(ok, args.keep)
     sys.exit(0 if ok else 1)
 
 

@@ -145,6 +145,14 @@ class Env:
         subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL, timeout=10)
         self.netns = [n for n in self.netns if n != name]
 
+    def finish(self, ok, keep):
+        """Cleans up; removes the work directory after a good run unless asked to keep it."""
+        self.cleanup()
+        if ok and not keep:
+            subprocess.run(["rm", "-rf", self.work])
+        else:
+            log(f"logs kept in {self.work}")
+
     def cleanup(self):
         for _, p in reversed(list(self.procs)):
             self.kill(p)

@@ -33,7 +33,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -297,11 +296,7 @@ def main():
     except c.Fail as e:
         c.log(f"FAILED: {e}")
     finally:
-        env.cleanup()
-        if ok and not args.keep:
-            subprocess.run(["rm", "-rf", work])
-        else:
-            c.log(f"logs kept in {work}")
+        env.finish(ok, args.keep)
     sys.exit(0 if ok else 1)
 
 

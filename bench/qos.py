@@ -50,7 +50,6 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -386,11 +385,7 @@ def main():
     except c.Fail as e:
         c.log(f"FAILED: {e}")
     finally:
-        env.cleanup()
-        if ok and not args.keep:
-            subprocess.run(["rm", "-rf", work])
-        else:
-            c.log(f"logs kept in {work}")
+        env.finish(ok, args.keep)
     sys.exit(0 if ok else 1)
 
 
