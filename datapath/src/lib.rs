@@ -12,10 +12,14 @@ pub mod afxdp;
 mod bond_port;
 mod bridge;
 mod control;
+mod dpdk_options;
+#[cfg(feature = "dpdk")]
+pub mod dpdk_port;
 pub mod harness;
 pub mod info;
 mod pipeline;
 mod pmd;
+mod pmd_index;
 mod port_qos;
 pub mod ring;
 pub mod spec;

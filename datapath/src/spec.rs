@@ -12,6 +12,7 @@ use qos::{ClassMap, PolicerConfig, SchedulerConfig, Trust};
 use vlan_vxlan::VlanMode;
 
 pub use crate::afxdp::{AfXdpOptions, XdpModeRequest};
+pub use crate::dpdk_options::{DEFAULT_DESCRIPTORS, DpdkOptions};
 pub use crate::tunnel::{TunnelKey, VxlanConfig};
 pub use bond::{BondMode, LacpMode};
 pub use vhost_user::{Mode as VhostUserMode, VhostUserOptions};
@@ -89,6 +90,8 @@ pub enum PortKind {
         iface: String,
         options: AfXdpOptions,
     },
+    /// A DPDK ethdev port: a NIC or VF bound to vfio-pci, or a DPDK virtual device.
+    Dpdk(DpdkOptions),
     /// A virtio-net device for a VM.
     VhostUser(VhostUserOptions),
     /// A VXLAN tunnel port over the VTEPs.
@@ -103,6 +106,7 @@ impl PortKind {
         match self {
             PortKind::Ring { .. } => "ring",
             PortKind::AfXdp { .. } => "afxdp",
+            PortKind::Dpdk(_) => "dpdk",
             PortKind::VhostUser(_) => "vhost-user",
             PortKind::Vxlan(_) => "vxlan",
             PortKind::Bond(_) => "bond",

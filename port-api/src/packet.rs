@@ -254,6 +254,10 @@ impl Batch {
         Ok(())
     }
 
+    pub fn as_slice(&self) -> &[Packet] {
+        &self.pkts
+    }
+
     pub fn iter(&self) -> std::slice::Iter<'_, Packet> {
         self.pkts.iter()
     }

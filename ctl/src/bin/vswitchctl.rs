@@ -26,6 +26,9 @@ fn commands_help() -> String {
         s.push('\n');
     }
     s.push_str("\nPort types: type=ring [peer=PORT], type=afxdp iface=IFNAME [xdp-mode=best-effort|native|generic]");
+    s.push_str(
+        ", type=dpdk devargs=PCI|VDEV[,ARGS] [n_rxq=N] [n_txq=N] [rxd=N] [txd=N] [mtu=N] [mac=MAC]",
+    );
     s
 }
 

@@ -36,6 +36,17 @@ struct Args {
     /// Log filter (tracing env-filter syntax, e.g. `info`, `debug`, `ctl=debug,info`); logs go to stderr.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log: String,
+    /// DPDK EAL arguments, used when the first `type=dpdk` port starts DPDK (e.g.
+    /// `"-a 0000:03:00.1 --socket-mem 1024"`). vswitchd adds `-l <its first CPU>`, a unique
+    /// `--file-prefix`, `--in-memory` and `--no-telemetry`, and `--no-huge -m 512` when no
+    /// hugepages are free, unless these arguments set them.
+    #[arg(
+        long,
+        value_name = "ARGS",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
+    dpdk_eal: String,
     /// Write the daemon's pid to this file (removed at exit).
     #[arg(long, value_name = "PATH")]
     pidfile: Option<PathBuf>,
@@ -97,6 +108,7 @@ fn run(args: Args) -> Result<(), String> {
         pmd_cores: pmd_cores.clone(),
         no_idle_backoff: args.no_idle_backoff,
         caller_driven: false,
+        dpdk_eal: args.dpdk_eal.split_whitespace().map(String::from).collect(),
     })
     .map_err(|e| format!("cannot start the datapath: {e}"))?;
     info!(pmd_cores = ?pmd_cores, no_idle_backoff = args.no_idle_backoff, "datapath started");

@@ -28,7 +28,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("del-port", "del-port [BRIDGE] PORT"),
     (
         "add-bond",
-        "add-bond BRIDGE BOND MEMBER... [bond_mode=active-backup|balance-slb|balance-tcp] [lacp=off|active|passive] [lacp-time=fast|slow] [lacp-fallback-ab=true] [bond-primary=MEMBER] [updelay=MS] [downdelay=MS] [miimon=MS] [bond-rebalance-interval=MS] [member-type=afxdp|ring|vhost-user] [MEMBER.KEY=VALUE...] [tag=N ...]",
+        "add-bond BRIDGE BOND MEMBER... [bond_mode=active-backup|balance-slb|balance-tcp] [lacp=off|active|passive] [lacp-time=fast|slow] [lacp-fallback-ab=true] [bond-primary=MEMBER] [updelay=MS] [downdelay=MS] [miimon=MS] [bond-rebalance-interval=MS] [member-type=afxdp|dpdk|ring|vhost-user] [MEMBER.KEY=VALUE...] [tag=N ...]",
     ),
     ("del-bond", "del-bond [BRIDGE] BOND"),
     ("bond-show", "bond-show [BOND]"),

@@ -27,7 +27,7 @@ pub const BOND_KEYS: &[&str] = &[
 ];
 
 /// Member types a bond takes.
-const MEMBER_TYPES: &[&str] = &["afxdp", "ring", "vhost-user"];
+const MEMBER_TYPES: &[&str] = &["afxdp", "dpdk", "ring", "vhost-user"];
 
 fn number<T: std::str::FromStr>(key: &str, v: &str, what: &str) -> Result<T, String> {
     v.parse()
@@ -161,10 +161,9 @@ pub fn parse_bond(
         } else if SETTING_KEYS.contains(&k.as_str()) {
             settings.insert(k.clone(), v.clone());
         } else if k == "member-type" {
-            member_type = MEMBER_TYPES
-                .iter()
-                .find(|t| **t == v)
-                .ok_or_else(|| format!("bad member-type {v:?} (afxdp, ring or vhost-user)"))?;
+            member_type = MEMBER_TYPES.iter().find(|t| **t == v).ok_or_else(|| {
+                format!("bad member-type {v:?} (afxdp, dpdk, ring or vhost-user)")
+            })?;
         } else if let Some((m, key)) = k.rsplit_once('.')
             && let Some(i) = members.iter().position(|x| x == m)
         {

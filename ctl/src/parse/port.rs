@@ -7,8 +7,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use datapath::{
-    AfXdpOptions, PortKind, PortSettings, TunnelKey, VhostUserMode, VhostUserOptions, VtepConfig,
-    VxlanConfig, XdpModeRequest, format_mac, parse_mac, parse_prefix,
+    AfXdpOptions, DEFAULT_DESCRIPTORS, DpdkOptions, PortKind, PortSettings, TunnelKey,
+    VhostUserMode, VhostUserOptions, VtepConfig, VxlanConfig, XdpModeRequest, format_mac,
+    parse_mac, parse_prefix,
 };
 use flowtable::{DEFAULT_LEARN_RATE, DEFAULT_PORT_MAC_LIMIT, PortLimits};
 use vlan_vxlan::{VlanMode, VlanSet};
@@ -33,13 +34,14 @@ fn type_keys(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "ring" => &["peer"],
         "afxdp" => &["iface", "xdp-mode", "queue", "frames", "zero-copy"],
+        "dpdk" => &["devargs", "n_rxq", "n_txq", "rxd", "txd", "mtu", "mac"],
         "vhost-user" => &["path", "mode", "queues", "mtu", "mac"],
         "vxlan" => &["remote_ip", "local_ip", "key", "dst_port", "ttl"],
         _ => return None,
     })
 }
 
-pub const KINDS: &str = "afxdp, bond, ring, vhost-user, vxlan";
+pub const KINDS: &str = "afxdp, bond, dpdk, ring, vhost-user, vxlan";
 
 /// A port's type and options (type options and settings mixed, as `add-port` takes them).
 pub fn parse_port(kind: &str, options: &Options) -> Result<(PortKind, PortSettings), String> {
@@ -71,6 +73,7 @@ pub fn parse_port(kind: &str, options: &Options) -> Result<(PortKind, PortSettin
             peer: o.get("peer").map(str::to_string),
         },
         "afxdp" => afxdp(o)?,
+        "dpdk" => PortKind::Dpdk(dpdk(o)?),
         "vhost-user" => PortKind::VhostUser(vhost_user(o)?),
         _ => PortKind::Vxlan(vxlan(o)?),
     };
@@ -117,6 +120,44 @@ fn afxdp(o: Opts<'_>) -> Result<PortKind, String> {
         iface: iface.to_string(),
         options,
     })
+}
+
+fn dpdk(o: Opts<'_>) -> Result<DpdkOptions, String> {
+    let devargs = o
+        .get("devargs")
+        .filter(|d| !d.is_empty())
+        .ok_or("type=dpdk needs devargs=PCI-ADDRESS or devargs=VDEV[,ARG=VALUE...]")?;
+    let mut d = DpdkOptions::new(devargs);
+    // Queues and descriptors: at least 1; 1024 queues and 32768 descriptors are more than any
+    // device has (the device's own limits are checked when the port opens).
+    let count = |key: &str, max: u16| -> Result<Option<u16>, String> {
+        o.get(key)
+            .map(|v| match v.parse::<u16>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(format!("bad value {v:?} for {key} (1 to {max})")),
+            })
+            .transpose()
+    };
+    if let Some(n) = count("n_rxq", 1024)? {
+        d.n_rxq = n;
+    }
+    d.n_txq = count("n_txq", 1024)?;
+    if let Some(n) = count("rxd", 32768)? {
+        d.rxd = n;
+    }
+    if let Some(n) = count("txd", 32768)? {
+        d.txd = n;
+    }
+    if let Some(m) = o.get("mtu") {
+        d.mtu = Some(match m.parse::<u16>() {
+            Ok(n) if n >= 68 => n,
+            _ => return Err(format!("bad value {m:?} for mtu (68 to 65535)")),
+        });
+    }
+    if let Some(m) = o.get("mac") {
+        d.mac = Some(parse_mac(m).ok_or_else(|| format!("bad mac {m:?} (aa:bb:cc:dd:ee:ff)"))?);
+    }
+    Ok(d)
 }
 
 fn vhost_user(o: Opts<'_>) -> Result<VhostUserOptions, String> {
@@ -293,6 +334,27 @@ fn render_kind(kind: &PortKind) -> Options {
                 put("zero-copy", "true".to_string());
             }
         }
+        PortKind::Dpdk(d) => {
+            put("devargs", d.devargs.clone());
+            if d.n_rxq != 1 {
+                put("n_rxq", d.n_rxq.to_string());
+            }
+            if let Some(n) = d.n_txq {
+                put("n_txq", n.to_string());
+            }
+            if d.rxd != DEFAULT_DESCRIPTORS {
+                put("rxd", d.rxd.to_string());
+            }
+            if d.txd != DEFAULT_DESCRIPTORS {
+                put("txd", d.txd.to_string());
+            }
+            if let Some(m) = d.mtu {
+                put("mtu", m.to_string());
+            }
+            if let Some(m) = d.mac {
+                put("mac", format_mac(&m));
+            }
+        }
         PortKind::VhostUser(v) => {
             let d = VhostUserOptions::new(PathBuf::new(), VhostUserMode::Client);
             put("path", v.path.display().to_string());
@@ -395,6 +457,20 @@ mod tests {
                     ("mac-learn-rate", "0"),
                 ],
             ),
+            ("dpdk", &[("devargs", "0000:03:00.1")]),
+            (
+                "dpdk",
+                &[
+                    ("devargs", "net_tap0,iface=t0"),
+                    ("n_rxq", "2"),
+                    ("n_txq", "4"),
+                    ("rxd", "2048"),
+                    ("txd", "512"),
+                    ("mtu", "9000"),
+                    ("mac", "02:00:00:00:00:09"),
+                    ("trunks", "10"),
+                ],
+            ),
             ("vxlan", &[("remote_ip", "10.0.0.2")]),
             (
                 "vxlan",
@@ -437,6 +513,10 @@ mod tests {
         let e = |kind: &str, kv: &[(&str, &str)]| parse_port(kind, &opts(kv)).unwrap_err();
         assert!(e("bogus", &[]).contains("unknown port type"));
         assert!(e("afxdp", &[]).contains("needs iface="));
+        assert!(e("dpdk", &[]).contains("needs devargs="));
+        assert!(e("dpdk", &[("devargs", "x"), ("n_rxq", "0")]).contains("n_rxq"));
+        assert!(e("dpdk", &[("devargs", "x"), ("rxd", "70000")]).contains("rxd"));
+        assert!(e("dpdk", &[("devargs", "x"), ("mac", "zz")]).contains("bad mac"));
         assert!(e("afxdp", &[("iface", "a"), ("peer", "x")]).contains("unknown option \"peer\""));
         assert!(e("afxdp", &[("iface", "a"), ("xdp-mode", "x")]).contains("xdp-mode"));
         assert!(e("vhost-user", &[("path", "/p"), ("queues", "99")]).contains("bad queues"));

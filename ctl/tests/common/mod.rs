@@ -120,6 +120,11 @@ impl Lab {
 
     /// Starts a vswitchd named `name` inside `ns`, with its own socket and state file.
     pub fn start_daemon(&mut self, name: &str, ns: &str) {
+        self.start_daemon_with(name, ns, &[]);
+    }
+
+    /// As [`Lab::start_daemon`], with more vswitchd arguments.
+    pub fn start_daemon_with(&mut self, name: &str, ns: &str, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -131,6 +136,7 @@ impl Lab {
             .arg(self.sock(name))
             .arg("--state")
             .arg(self.dir.join(format!("{name}.json")))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -149,6 +155,11 @@ impl Lab {
     /// Stops daemon `name` with SIGTERM (it must exit cleanly) and starts it again with the same
     /// socket and state file.
     pub fn restart_daemon(&mut self, name: &str, ns: &str) {
+        self.restart_daemon_with(name, ns, &[]);
+    }
+
+    /// As [`Lab::restart_daemon`], starting it with more vswitchd arguments.
+    pub fn restart_daemon_with(&mut self, name: &str, ns: &str, extra: &[&str]) {
         let i = self
             .daemons
             .iter()
@@ -166,7 +177,7 @@ impl Lab {
             assert!(Instant::now() < deadline, "vswitchd {name} ignored SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.start_daemon(name, ns);
+        self.start_daemon_with(name, ns, extra);
     }
 
     pub fn log(&self, name: &str) -> String {

@@ -3,20 +3,8 @@
 //! hot path); threads that are not PMDs share one row of atomic counters. The bond's control
 //! side sums the rows.
 
-use std::cell::Cell;
-
 use bond::BUCKETS;
 use port_api::{Counter, SharedCounter};
-
-thread_local! {
-    static PMD_INDEX: Cell<Option<usize>> = const { Cell::new(None) };
-}
-
-/// Tells the bond counters which PMD this thread is (set by the PMD before its work).
-#[inline]
-pub(crate) fn set_thread_pmd(index: usize) {
-    PMD_INDEX.with(|c| c.set(Some(index)));
-}
 
 pub(crate) struct BucketLoads {
     per_pmd: Box<[[Counter; BUCKETS]]>,
@@ -53,7 +41,7 @@ impl BucketLoads {
     /// This thread's row.
     #[inline]
     pub(crate) fn row(&self) -> Row<'_> {
-        match PMD_INDEX.with(Cell::get).and_then(|i| self.per_pmd.get(i)) {
+        match crate::pmd_index::get().and_then(|i| self.per_pmd.get(i)) {
             Some(r) => Row::Own(r),
             None => Row::Shared(&self.others),
         }

@@ -20,7 +20,6 @@ use port_api::{Batch, MAX_BURST, PacketPool, Port, PortStats, SharedCounter};
 pub(crate) use ctl::BondCtl;
 pub use ctl::{BondReport, MemberReport};
 use loads::BucketLoads;
-pub(crate) use loads::set_thread_pmd;
 
 /// Slow Protocols frames waiting for the control side; more are dropped (and counted): LACP
 /// sends a few per second, so a full queue means someone floods.

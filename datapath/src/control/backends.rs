@@ -74,6 +74,7 @@ pub(super) fn open(
             release_freed_memory();
             Ok(plain(Arc::new(port)))
         }
+        PortKind::Dpdk(options) => open_dpdk(state, name, options),
         PortKind::VhostUser(options) => {
             let port = vhost_user::VhostUserPort::new(name, options.clone())
                 .map_err(|e| DpError(format!("port {name}: {e}")))?;
@@ -91,6 +92,32 @@ pub(super) fn open(
             "port {name}: a bond is made with its members (add-bond)"
         ))),
     }
+}
+
+#[cfg(feature = "dpdk")]
+fn open_dpdk(
+    state: &ControlState,
+    name: &str,
+    options: &crate::spec::DpdkOptions,
+) -> Result<Opened, DpError> {
+    let port = crate::dpdk_port::DpdkPort::open(name, options, &state.dpdk_eal, state.n_pmds)
+        .map_err(|e| DpError(format!("port {name}: {e}")))?;
+    Ok(Opened {
+        port: Arc::new(port),
+        ring: None,
+        vxlan: None,
+    })
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn open_dpdk(
+    _state: &ControlState,
+    name: &str,
+    _options: &crate::spec::DpdkOptions,
+) -> Result<Opened, DpError> {
+    Err(DpError(format!(
+        "port {name}: this vswitchd was built without DPDK (cargo feature `dpdk`)"
+    )))
 }
 
 /// Opens a bond's members and the bond over them; returns the bond and its ring members.

@@ -49,6 +49,9 @@ pub struct SwitchConfig {
     /// No PMD threads: one PMD that the caller drives ([`Switch::caller_pmd`]), for
     /// benchmarks and tests of the pipeline on one thread.
     pub caller_driven: bool,
+    /// The operator's DPDK EAL arguments, used when the first `type=dpdk` port starts the EAL
+    /// (see `dpdk::EalArgs` for the defaults they add to).
+    pub dpdk_eal: Vec<String>,
 }
 
 /// How long a change that removed ports waits for the PMDs to let go of them. Normally one PMD
@@ -124,7 +127,7 @@ impl Switch {
         let bonds = bonds::spawn(rt.clone())
             .map_err(|e| DpError(format!("cannot start bonds thread: {e}")))?;
         Ok(Switch {
-            ctl: Mutex::new(Control::new(rt.pmds.len())),
+            ctl: Mutex::new(Control::new(rt.pmds.len(), cfg.dpdk_eal.clone())),
             rt,
             threads: Mutex::new(threads),
             housekeeping: Mutex::new(vec![hk, bonds]),

@@ -24,9 +24,9 @@ pub(super) struct Control {
 }
 
 impl Control {
-    pub(super) fn new(n_pmds: usize) -> Self {
+    pub(super) fn new(n_pmds: usize, dpdk_eal: Vec<String>) -> Self {
         Control {
-            state: ControlState::with_pmds(n_pmds),
+            state: ControlState::new(n_pmds, dpdk_eal),
             placement: Placement::new(n_pmds),
             generation: 0,
             announced: HashSet::new(),

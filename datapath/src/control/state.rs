@@ -151,13 +151,16 @@ pub(super) struct ControlState {
     pub(super) routes: Vec<Route>,
     /// PMD threads (bonds keep a load counter row per PMD).
     pub(super) n_pmds: usize,
+    /// EAL arguments for the first DPDK port.
+    pub(super) dpdk_eal: Vec<String>,
     next_id: u64,
 }
 
 impl ControlState {
-    pub(super) fn with_pmds(n_pmds: usize) -> ControlState {
+    pub(super) fn new(n_pmds: usize, dpdk_eal: Vec<String>) -> ControlState {
         ControlState {
             n_pmds,
+            dpdk_eal,
             ..ControlState::default()
         }
     }

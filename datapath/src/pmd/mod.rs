@@ -230,7 +230,7 @@ impl Pmd {
         };
         // For egress schedulers this batch reaches (they take no time argument), and bonds.
         now::set(now_ns);
-        crate::bond_port::set_thread_pmd(self.id);
+        crate::pmd_index::set(self.id);
         let vtep = b.ports.get(port).is_some_and(|p| p.vtep.is_some());
         if vtep {
             vtep::receive(
@@ -257,7 +257,7 @@ impl Pmd {
         let Some(list) = snap.schedulers.get(self.id) else {
             return (0, false);
         };
-        crate::bond_port::set_thread_pmd(self.id);
+        crate::pmd_index::set(self.id);
         let mut sent = 0;
         let mut pending = false;
         for q in list {
