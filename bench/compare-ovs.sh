@@ -3,7 +3,8 @@
 # with testpmd, and AF_XDP on veths with vswitch-pktgen.
 #
 #   ./bench/compare-ovs.sh [--rounds N] [--seconds S] [--smoke] [--only vswitch|ovs] [--keep]
-#                          [--cases p2p,normal,p2p-1k,p2p-qos,afxdp,afxdp-1k]   (default: all but p2p-qos)
+#                          [--cases p2p,normal,p2p-1k,p2p-qos,dpdk,dpdk-1k,afxdp,afxdp-1k]
+#                          (default: p2p,normal,p2p-1k,afxdp,afxdp-1k)
 #
 # Run as root. Installs dpdk-dev (dpdk-testpmd) and openvswitch-switch-dpdk if missing, builds
 # the vswitch release binaries (vswitchd, vswitchctl, vswitch-pktgen), reserves 2 MiB hugepages
@@ -46,9 +47,9 @@ if [ "$SMOKE" = 1 ]; then ROUNDS=1; SECONDS_=2; SWITCHES=v; fi
 VHOST=0 AFXDP=0
 for c in ${CASES//,/ }; do
     case "$c" in
-        p2p|normal|p2p-1k|p2p-qos) VHOST=1 ;;
+        p2p|normal|p2p-1k|p2p-qos|dpdk|dpdk-1k) VHOST=1 ;;
         afxdp|afxdp-1k) AFXDP=1 ;;
-        *) echo "unknown case $c (known: p2p normal p2p-1k p2p-qos afxdp afxdp-1k)" >&2; exit 2 ;;
+        *) echo "unknown case $c (known: p2p normal p2p-1k p2p-qos dpdk dpdk-1k afxdp afxdp-1k)" >&2; exit 2 ;;
     esac
 done
 # Hugepages: testpmd (vhost-user cases) and OVS (dpdk-init=true in every case).

@@ -57,7 +57,15 @@ CASES = {
     # it): vswitch's scheduler (`set-qos max-rate=100Gbit`, default queues, classes from the
     # DSCP); OVS's egress-policer (srTCM, cir 12.5 GB/s), the only QoS its userspace ports have.
     "p2p-qos": ("loop, p2p rules + egress QoS, 1 flow", "p2p-qos", [], "start tx_first 32"),
+    # p1 is a DPDK ethdev port (type=dpdk) instead of a vhost-user port: DPDK's vhost PMD
+    # (net_vhost, client of testpmd's port0 socket) as the "NIC", p2 stays vhost-user.
+    "dpdk": ("loop, dpdk port + vhost-user, p2p rules, 1 flow", "p2p", [], "start tx_first 32"),
+    "dpdk-1k": ("flowgen, dpdk port + vhost-user, p2p rules, 1000 flows", "p2p", FLOWGEN,
+                "start"),
 }
+DPDK_CASES = ("dpdk", "dpdk-1k")
+# The EAL arguments both switches get for their DPDK ports (OVS: dpdk-extra).
+DPDK_EXTRA = "--no-pci --iova-mode=va"
 # AF_XDP cases: vswitch-pktgen (generator netns, CPU0) -> veth g0/s0 -> switch (afxdp ports, PMD
 # on CPU1) -> veth s1/g1 -> vswitch-pktgen; one direction, flat out, rule in_port=1 -> port 2.
 # name: (table label, flows)
@@ -225,12 +233,20 @@ def remove_files(paths):
             pass
 
 
-def vhost_ports(kind, socks):
-    """p1, p2, ... as vhost-user clients of testpmd's sockets (vswitch, or OVS: kind "o")."""
+def vhost_ports(kind, socks, dpdk=False):
+    """p1, p2, ... as vhost-user clients of testpmd's sockets (vswitch, or OVS: kind "o").
+    dpdk: p1 is a type=dpdk port on DPDK's vhost PMD (a client of the same socket)."""
     if kind == "v":
-        return [(f"p{i + 1}", ["type=vhost-user", f"path={s}"]) for i, s in enumerate(socks)]
-    return [(f"p{i + 1}", ["type=dpdkvhostuserclient", f"options:vhost-server-path={s}"])
-            for i, s in enumerate(socks)]
+        ports = [(f"p{i + 1}", ["type=vhost-user", f"path={s}"]) for i, s in enumerate(socks)]
+        if dpdk:
+            ports[0] = ("p1", ["type=dpdk", f"devargs=net_vhost0,iface={socks[0]},client=1"])
+        return ports
+    ports = [(f"p{i + 1}", ["type=dpdkvhostuserclient", f"options:vhost-server-path={s}"])
+             for i, s in enumerate(socks)]
+    if dpdk:
+        ports[0] = ("p1", ["type=dpdk",
+                           f'options:dpdk-devargs="net_vhost0,iface={socks[0]},client=1"'])
+    return ports
 
 
 def afxdp_ports(kind, ifaces, first=1):
@@ -424,6 +440,7 @@ class Vswitch:
         self.pidfile = os.path.join(self.dir, "vswitchd.pid")
         self.ports = [name for name, _ in ports]
         self.afxdp = any("type=afxdp" in opts for _, opts in ports)
+        self.dpdk = any("type=dpdk" in opts for _, opts in ports)
         if ns is None:
             ns = f"vswcmp{os.getpid()}v{tag}"
             env.add_netns(ns)
@@ -432,7 +449,7 @@ class Vswitch:
             "ip", "netns", "exec", self.ns,
             os.path.join(bindir, "vswitchd"), "--socket", self.ctl_sock,
             "--state", os.path.join(self.dir, "state.json"), "--pidfile", self.pidfile,
-            "--pmd-cores", "1", "--no-idle-backoff"])
+            "--pmd-cores", "1", "--no-idle-backoff", f"--dpdk-eal={DPDK_EXTRA}"])
         wait_until("vswitchd's socket", 20, lambda: self._alive() and os.path.exists(self.ctl_sock))
         self.ctl("add-br", "br0")
         for name, opts in ports:
@@ -466,6 +483,9 @@ class Vswitch:
     def connected(self):
         if self.afxdp:  # add-port fails if the socket cannot be bound: opened = ready
             return self.ctl("show").count("xdp_mode=") >= 2
+        if self.dpdk:  # the vhost-user port connected, the DPDK port's link up
+            show = self.ctl("show")
+            return show.count("connected=yes") >= 1 and show.count("link: up") >= 2
         return self.ctl("show").count("connected=yes") >= 2
 
     def xdp_modes(self):
@@ -564,7 +584,7 @@ class Ovs:
         if dpdk:
             self.vsctl("--no-wait", "set", "Open_vSwitch", ".",
                        "other_config:dpdk-init=true",
-                       f'other_config:dpdk-extra="--no-pci --file-prefix={self.prefix} --iova-mode=va"',
+                       f'other_config:dpdk-extra="{DPDK_EXTRA} --file-prefix={self.prefix}"',
                        f"other_config:dpdk-socket-mem={OVS_SOCKET_MEM_MB}",
                        "other_config:dpdk-lcore-mask=0x1")
         self.vsctl("--no-wait", "set", "Open_vSwitch", ".", "other_config:pmd-cpu-mask=0x2")
@@ -894,10 +914,13 @@ def fmt(v, spec):
 
 
 def run_switch_round(env, args, kind, rnd, ghz, results, rss):
-    vcases = [c for c in args.cases if c in CASES]
+    vcases = [c for c in args.cases if c in CASES and c not in DPDK_CASES]
+    dcases = [c for c in args.cases if c in DPDK_CASES]
     xcases = [c for c in args.cases if c in AFXDP_CASES]
     if vcases:
         run_vhost_round(env, args, kind, rnd, ghz, results, rss, vcases)
+    if dcases:
+        run_vhost_round(env, args, kind, rnd, ghz, results, rss, dcases, dpdk=True)
     if xcases:
         run_afxdp_round(env, args, kind, rnd, ghz, results, rss, xcases)
 
@@ -992,9 +1015,9 @@ def run_memory(env, args, kind, rss):
         remove_files(socks)
 
 
-def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases):
-    socks = [os.path.join(env.work, f"{kind}{rnd}-{i}.sock") for i in (0, 1)]
-    tag = f"{kind}{rnd}"
+def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases, dpdk=False):
+    tag = f"{kind}{rnd}{'d' if dpdk else ''}"
+    socks = [os.path.join(env.work, f"{tag}-{i}.sock") for i in (0, 1)]
     sw = None
     tp = None
     try:
@@ -1003,7 +1026,7 @@ def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases):
             # client ports reconnect to it by themselves.
             tp = Testpmd(env, f"{tag}{cases.index(case)}", socks, args.huge, CASES[case][2])
             if sw is None:
-                ports = vhost_ports(kind, socks)
+                ports = vhost_ports(kind, socks, dpdk)
                 if kind == "v":
                     sw = Vswitch(env, args.bindir, tag, ports)
                 else:
@@ -1012,7 +1035,7 @@ def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases):
             r = measure(env, sw, tp, case, args.seconds, ghz, args.warm)
             r["round"] = rnd
             pid = sw.pid()
-            rss[sw.name] = proc_status(pid)
+            rss[sw.name + (" (a dpdk port)" if dpdk else "")] = proc_status(pid)
             r["ports"] = sw.port_summary()
             r["fdb"] = sw.fdb() if CASES[case][1] == "normal" else ""
             results.append(r)

@@ -4,8 +4,8 @@ set -euo pipefail
 
 PKGS=(build-essential pkg-config clang llvm libbpf-dev linux-libc-dev
       iproute2 ethtool iperf3 iputils-ping procps kmod python3 tcpdump valgrind
-      # vhost-user front-end and traffic generator
-      dpdk-dev
+      # DPDK ports (bindgen needs libclang); vhost-user front-end and traffic generator
+      libdpdk-dev libclang-dev dpdk-dev
       # real guests: QEMU, and what the guest image is built from
       qemu-system-x86 busybox-static cpio xz-utils zstd
       # interop partners: Open vSwitch's userspace bond (LACP), scapy (malformed LACP PDUs)

@@ -24,7 +24,7 @@ cargo build -q --release -p ctl -p bench
 ./target/release/vswitch-pktgen --ring --rate 100000 --seconds 1 --max-loss 0
 if [ "$(id -u)" = 0 ]; then
     ./bench/afxdp-bench.sh --smoke
-    ./bench/compare-ovs.sh --smoke
+    ./bench/compare-ovs.sh --smoke --cases p2p,normal,p2p-1k,dpdk,afxdp,afxdp-1k
     ./bench/qos.py --bindir target/release --seconds 2 --cases rate100m,dwrr,strict,ef --switches vswitch --check
     ./bench/bond_ovs.py --bindir target/release --check
     ./tests-interop/lacp_scapy.py --bindir target/release

@@ -358,6 +358,27 @@ pub(crate) mod tests {
         assert!(p2.policer.is_some());
     }
 
+    /// DPDK ports and a bond of DPDK members (the fuzz seed) load and write back the same.
+    #[test]
+    fn dpdk_ports_round_trip() {
+        let text = include_str!("../fuzz/seeds/state_file/dpdk.json");
+        let c = from_json(text).unwrap();
+        let ports = &c.bridge("b").unwrap().ports;
+        assert_eq!(ports.len(), 3);
+        match &ports[0].kind {
+            datapath::PortKind::Dpdk(d) => {
+                assert_eq!(
+                    (d.devargs.as_str(), d.n_rxq, d.n_txq),
+                    ("net_tap0,iface=t0", 2, Some(4))
+                );
+                assert_eq!((d.rxd, d.txd, d.mtu), (2048, 512, Some(9000)));
+            }
+            k => panic!("{k:?}"),
+        }
+        let json = to_json(&c);
+        assert_eq!(to_json(&from_json(&json).unwrap()), json);
+    }
+
     #[test]
     fn rejects_bad_configs_naming_the_problem() {
         let e = |t: &str| from_json(t).unwrap_err();

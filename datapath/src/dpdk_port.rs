@@ -46,6 +46,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+thread_local! {
+    static EAL_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes the calling thread (a PMD, or the bonds thread) known to DPDK the first time it uses
+/// a DPDK queue: registered threads allocate and free mbufs through a per-thread cache
+/// instead of the pool's shared ring (measured: the ring was 7 % of a PMD's cycles).
+#[inline]
+fn register_thread() {
+    if !EAL_THREAD.with(std::cell::Cell::get) {
+        if let Some(eal) = Eal::get() {
+            eal.register_thread();
+        }
+        EAL_THREAD.with(|c| c.set(true));
+    }
+}
+
 impl DpdkPort {
     /// Starts the EAL if this is the process's first DPDK port (with `eal_args`), then probes
     /// and starts the device. `n_pmds` sizes the default number of transmit queues.
@@ -125,6 +142,7 @@ impl Port for DpdkPort {
         let Some(side) = self.rx.get(qid) else {
             return 0;
         };
+        register_thread();
         let mut q = lock(&side.queue);
         let (mut added, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
         q.recv(out.room(), |frame| match frame {
@@ -158,6 +176,7 @@ impl Port for DpdkPort {
         if pkts.is_empty() {
             return 0;
         }
+        register_thread();
         // Each PMD its own queue; other threads (the bonds thread's LACP frames) share queue 0.
         let side = &self.tx[crate::pmd_index::get().unwrap_or(0) % self.tx.len()];
         let frames = pkts.as_slice();

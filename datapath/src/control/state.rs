@@ -152,6 +152,7 @@ pub(super) struct ControlState {
     /// PMD threads (bonds keep a load counter row per PMD).
     pub(super) n_pmds: usize,
     /// EAL arguments for the first DPDK port.
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
     pub(super) dpdk_eal: Vec<String>,
     next_id: u64,
 }
