@@ -88,6 +88,9 @@ pub struct PortStatsEntry {
     pub tx_dropped: u64,
     /// Frames received on this port and dropped by the pipeline, by reason.
     pub drops: BTreeMap<String, u64>,
+    /// The device's own counters (DPDK ports: missed, no buffer, errors, extended stats).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub device: BTreeMap<String, u64>,
 }
 
 /// One route of `tnl-route-show`.

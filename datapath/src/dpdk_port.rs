@@ -269,4 +269,16 @@ impl Port for DpdkPort {
         }
         st
     }
+
+    fn device_counters(&self) -> Vec<(String, u64)> {
+        let dev = self.dev.stats();
+        let mut c = vec![
+            ("rx_missed".to_string(), dev.rx_missed),
+            ("rx_nombuf".to_string(), dev.rx_nombuf),
+            ("rx_errors".to_string(), dev.rx_errors),
+            ("tx_errors".to_string(), dev.tx_errors),
+        ];
+        c.extend(self.dev.xstats().into_iter().filter(|(_, v)| *v != 0));
+        c
+    }
 }

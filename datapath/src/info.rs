@@ -25,6 +25,8 @@ pub struct PortInfo {
     /// Facts the port reports about itself (e.g. `xdp_mode`), in the port's order.
     pub status: Vec<(&'static str, String)>,
     pub stats: PortStats,
+    /// The device's own counters (DPDK ports), by name.
+    pub device: Vec<(String, u64)>,
     /// Frames received on this port that the pipeline dropped (or, for `mac-learn-limited`,
     /// forwarded without learning their source), by reason; only non-zero ones.
     pub drops: Vec<(DropReason, u64)>,

@@ -84,6 +84,12 @@ pub trait Port: Send + Sync {
         None
     }
 
+    /// The device's own counters where it keeps any (a DPDK ethdev's `rx_missed`, `rx_nombuf`,
+    /// errors and non-zero extended statistics), for `dump-ports`.
+    fn device_counters(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+
     /// Type-specific facts for `show` (e.g. `iface`, `xdp_mode`), as key/value pairs.
     fn status(&self) -> Vec<(&'static str, String)> {
         Vec::new()

@@ -90,6 +90,7 @@ pub(super) fn dump_ports(d: &Daemon, br: &str) -> Result<Value, String> {
                 .into_iter()
                 .map(|(r, n)| (r.name().to_string(), n))
                 .collect(),
+            device: p.device.into_iter().collect(),
         })
         .collect();
     to_value(&ports)

@@ -158,6 +158,10 @@ pub fn dump_ports(ports: &[PortStatsEntry]) -> String {
             let reasons: Vec<String> = p.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
             let _ = writeln!(out, "{pad}pipeline drops: {}", reasons.join(", "));
         }
+        if !p.device.is_empty() {
+            let counters: Vec<String> = p.device.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            let _ = writeln!(out, "{pad}device: {}", counters.join(", "));
+        }
     }
     out
 }

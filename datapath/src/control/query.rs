@@ -27,6 +27,7 @@ fn bridge_info(b: &BridgeState) -> BridgeInfo {
                 link_up: p.port.link_up(),
                 status: p.port.status(),
                 stats: p.tx_port().stats(),
+                device: p.port.device_counters(),
                 drops: p.drops.snapshot(),
             })
             .collect(),
