@@ -237,7 +237,7 @@ fn two_rx_queues_spread_flows_over_two_pmds() {
 
     // 1,000 UDP flows, 5 frames each, from host a.
     let a1 = lab.name("a1");
-    let script = SENDER.replace("IFACE", &a1);
+    let script = common::FLOW_SENDER.replace("IFACE", &a1);
     let out = lab.sh(&a, &["timeout", "60", "python3", "-c", &script]);
     assert!(
         out.status.success(),
@@ -250,7 +250,7 @@ fn two_rx_queues_spread_flows_over_two_pmds() {
     let per_queue = loop {
         let show = lab.ctl_ok("d", &["--format", "json", "pmd-rxq-show"]);
         let v: serde_json::Value = serde_json::from_str(&show).unwrap();
-        let q = queue_packets(&v, "pa");
+        let q = common::queue_packets(&v, "pa");
         if q.iter().sum::<u64>() >= 5000 || Instant::now() > deadline {
             println!("{show}");
             break q;
@@ -270,43 +270,4 @@ fn two_rx_queues_spread_flows_over_two_pmds() {
     }
     let pmds = lab.ctl_ok("d", &["pmd-stats"]);
     println!("{pmds}");
-}
-
-/// Sends 1,000 UDP flows (source ports 1024..2024, sources 10.80.x.y), 5 frames each, on
-/// IFACE through a packet socket.
-const SENDER: &str = r#"
-import socket, struct, time
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind(("IFACE", 0))
-def csum(h):
-    v = sum(struct.unpack("!10H", h))
-    v = (v >> 16) + (v & 0xffff)
-    return (~(v + (v >> 16))) & 0xffff
-for rep in range(5):
-    for f in range(1000):
-        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 46, 0, 0, 64, 17, 0,
-                                   bytes([10, 80, f >> 8, f & 255]), bytes([10, 81, 0, 1])))
-        ip[10:12] = struct.pack("!H", csum(bytes(ip)))
-        udp = struct.pack("!HHHH", 1024 + f, 9, 26, 0) + bytes(18)
-        s.send(bytes([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0]) + bytes(ip) + udp)
-        if f % 32 == 31:
-            time.sleep(0.001)  # af_packet's fanout rolls over to the other queue when one is full
-"#;
-
-/// Packets received per rx queue of `port`, in queue order, from pmd-rxq-show's JSON.
-fn queue_packets(v: &serde_json::Value, port: &str) -> Vec<u64> {
-    let mut q: Vec<(u64, u64)> = Vec::new();
-    let pmds = v.as_array().cloned().unwrap_or_default();
-    for pmd in pmds {
-        for rxq in pmd["rxqs"].as_array().cloned().unwrap_or_default() {
-            if rxq["port"] == port {
-                q.push((
-                    rxq["queue"].as_u64().unwrap_or(0),
-                    rxq["packets"].as_u64().unwrap_or(0),
-                ));
-            }
-        }
-    }
-    q.sort();
-    q.into_iter().map(|(_, p)| p).collect()
 }

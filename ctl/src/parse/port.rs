@@ -33,7 +33,7 @@ pub const SETTING_KEYS: &[&str] = &[
 fn type_keys(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "ring" => &["peer"],
-        "afxdp" => &["iface", "xdp-mode", "queue", "frames", "zero-copy"],
+        "afxdp" => &["iface", "xdp-mode", "queue", "n_rxq", "frames", "zero-copy"],
         "dpdk" => &["devargs", "n_rxq", "n_txq", "rxd", "txd", "mtu", "mac"],
         "vhost-user" => &["path", "mode", "queues", "mtu", "mac"],
         "vxlan" => &["remote_ip", "local_ip", "key", "dst_port", "ttl"],
@@ -105,6 +105,12 @@ fn afxdp(o: Opts<'_>) -> Result<PortKind, String> {
     }
     if let Some(q) = o.get("queue") {
         options.queue = number("queue", q, "a number")?;
+    }
+    if let Some(n) = o.get("n_rxq") {
+        options.n_rxq = match n.parse::<u32>() {
+            Ok(n) if (1..=64).contains(&n) => n,
+            _ => return Err(format!("bad value {n:?} for n_rxq (1 to 64)")),
+        };
     }
     if let Some(f) = o.get("frames") {
         options.frame_count = number("frames", f, "a number")?;
@@ -327,6 +333,9 @@ fn render_kind(kind: &PortKind) -> Options {
             if options.queue != d.queue {
                 put("queue", options.queue.to_string());
             }
+            if options.n_rxq != d.n_rxq {
+                put("n_rxq", options.n_rxq.to_string());
+            }
             if options.frame_count != d.frame_count {
                 put("frames", options.frame_count.to_string());
             }
@@ -437,6 +446,7 @@ mod tests {
                     ("iface", "eth1"),
                     ("xdp-mode", "native"),
                     ("queue", "3"),
+                    ("n_rxq", "2"),
                     ("frames", "4096"),
                     ("zero-copy", "true"),
                     ("trunks", "10,20-30"),

@@ -94,6 +94,41 @@ impl Lab {
         }
     }
 
+    /// As [`Lab::veth`], with `queues` receive and transmit queues on both ends.
+    pub fn veth_mq(&self, ns1: &str, short1: &str, ns2: &str, short2: &str, queues: u32) {
+        let (i1, i2) = (self.name(short1), self.name(short2));
+        let q = queues.to_string();
+        must(
+            "ip",
+            &[
+                "link",
+                "add",
+                &i1,
+                "netns",
+                ns1,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &i2,
+                "netns",
+                ns2,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+            ],
+        );
+        for (ns, ifc) in [(ns1, &i1), (ns2, &i2)] {
+            self.sh(ns, &["ethtool", "-K", ifc, "tx", "off"]);
+            must("ip", &["-n", ns, "link", "set", ifc, "up"]);
+        }
+    }
+
     pub fn addr(&self, ns: &str, short: &str, cidr: &str) {
         must(
             "ip",
@@ -285,4 +320,43 @@ impl Drop for Lab {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Sends 1,000 UDP flows (source ports 1024..2024, sources 10.80.x.y), 5 frames each, on
+/// IFACE through a packet socket.
+pub const FLOW_SENDER: &str = r#"
+import socket, struct, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("IFACE", 0))
+def csum(h):
+    v = sum(struct.unpack("!10H", h))
+    v = (v >> 16) + (v & 0xffff)
+    return (~(v + (v >> 16))) & 0xffff
+for rep in range(5):
+    for f in range(1000):
+        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 46, 0, 0, 64, 17, 0,
+                                   bytes([10, 80, f >> 8, f & 255]), bytes([10, 81, 0, 1])))
+        ip[10:12] = struct.pack("!H", csum(bytes(ip)))
+        udp = struct.pack("!HHHH", 1024 + f, 9, 26, 0) + bytes(18)
+        s.send(bytes([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0]) + bytes(ip) + udp)
+        if f % 32 == 31:
+            time.sleep(0.001)  # af_packet's fanout rolls over to the other queue when one is full
+"#;
+
+/// Packets received per rx queue of `port`, in queue order, from pmd-rxq-show's JSON.
+pub fn queue_packets(v: &serde_json::Value, port: &str) -> Vec<u64> {
+    let mut q: Vec<(u64, u64)> = Vec::new();
+    let pmds = v.as_array().cloned().unwrap_or_default();
+    for pmd in pmds {
+        for rxq in pmd["rxqs"].as_array().cloned().unwrap_or_default() {
+            if rxq["port"] == port {
+                q.push((
+                    rxq["queue"].as_u64().unwrap_or(0),
+                    rxq["packets"].as_u64().unwrap_or(0),
+                ));
+            }
+        }
+    }
+    q.sort();
+    q.into_iter().map(|(_, p)| p).collect()
 }

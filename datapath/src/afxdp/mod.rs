@@ -1,86 +1,38 @@
-//! AF_XDP port: one queue of a kernel interface, through an AF_XDP socket (the `xdp` crate) and
-//! the `xsk_redirect` XDP program (the `ebpf` crate).
+//! AF_XDP port: queues of a kernel interface, each through its own AF_XDP socket and UMEM
+//! (the `xdp` crate, [`queue`]), and one `xsk_redirect` XDP program per interface (the `ebpf`
+//! crate) that steers each receive queue to its socket.
 //!
-//! One UMEM of `frame_count` 2 KiB frames (enough for MTU 1500 plus the kernel's 256-byte XDP
-//! headroom; 4 MiB for the default 2048 frames) backs the socket. Half of it at most is lent to the
-//! kernel through the fill ring for receive, the other half at most is in flight on transmit, so
-//! neither side can starve the other. Frames are copied into and out of pool [`Packet`](crate::packet::Packet)s; the
-//! socket is bound in copy mode unless zero-copy is asked for.
-//!
-//! Locking: receive state (RX + fill rings) and transmit state (TX + completion rings) have their
-//! own mutexes; the UMEM free list has a third one, held only for free-list bookkeeping (never
-//! while copying frame bytes).
-//!
-//! Wakeups: the socket is bound with `XDP_USE_NEED_WAKEUP`, and the port makes a syscall only
-//! when the kernel's flag on a ring asks for one ([`RingFlags`]): a `sendto` kick after a
-//! transmit burst, a `recvfrom` when the kernel waits for receive buffers. In copy mode (all a
-//! veth offers) the kernel asks for a kick after every transmit burst and never on receive.
+//! `n_rxq` queues starting at `queue` are opened; each is a receive queue the switch places on a
+//! PMD like any other, so a NIC's RSS spreads flows over PMDs (as Open vSwitch's afxdp
+//! `n_rxq`). Transmit goes out on the queue with the sending PMD's index (modulo the count), so
+//! PMDs do not share a transmit ring unless there are more PMDs than queues.
 
 mod frames;
 mod options;
+mod queue;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ebpf::XskRedirect;
-use xdp::slab::Slab;
-use xdp::socket::{SocketError, XdpSocket, XdpSocketBuilder};
-use xdp::umem::{FrameSize, UmemCfgBuilder};
-use xdp::{CompletionRing, RingConfigBuilder, RxRing, Umem, WakableFillRing, WakableTxRing};
 
-use crate::counter::Counter;
-use crate::packet::{Batch, MAX_BURST, MAX_FRAME, PacketPool};
-use crate::port::{Port, PortCounters, PortStats};
-use crate::xsk_flags::RingFlags;
-use frames::Frames;
+use crate::packet::{Batch, PacketPool};
+use crate::port::{Port, PortStats};
 pub use options::{AfXdpError, AfXdpOptions, ParseXdpModeError, XdpModeRequest};
-use port_api::copy_frame;
+use queue::XskQueue;
 
-/// Largest ring the port asks for (the kernel's default size).
-const MAX_RING: u32 = 2048;
-const MIN_FRAMES: u32 = 2 * MAX_BURST as u32;
-
-/// Receive side: owned by the PMD polling the queue.
-struct RxState {
-    ring: RxRing,
-    fill: WakableFillRing,
-    /// Frames given to the kernel through the fill ring and not yet back through the RX ring.
-    in_kernel: u32,
-    /// Fill (and RX) ring size: the most frames lent to the kernel for receive.
-    budget: u32,
-}
-
-/// Transmit side: any PMD, serialised by the mutex.
-struct TxState {
-    ring: WakableTxRing,
-    completion: CompletionRing,
-    /// Frames queued for transmit and not yet back through the completion ring.
-    in_flight: u32,
-    /// TX (and completion) ring size: the most frames in flight.
-    budget: u32,
-}
+const MIN_FRAMES: u32 = 2 * crate::packet::MAX_BURST as u32;
 
 pub struct AfXdpPort {
-    // Fields drop in declaration order: detach the XDP program first, then unmap the rings,
-    // close the socket, and unmap the UMEM last.
+    // Fields drop in declaration order: detach the XDP program first, then the sockets.
     redirect: Mutex<XskRedirect>,
-    rx: Mutex<RxState>,
-    tx: Mutex<TxState>,
-    flags: RingFlags,
-    /// Syscalls the kernel asked for: receive wakeups and transmit kicks.
-    rx_wakeups: Counter,
-    tx_kicks: Counter,
-    socket: XdpSocket,
-    umem: Mutex<Umem>,
+    queues: Vec<XskQueue>,
     /// Datagram socket in the interface's network namespace, for link state ioctls.
     ctl: OwnedFd,
     name: String,
     ifname: String,
-    queue: u32,
     xdp_mode: &'static str,
-    bind: &'static str,
-    counters: PortCounters,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,9 +40,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl AfXdpPort {
-    /// Attaches the XDP program to `ifname`, binds an AF_XDP socket to `opts.queue` and registers
-    /// it in the program's XSKMAP. The interface is looked up in the calling thread's network
-    /// namespace. Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).
+    /// Attaches the XDP program to `ifname`, binds an AF_XDP socket to each of the queues
+    /// `opts.queue .. opts.queue + opts.n_rxq` and registers them in the program's XSKMAP. The
+    /// interface is looked up in the calling thread's network namespace. Needs root
+    /// (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).
     pub fn open(name: &str, ifname: &str, opts: AfXdpOptions) -> Result<AfXdpPort, AfXdpError> {
         if opts.frame_count < MIN_FRAMES {
             return Err(AfXdpError::Options(format!(
@@ -98,10 +51,15 @@ impl AfXdpPort {
                 opts.frame_count
             )));
         }
-        if opts.queue >= ebpf::MAX_QUEUES {
+        if opts.n_rxq == 0 {
+            return Err(AfXdpError::Options("n_rxq must be at least 1".into()));
+        }
+        let last = opts.queue.checked_add(opts.n_rxq - 1);
+        if last.is_none_or(|q| q >= ebpf::MAX_QUEUES) {
             return Err(AfXdpError::Options(format!(
-                "queue {} is above the maximum {}",
+                "queues {}..{} go past the maximum {}",
                 opts.queue,
+                u64::from(opts.queue) + u64::from(opts.n_rxq),
                 ebpf::MAX_QUEUES - 1
             )));
         }
@@ -111,80 +69,25 @@ impl AfXdpPort {
             Ok(Some(index)) => index,
             _ => return Err(AfXdpError::InterfaceNotFound(ifname.to_string())),
         };
-        // Largest power of two <= frame_count / 2.
-        let ring_size = (1u32 << (opts.frame_count / 2).ilog2()).min(MAX_RING);
-
         let mut redirect = XskRedirect::attach(ifname, opts.mode.into())?;
-
-        let sock_err = |cause: String| AfXdpError::Socket {
-            ifname: ifname.to_string(),
-            queue: opts.queue,
-            cause,
-        };
-        let umem_cfg = UmemCfgBuilder {
-            frame_size: FrameSize::TwoK,
-            frame_count: opts.frame_count,
-            ..Default::default()
+        let mut queues = Vec::new();
+        for queue in opts.queue..opts.queue + opts.n_rxq {
+            let q = XskQueue::open(name, ifname, ifindex, queue, &opts)?;
+            redirect.register_socket(queue, q.socket_fd())?;
+            queues.push(q);
         }
-        .build()
-        .map_err(|e| AfXdpError::Options(format!("{e}")))?;
-        let mut umem = Umem::map(umem_cfg).map_err(|e| AfXdpError::Umem {
-            frames: opts.frame_count,
-            cause: e.to_string(),
-        })?;
-
-        let mut builder = XdpSocketBuilder::new().map_err(|e| sock_err(describe(&e)))?;
-        let ring_cfg = RingConfigBuilder {
-            rx_count: ring_size,
-            tx_count: ring_size,
-            fill_count: ring_size,
-            completion_count: ring_size,
-        }
-        .build()
-        .map_err(|e| AfXdpError::Options(format!("{e}")))?;
-        // Also asks for XDP_USE_NEED_WAKEUP.
-        let (rings, mut bind_flags) = builder
-            .build_wakable_rings(&umem, ring_cfg)
-            .map_err(|e| sock_err(describe(&e)))?;
-        let bind = if opts.zero_copy {
-            bind_flags.force_zerocopy();
-            "zero-copy"
-        } else {
-            bind_flags.force_copy();
-            "copy"
-        };
-        let socket = builder.bind(ifindex, opts.queue, bind_flags).map_err(|e| {
-            let hint = match &e {
-                _ if opts.zero_copy => " (zero-copy needs driver support)".to_string(),
-                SocketError::Bind(io) if io.raw_os_error() == Some(libc::EINVAL) => {
-                    format!(" (does {ifname} have a queue {}?)", opts.queue)
-                }
-                _ => String::new(),
-            };
-            sock_err(format!("{}{hint}", describe(&e)))
-        })?;
-        let (Some(rx_ring), Some(tx_ring)) = (rings.rx_ring, rings.tx_ring) else {
-            return Err(sock_err(
-                "the kernel did not map the RX and TX rings".to_string(),
-            ));
-        };
-
-        let flags = RingFlags::map(socket.as_raw_fd())
-            .map_err(|e| sock_err(format!("mapping the rings' flags failed: {e}")))?;
-        let mut fill = rings.fill_ring;
-        // SAFETY: the UMEM outlives the socket: both live in the port, and the port drops the
-        // socket (and the rings) before the UMEM. No wakeup: nothing is bound to receive yet.
-        let filled = unsafe { fill.enqueue(&mut umem, ring_size as usize, false) }
-            .map_err(|e| sock_err(format!("filling the fill ring failed: {e}")))?;
-        redirect.register_socket(opts.queue, socket.as_raw_fd())?;
 
         // SAFETY: plain socket(2) call; the result is checked before use.
         let ctl = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if ctl < 0 {
-            return Err(sock_err(format!(
-                "creating the control socket failed: {}",
-                std::io::Error::last_os_error()
-            )));
+            return Err(AfXdpError::Socket {
+                ifname: ifname.to_string(),
+                queue: opts.queue,
+                cause: format!(
+                    "creating the control socket failed: {}",
+                    std::io::Error::last_os_error()
+                ),
+            });
         }
         // SAFETY: `ctl` is a freshly created descriptor that nothing else owns.
         let ctl = unsafe { OwnedFd::from_raw_fd(ctl) };
@@ -194,40 +97,26 @@ impl AfXdpPort {
             port = name,
             ifname,
             queue = opts.queue,
+            n_rxq = opts.n_rxq,
             xdp_mode,
-            bind,
+            bind = queues[0].bind,
             "AF_XDP port open"
         );
         Ok(AfXdpPort {
             redirect: Mutex::new(redirect),
-            rx: Mutex::new(RxState {
-                ring: rx_ring,
-                fill,
-                in_kernel: filled as u32,
-                budget: ring_size,
-            }),
-            tx: Mutex::new(TxState {
-                ring: tx_ring,
-                completion: rings.completion_ring,
-                in_flight: 0,
-                budget: ring_size,
-            }),
-            flags,
-            rx_wakeups: Counter::default(),
-            tx_kicks: Counter::default(),
-            socket,
-            umem: Mutex::new(umem),
+            queues,
             ctl,
             name: name.to_string(),
             ifname: ifname.to_string(),
-            queue: opts.queue,
             xdp_mode,
-            bind,
-            counters: PortCounters::default(),
         })
     }
 
-    /// `"native"` or `"generic"`: how the XDP program is attached.
+    /// The queue this thread transmits on: its PMD's, or the first.
+    fn tx_queue(&self) -> &XskQueue {
+        &self.queues[crate::pmd_index::get().unwrap_or(0) % self.queues.len()]
+    }
+
     /// Runs a read-only interface ioctl (`SIOCGIF*`) on the port's interface.
     fn ifreq_get(&self, request: libc::c_ulong) -> Option<libc::ifreq> {
         let mut req = libc::ifreq {
@@ -256,75 +145,6 @@ impl AfXdpPort {
     pub fn xdp_counters(&self) -> Option<(u64, u64)> {
         lock(&self.redirect).counters().ok()
     }
-
-    /// The syscall the kernel asked for through a ring's need-wakeup flag: `recvfrom` to take
-    /// the receive buffers in the fill ring, `sendto` to send what the TX ring holds. Neither
-    /// carries data or blocks. A failure is left for the next call: EAGAIN/EBUSY/ENOBUFS mean
-    /// the kernel keeps the descriptors and goes on at the next wakeup, ENETDOWN that the link
-    /// is down.
-    fn wake(&self, ring: Wakeup) {
-        let fd = self.socket.as_raw_fd();
-        let ret = match ring {
-            Wakeup::Fill => {
-                self.rx_wakeups.add(1);
-                // SAFETY: recvfrom(2) with no buffer and no address on our own socket.
-                unsafe {
-                    libc::recvfrom(
-                        fd,
-                        std::ptr::null_mut(),
-                        0,
-                        libc::MSG_DONTWAIT,
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                    )
-                }
-            }
-            Wakeup::Tx => {
-                self.tx_kicks.add(1);
-                // SAFETY: sendto(2) with no buffer and no address on our own socket.
-                unsafe {
-                    libc::sendto(
-                        fd,
-                        std::ptr::null(),
-                        0,
-                        libc::MSG_DONTWAIT,
-                        std::ptr::null(),
-                        0,
-                    )
-                }
-            }
-        };
-        if ret < 0 {
-            let err = std::io::Error::last_os_error();
-            tracing::trace!(port = %self.name, ?ring, "AF_XDP wakeup: {err}");
-        }
-    }
-}
-
-/// The ring a wakeup syscall is for.
-#[derive(Clone, Copy, Debug)]
-enum Wakeup {
-    Fill,
-    Tx,
-}
-
-/// A message for the `xdp` crate's socket errors (its Display is its Debug).
-fn describe(e: &SocketError) -> String {
-    match e {
-        SocketError::SocketCreation(e) => {
-            format!("creating the socket failed: {e} (needs root or CAP_NET_RAW)")
-        }
-        SocketError::Bind(e) => format!("bind failed: {e}"),
-        SocketError::SetSockOpt { inner, option } => {
-            format!("setsockopt {option:?} failed: {inner}")
-        }
-        SocketError::GetSockOpt { inner, option } => {
-            format!("getsockopt {option:?} failed: {inner}")
-        }
-        SocketError::RingMap { inner, ring } => {
-            format!("mapping the {ring:?} ring failed: {inner}")
-        }
-    }
 }
 
 impl Port for AfXdpPort {
@@ -336,157 +156,20 @@ impl Port for AfXdpPort {
         "afxdp"
     }
 
-    fn rx_burst(&self, _qid: usize, pool: &mut PacketPool, out: &mut Batch) -> usize {
-        let mut rx = lock(&self.rx);
-        let rx = &mut *rx;
-        let mut frames = Frames::new(out.room());
+    fn n_rxq(&self) -> usize {
+        self.queues.len()
+    }
 
-        let received = if frames.available() == 0 {
-            0
-        } else {
-            let umem = lock(&self.umem);
-            // SAFETY: the frames point into the UMEM, which outlives them: they are all given
-            // back below, before this function returns.
-            unsafe { rx.ring.recv(&umem, &mut frames) }
-        };
-
-        let mut added = 0;
-        let (mut dropped, mut bytes) = (0u64, 0u64);
-        for frame in frames.received() {
-            let len = frame.len();
-            if len > MAX_FRAME {
-                dropped += 1;
-                continue;
-            }
-            let mut pkt = pool.get();
-            copy_frame(pkt.prepare(len), &frame[..]);
-            match out.push(pkt) {
-                Ok(()) => {
-                    added += 1;
-                    bytes += len as u64;
-                }
-                Err(pkt) => {
-                    pool.put(pkt);
-                    dropped += 1;
-                }
-            }
-        }
-
-        // Give the frames back and top the fill ring up, in one UMEM lock.
-        rx.in_kernel -= received as u32;
-        if received > 0 || rx.in_kernel < rx.budget {
-            let mut umem = lock(&self.umem);
-            while let Some(frame) = frames.pop_back() {
-                umem.free_packet(frame);
-            }
-            // At most `budget - in_kernel` frames: the fill ring has at least that much room.
-            // SAFETY: as in `open`, the UMEM outlives the socket. Without a wakeup, the enqueue
-            // makes no syscall and cannot fail.
-            let filled = unsafe {
-                rx.fill
-                    .enqueue(&mut umem, (rx.budget - rx.in_kernel) as usize, false)
-            };
-            rx.in_kernel += filled.unwrap_or(0) as u32;
-        }
-        if self.flags.fill_needs_wakeup() {
-            self.wake(Wakeup::Fill);
-        }
-
-        self.counters.rx_packets.add(added as u64);
-        self.counters.rx_bytes.add(bytes);
-        if dropped > 0 {
-            self.counters.rx_dropped.add(dropped);
-        }
-        added
+    fn rx_burst(&self, qid: usize, pool: &mut PacketPool, out: &mut Batch) -> usize {
+        self.queues.get(qid).map_or(0, |q| q.rx_burst(pool, out))
     }
 
     fn tx_burst(&self, pkts: &mut Batch, pool: &mut PacketPool) -> usize {
-        if pkts.is_empty() {
-            return 0;
-        }
-        let mut tx = lock(&self.tx);
-        let tx = &mut *tx;
-
-        // Reap completions and take one frame per packet, within the in-flight budget.
-        let mut free = Frames::new(MAX_BURST);
-        {
-            let mut umem = lock(&self.umem);
-            let done = tx.completion.dequeue(&mut umem, tx.in_flight as usize);
-            tx.in_flight -= done as u32;
-            let room = (tx.budget - tx.in_flight) as usize;
-            for _ in 0..pkts.len().min(room) {
-                // SAFETY: the frame points into the UMEM; it goes to the TX ring or back to the
-                // UMEM before this function returns, and the UMEM outlives the socket.
-                match unsafe { umem.alloc() } {
-                    Some(frame) => _ = free.push_front(frame),
-                    None => break,
-                }
-            }
-        }
-
-        // Copy the packets in, outside the UMEM lock.
-        let mut queue = Frames::new(MAX_BURST);
-        let mut unused = Frames::new(MAX_BURST);
-        let (mut bytes, mut dropped) = (0u64, 0u64);
-        for pkt in pkts.drain() {
-            match free.pop_back() {
-                Some(mut frame) => {
-                    if !pkt.is_empty() && frame.append(pkt.data()).is_ok() {
-                        bytes += pkt.len() as u64;
-                        _ = queue.push_front(frame);
-                    } else {
-                        dropped += 1;
-                        _ = unused.push_front(frame);
-                    }
-                }
-                None => dropped += 1,
-            }
-            pool.put(pkt);
-        }
-
-        let queued = queue.len();
-        // SAFETY: as above, the frames belong to the UMEM, which outlives the socket. Without a
-        // wakeup, the send makes no syscall and cannot fail.
-        let sent = unsafe { tx.ring.send(&mut queue, false) }.unwrap_or(0);
-        tx.in_flight += sent as u32;
-        if sent < queued || !unused.is_empty() {
-            // Not expected (the budget keeps the TX ring from filling up): return the frames.
-            let mut umem = lock(&self.umem);
-            while let Some(frame) = queue.pop_back() {
-                bytes -= frame.len() as u64;
-                dropped += 1;
-                umem.free_packet(frame);
-            }
-            while let Some(frame) = unused.pop_back() {
-                umem.free_packet(frame);
-            }
-        }
-        // Also with nothing new: frames an earlier kick left in the ring go out.
-        if tx.in_flight > 0 && self.flags.tx_needs_wakeup() {
-            self.wake(Wakeup::Tx);
-        }
-
-        self.counters.tx_packets.add(sent as u64);
-        self.counters.tx_bytes.add(bytes);
-        if dropped > 0 {
-            self.counters.tx_dropped.add(dropped);
-        }
-        sent
+        self.tx_queue().tx_burst(pkts, pool)
     }
 
     fn tx_in_flight(&self) -> usize {
-        let mut tx = lock(&self.tx);
-        if tx.in_flight > 0 {
-            let mut umem = lock(&self.umem);
-            let outstanding = tx.in_flight as usize;
-            let done = tx.completion.dequeue(&mut umem, outstanding);
-            tx.in_flight -= done as u32;
-        }
-        // A caller waiting for room sends nothing until these go: kick them out.
-        if tx.in_flight > 0 && self.flags.tx_needs_wakeup() {
-            self.wake(Wakeup::Tx);
-        }
-        tx.in_flight as usize
+        self.tx_queue().tx_in_flight()
     }
 
     fn mac(&self) -> Option<[u8; 6]> {
@@ -517,36 +200,46 @@ impl Port for AfXdpPort {
     }
 
     fn stats(&self) -> PortStats {
-        let mut stats = self.counters.snapshot();
-        // Frames the kernel dropped for this socket (RX ring full, no fill frame).
-        if let Ok(k) = self.socket.statistics() {
-            stats.rx_dropped += k.rx_dropped + k.rx_ring_full;
+        let mut s = PortStats::default();
+        for q in &self.queues {
+            let t = q.stats();
+            s.rx_packets += t.rx_packets;
+            s.rx_bytes += t.rx_bytes;
+            s.rx_dropped += t.rx_dropped;
+            s.tx_packets += t.tx_packets;
+            s.tx_bytes += t.tx_bytes;
+            s.tx_dropped += t.tx_dropped;
         }
-        stats
+        s
     }
 
     fn status(&self) -> Vec<(&'static str, String)> {
+        let sum = |f: &dyn Fn(&XskQueue) -> u64| self.queues.iter().map(f).sum::<u64>();
         let mut status = vec![
             ("iface", self.ifname.clone()),
-            ("queue", self.queue.to_string()),
+            ("queue", self.queues[0].queue.to_string()),
+            ("n_rxq", self.queues.len().to_string()),
             ("xdp_mode", self.xdp_mode.to_string()),
-            ("bind", self.bind.to_string()),
+            ("bind", self.queues[0].bind.to_string()),
             ("need_wakeup", "yes".to_string()),
-            ("rx_wakeups", self.rx_wakeups.get().to_string()),
-            ("tx_kicks", self.tx_kicks.get().to_string()),
+            ("rx_wakeups", sum(&|q| q.rx_wakeups.get()).to_string()),
+            ("tx_kicks", sum(&|q| q.tx_kicks.get()).to_string()),
         ];
         if let Some((redirected, passed)) = self.xdp_counters() {
             status.push(("xdp_redirected", redirected.to_string()));
             status.push(("xdp_passed", passed.to_string()));
         }
-        if let Ok(k) = self.socket.statistics() {
-            status.push(("xsk_rx_dropped", k.rx_dropped.to_string()));
-            status.push(("xsk_rx_ring_full", k.rx_ring_full.to_string()));
-            status.push((
-                "xsk_fill_ring_empty",
-                k.rx_fill_ring_empty_descs.to_string(),
-            ));
-            status.push(("xsk_tx_invalid", k.tx_invalid_descs.to_string()));
+        let kernel: Vec<_> = self
+            .queues
+            .iter()
+            .filter_map(XskQueue::kernel_stats)
+            .collect();
+        if !kernel.is_empty() {
+            let k = |f: &dyn Fn(&queue::KernelStats) -> u64| kernel.iter().map(f).sum::<u64>();
+            status.push(("xsk_rx_dropped", k(&|s| s.rx_dropped).to_string()));
+            status.push(("xsk_rx_ring_full", k(&|s| s.rx_ring_full).to_string()));
+            status.push(("xsk_fill_ring_empty", k(&|s| s.fill_ring_empty).to_string()));
+            status.push(("xsk_tx_invalid", k(&|s| s.tx_invalid).to_string()));
         }
         status
     }

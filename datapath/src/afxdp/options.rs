@@ -59,9 +59,12 @@ impl From<XdpModeRequest> for XdpAttachMode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AfXdpOptions {
     pub mode: XdpModeRequest,
-    /// Interface queue the socket binds to.
+    /// The first interface queue a socket binds to.
     pub queue: u32,
-    /// UMEM frames (2 KiB each); at least 64. Each ring gets the largest power of two up to
+    /// Receive queues (and sockets): `queue`, `queue + 1`, ...; the NIC's RSS spreads flows
+    /// over them.
+    pub n_rxq: u32,
+    /// UMEM frames (2 KiB each) per queue; at least 64. Each ring gets the largest power of two up to
     /// `frame_count / 2`, capped at 2048.
     pub frame_count: u32,
     /// Bind in zero-copy mode (fails if the driver does not support it; veth does not).
@@ -73,6 +76,7 @@ impl Default for AfXdpOptions {
         AfXdpOptions {
             mode: XdpModeRequest::Auto,
             queue: 0,
+            n_rxq: 1,
             frame_count: 2048,
             zero_copy: false,
         }
