@@ -271,3 +271,91 @@ fn two_rx_queues_spread_flows_over_two_pmds() {
     let pmds = lab.ctl_ok("d", &["pmd-stats"]);
     println!("{pmds}");
 }
+
+/// A balance-tcp LACP bond of two DPDK members (`net_af_packet` on veths) against a bond of
+/// two AF_XDP members: LACP negotiates on both, traffic crosses, and cutting one link fails
+/// over.
+#[test]
+fn lacp_bond_of_dpdk_members() {
+    let Some(mut lab) = Lab::new("l") else { return };
+    let sw = lab.ns("sw");
+    let a = lab.ns("a");
+    let b = lab.ns("b");
+    lab.veth(&sw, "a0", &a, "a1");
+    lab.veth(&sw, "b0", &b, "b1");
+    lab.veth(&sw, "x0", &sw, "y0");
+    lab.veth(&sw, "x1", &sw, "y1");
+    lab.addr(&a, "a1", "10.82.0.1/24");
+    lab.addr(&b, "b1", "10.82.0.2/24");
+    lab.start_daemon_with("d", &sw, &[EAL]);
+    let n = |s: &str| lab.name(s);
+    let lacp = ["lacp=active", "lacp-time=fast", "bond_mode=balance-tcp"];
+    lab.ctl_ok("d", &["add-br", "br1"]);
+    lab.ctl_ok("d", &["add-br", "br2"]);
+    lab.ctl_ok(
+        "d",
+        &[
+            "add-port",
+            "br1",
+            "pa",
+            "type=afxdp",
+            &format!("iface={}", n("a0")),
+        ],
+    );
+    lab.ctl_ok(
+        "d",
+        &[
+            "add-port",
+            "br2",
+            "pb",
+            "type=afxdp",
+            &format!("iface={}", n("b0")),
+        ],
+    );
+    let (m0, m1) = (
+        format!("m0.devargs=net_af_packet0,iface={}", n("x0")),
+        format!("m1.devargs=net_af_packet1,iface={}", n("x1")),
+    );
+    let mut bd = vec![
+        "add-bond",
+        "br1",
+        "bd",
+        "m0",
+        "m1",
+        "member-type=dpdk",
+        &m0,
+        &m1,
+    ];
+    bd.extend(lacp);
+    lab.ctl_ok("d", &bd);
+    let (y0, y1) = (n("y0"), n("y1"));
+    let mut be = vec!["add-bond", "br2", "be", &y0, &y1];
+    be.extend(lacp);
+    lab.ctl_ok("d", &be);
+
+    let negotiated = |bond: &str| lab.ctl_ok("d", &["lacp-show", bond]).contains("negotiated");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !(negotiated("bd") && negotiated("be")) {
+        assert!(
+            Instant::now() < deadline,
+            "LACP: {}",
+            lab.ctl_ok("d", &["lacp-show"])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        lab.ping_eventually(&a, "10.82.0.2", 15),
+        "ping across the bonds"
+    );
+    let show = lab.ctl_ok("d", &["bond-show", "bd"]);
+    println!("{show}");
+
+    // Cut the link under the DPDK member m0 (its veth end): the bonds fail over to m1.
+    lab.sh(&sw, &["ip", "link", "set", &n("y0"), "down"]);
+    assert!(
+        lab.ping_eventually(&a, "10.82.0.2", 15),
+        "ping after failover"
+    );
+    let show = lab.ctl_ok("d", &["bond-show", "bd"]);
+    assert!(show.contains("m0") && show.contains("disabled"), "{show}");
+}

@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::burst::{RxQueue, TxQueue};
 use crate::eal::Eal;
@@ -98,6 +98,7 @@ unsafe impl Sync for Inner {}
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        let _plug = hotplug();
         let port = self.port_id;
         // SAFETY: no queue handle is left (each holds an Arc to self), so no thread is in a
         // burst on this port; stop and close take the port id only.
@@ -131,6 +132,15 @@ pub type Opened = (EthDev, Vec<RxQueue>, Vec<TxQueue>);
 
 static POOLS: AtomicU32 = AtomicU32::new(0);
 
+/// Held while a device is probed and its new port found, and while one is detached: DPDK's
+/// hotplug calls are not safe against each other, and a port found as "the id that was not
+/// there before" must not be one another thread just made.
+static HOTPLUG: Mutex<()> = Mutex::new(());
+
+fn hotplug() -> MutexGuard<'static, ()> {
+    HOTPLUG.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl EthDev {
     /// Probes the device `devargs` names (`0000:03:00.1`, `net_tap0,iface=t0`, ...), sets up
     /// its queues and starts it.
@@ -140,6 +150,7 @@ impl EthDev {
         }
         let c_devargs = CString::new(devargs)
             .map_err(|_| Error::Invalid(format!("devargs {devargs:?} has a NUL byte")))?;
+        let plug = hotplug();
         let before = valid_ports();
         // SAFETY: a NUL-terminated string that DPDK parses and copies.
         let ret = unsafe { dpdk_sys::rte_dev_probe(c_devargs.as_ptr()) };
@@ -163,6 +174,7 @@ impl EthDev {
             started: false,
             pool: None,
         };
+        drop(plug);
         // From here on, dropping `inner` closes the port and detaches the device.
         let info = setup(&mut inner, cfg)?;
         let inner = Arc::new(inner);

@@ -34,7 +34,12 @@ fn ring_loopback_loses_and_leaks_nothing() {
     let (rx, tx) = (&mut rxqs[0], &mut txqs[0]);
     const TOTAL: u64 = 10_000_000;
     let (mut sent, mut received, mut bad) = (0u64, 0u64, 0u64);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while received < TOTAL {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stalled: sent {sent}, received {received}"
+        );
         let n = ((TOTAL - sent) as usize).min(BURST);
         let base = sent;
         sent += tx.send(
