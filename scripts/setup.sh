@@ -9,7 +9,9 @@ PKGS=(build-essential pkg-config clang llvm libbpf-dev linux-libc-dev
       # real guests: QEMU, and what the guest image is built from
       qemu-system-x86 busybox-static cpio xz-utils zstd
       # interop partners: Open vSwitch's userspace bond (LACP), scapy (malformed LACP PDUs)
-      openvswitch-switch-dpdk python3-scapy)
+      openvswitch-switch-dpdk python3-scapy
+      # metrics: a real Prometheus server scrapes vswitchd in a test; promtool checks the text
+      prometheus curl)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -13,6 +13,7 @@
 pub mod commands;
 pub mod daemon;
 pub mod format;
+pub mod metrics;
 pub mod model;
 pub mod parse;
 pub mod persist;

@@ -47,6 +47,10 @@ struct Args {
         allow_hyphen_values = true
     )]
     dpdk_eal: String,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given; keep it on
+    /// loopback or a management network: it has no authentication).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
     /// Write the daemon's pid to this file (removed at exit).
     #[arg(long, value_name = "PATH")]
     pidfile: Option<PathBuf>,
@@ -95,6 +99,13 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
     let listener = server::bind_socket(&args.socket)?;
+    let metrics = match args.metrics {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("--metrics {addr}: cannot listen: {e}"))?,
+        ),
+        None => None,
+    };
     let mut cleanup = Cleanup {
         files: vec![args.socket.clone()],
     };
@@ -113,6 +124,12 @@ fn run(args: Args) -> Result<(), String> {
     .map_err(|e| format!("cannot start the datapath: {e}"))?;
     info!(pmd_cores = ?pmd_cores, no_idle_backoff = args.no_idle_backoff, "datapath started");
     let daemon = Arc::new(Mutex::new(Daemon::new(switch, cfg, args.state.clone())));
+    if let Some(l) = metrics {
+        let addr = l.local_addr().map_err(|e| format!("--metrics: {e}"))?;
+        ctl::metrics::http::spawn(l, daemon.clone())
+            .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
+        info!(%addr, "metrics at http://{addr}/metrics");
+    }
     info!(socket = %args.socket.display(), state = %args.state.display(), "vswitchd {} ready", ctl::PACKAGE_VERSION);
 
     let served = server::accept_loop(listener, daemon.clone());
