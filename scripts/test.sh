@@ -28,6 +28,7 @@ if [ "$(id -u)" = 0 ]; then
     ./bench/qos.py --bindir target/release --seconds 2 --cases rate100m,dwrr,strict,ef --switches vswitch --check
     ./bench/bond_ovs.py --bindir target/release --check
     ./tests-interop/lacp_scapy.py --bindir target/release
+    ./tests-interop/package.sh
 fi
 
 echo "== real guests (QEMU) on vhost-user ports"

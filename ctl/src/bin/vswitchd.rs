@@ -56,6 +56,29 @@ struct Args {
     pidfile: Option<PathBuf>,
 }
 
+/// Tells systemd (`Type=notify`) that the daemon is ready: the datapath runs, the saved
+/// configuration is restored and the management socket listens. Without `NOTIFY_SOCKET`
+/// (not started by systemd) it does nothing.
+fn notify_ready() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let path = path.to_string_lossy().into_owned();
+    let addr = match path.strip_prefix('@') {
+        Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name.as_bytes()),
+        None => SocketAddr::from_pathname(&path),
+    };
+    let sent = UnixDatagram::unbound().and_then(|sock| {
+        let addr = addr?;
+        sock.send_to_addr(b"READY=1\nSTATUS=forwarding\n", &addr)
+    });
+    if let Err(e) = sent {
+        tracing::warn!("cannot notify systemd through {path}: {e}");
+    }
+}
+
 /// Removes the socket and pid files when the daemon exits (normally or on a start-up error).
 struct Cleanup {
     files: Vec<PathBuf>,
@@ -132,6 +155,7 @@ fn run(args: Args) -> Result<(), String> {
     }
     info!(socket = %args.socket.display(), state = %args.state.display(), "vswitchd {} ready", ctl::PACKAGE_VERSION);
 
+    notify_ready();
     let served = server::accept_loop(listener, daemon.clone());
     info!("shutting down");
     daemon.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
