@@ -3,16 +3,19 @@
 # enqueue, counted by callgrind over the measured code only (set-up, warm-up and vhost-bench's
 # mock driver excluded). Deterministic, unlike cycle counts on a shared VM.
 #
-# Usage: bench/instructions.sh [--packets N] [--only TEXT]   (TEXT "vhost": the ring code only)
+# Usage: bench/instructions.sh [--packets N] [--only TEXT] [--no-latency]
+#   (TEXT "vhost": the ring code only; --no-latency: the pipeline without latency sampling)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packets=100000
 only=""
+extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
+    --no-latency) extra+=(--no-latency); shift ;;
     --packets) packets=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
-    *) echo "usage: $0 [--packets N] [--only TEXT]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--packets N] [--only TEXT] [--no-latency]" >&2; exit 2 ;;
     esac
 done
 command -v valgrind >/dev/null || { echo "valgrind is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
@@ -25,7 +28,7 @@ printf '%-20s %12s\n' case instr/pkt
 for c in "${cases[@]}"; do
     [[ -z "$only" || "$c" == *"$only"* ]] || continue
     valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_loop*' \
-        --callgrind-out-file="$out/cg" ./target/release/pipeline-bench --packets "$packets" --only "$c" \
+        --callgrind-out-file="$out/cg" ./target/release/pipeline-bench --packets "$packets" --only "$c" "${extra[@]}" \
         >/dev/null 2>"$out/log"
     total=$(awk '/^(summary|totals):/ {print $2; exit}' "$out/cg")
     [ -n "$total" ] || { cat "$out/log" >&2; exit 1; }

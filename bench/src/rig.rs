@@ -3,6 +3,7 @@
 //! `vswitchd`, without I/O.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use datapath::harness::{CallerPmd, InPort};
 use datapath::packet::Batch;
@@ -11,6 +12,13 @@ use datapath::{BondSettings, Change, PortSettings, Switch, SwitchConfig};
 use flowtable::parse_rule;
 
 use crate::null_port::NullPort;
+
+static NO_LATENCY: AtomicBool = AtomicBool::new(false);
+
+/// Rigs made from now on sample latency (the default, as vswitchd) or not (`--no-latency`).
+pub fn set_latency(on: bool) {
+    NO_LATENCY.store(!on, Ordering::Relaxed);
+}
 
 /// A switch with no PMD thread: the benchmark drives its PMD, on this thread.
 pub struct Rig {
@@ -24,6 +32,7 @@ impl Rig {
     pub fn new() -> Rig {
         let sw = Switch::start(SwitchConfig {
             caller_driven: true,
+            no_latency: NO_LATENCY.load(Ordering::Relaxed),
             ..SwitchConfig::default()
         })
         .expect("switch");

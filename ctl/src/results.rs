@@ -93,6 +93,30 @@ pub struct PortStatsEntry {
     pub device: BTreeMap<String, u64>,
 }
 
+/// One port of `port-latency`: the time its received frames spend in the switch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyRow {
+    pub bridge: String,
+    pub port: String,
+    /// The last finished 5-second window.
+    pub window: LatencyWindow,
+    /// Since the port was added.
+    pub total: LatencyWindow,
+    /// Bursts not sampled (a window was being rotated at that instant).
+    pub skipped: u64,
+}
+
+/// Percentiles in microseconds over `frames` frames.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyWindow {
+    pub frames: u64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
 /// One route of `tnl-route-show`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteRow {

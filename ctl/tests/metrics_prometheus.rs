@@ -192,6 +192,36 @@ fn prometheus_scrapes_what_testpmd_counted() {
     println!("METRICS rate: Prometheus {prom_rate:.0}/s, testpmd receiver {testpmd_pps:.0}/s");
     assert!(prom_rate > 0.0 && testpmd_pps > 0.0);
 
+    // Latency of the running stream (frames received on vtx): a finished 5 s window with
+    // ordered, non-zero percentiles, also in the exposition.
+    wait_until("a finished latency window", 15, || {
+        let v: serde_json::Value =
+            serde_json::from_str(&lab.ctl_ok("d", &["--format", "json", "port-latency", "vtx"]))
+                .unwrap();
+        v[0]["window"]["frames"].as_u64().unwrap_or(0) > 0
+    });
+    let v: serde_json::Value =
+        serde_json::from_str(&lab.ctl_ok("d", &["--format", "json", "port-latency", "vtx"]))
+            .unwrap();
+    let w = &v[0]["window"];
+    let q = |k: &str| w[k].as_f64().unwrap();
+    println!(
+        "METRICS latency vtx: {}",
+        lab.ctl_ok("d", &["port-latency", "vtx"])
+    );
+    assert!(
+        0.0 < q("p50_us")
+            && q("p50_us") <= q("p90_us")
+            && q("p90_us") <= q("p99_us")
+            && q("p99_us") <= q("p999_us"),
+        "{v}"
+    );
+    let exposition = http_get(&lab, &sw, &format!("http://127.0.0.1:{port}/metrics")).unwrap();
+    assert!(
+        exposition.contains("vswitch_port_latency_seconds{bridge=\"br0\",port=\"vtx\",window=\"5s\",quantile=\"0.99\"}"),
+        "{exposition}"
+    );
+
     // Stopped: the last scraped totals equal testpmd's own counts within 2 %.
     generator.stop();
     let got = sink

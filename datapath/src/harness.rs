@@ -11,13 +11,15 @@ use arc_swap::ArcSwap;
 use flowtable::CacheStats;
 
 use crate::packet::{Batch, PacketPool};
-use crate::pmd::{Pmd, PmdClock, Snapshot};
+use crate::pmd::{Latency, Pmd, PmdClock, Snapshot, tsc};
 
 pub struct CallerPmd {
     pmd: Pmd,
     config: arc_swap::Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>,
     clock: PmdClock,
     now_ns: Option<u64>,
+    /// Where the caller's bursts are timed (the PMD loop keeps one per receive queue).
+    latency: Latency,
 }
 
 /// An input port, resolved to its place in the current snapshot (re-resolved after a change).
@@ -47,6 +49,7 @@ impl CallerPmd {
             config: arc_swap::Cache::new(config),
             clock: PmdClock::new(epoch),
             now_ns: None,
+            latency: Latency::default(),
         }
     }
 
@@ -91,7 +94,13 @@ impl CallerPmd {
                 }
             }
         }
+        // Latency sampling as the PMD loop does it (one TSC read more per burst, one record).
+        let frames = batch.len() as u64;
+        let received = if self.pmd.latency_on() { tsc() } else { None };
         self.pmd.receive(snap, port.bridge, port.port, batch, now);
+        if let (Some(r), Some(e)) = (received, tsc()) {
+            self.latency.record(e.wrapping_sub(r), frames);
+        }
         true
     }
 

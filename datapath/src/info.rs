@@ -129,3 +129,16 @@ impl DpError {
         DpError(msg.into())
     }
 }
+
+/// A port's latency: the time its received frames spend in the switch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortLatency {
+    pub bridge: String,
+    pub port: String,
+    /// Over the last finished 5-second window.
+    pub window: crate::Percentiles,
+    /// Since the port was added (or vswitchd started).
+    pub total: crate::Percentiles,
+    /// Bursts not sampled because a window was being rotated at that instant.
+    pub skipped: u64,
+}

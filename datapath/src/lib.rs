@@ -31,5 +31,6 @@ pub use port_api::{counter, packet, port};
 pub use bond_port::{BondReport, MemberReport};
 pub use control::{Switch, SwitchConfig};
 pub use info::*;
+pub use pmd::Percentiles;
 pub use port_qos::{ColorCounts, QueueReport};
 pub use spec::*;

@@ -8,6 +8,7 @@
 //! flows.
 //!
 //! Usage: pipeline-bench [--seconds S] [--rounds R] [--quick] [--only TEXT] [--packets N]
+//!        [--no-latency]   (latency sampling off, as `vswitchd --no-latency`)
 //!
 //! Each case runs R rounds of S/R seconds and reports the median round (the machine is noisy).
 //! `--only TEXT` keeps cases whose name contains TEXT. `--packets N` runs exactly N packets per
@@ -346,6 +347,7 @@ fn median(mut rounds: Vec<Figures>) -> Figures {
 fn main() {
     let args = Args::from_env();
     let quick = args.flag("--quick");
+    bench::rig::set_latency(!args.flag("--no-latency"));
     let seconds = args
         .value::<f64>("--seconds")
         .unwrap_or(if quick { 0.2 } else { 3.0 });

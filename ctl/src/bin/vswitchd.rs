@@ -51,6 +51,10 @@ struct Args {
     /// loopback or a management network: it has no authentication).
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<std::net::SocketAddr>,
+    /// Do not sample latency (`port-latency` then reports nothing): one TSC read and one
+    /// histogram record per receive burst fewer.
+    #[arg(long)]
+    no_latency: bool,
     /// Write the daemon's pid to this file (removed at exit).
     #[arg(long, value_name = "PATH")]
     pidfile: Option<PathBuf>,
@@ -143,6 +147,7 @@ fn run(args: Args) -> Result<(), String> {
         no_idle_backoff: args.no_idle_backoff,
         caller_driven: false,
         dpdk_eal: args.dpdk_eal.split_whitespace().map(String::from).collect(),
+        no_latency: args.no_latency,
     })
     .map_err(|e| format!("cannot start the datapath: {e}"))?;
     info!(pmd_cores = ?pmd_cores, no_idle_backoff = args.no_idle_backoff, "datapath started");

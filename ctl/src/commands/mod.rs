@@ -80,6 +80,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("pmd-stats", "pmd-stats"),
     ("pmd-rxq-show", "pmd-rxq-show"),
     ("pmd-rxq-rebalance", "pmd-rxq-rebalance"),
+    ("port-latency", "port-latency [PORT]"),
     (
         "batch",
         "batch COMMAND [ARGS...] [-- COMMAND [ARGS...]]... (vswitchctl: A -- B -- C)",
@@ -288,6 +289,10 @@ fn query(d: &Daemon, cmd: &str, a: &[String]) -> Result<Value, String> {
         "pmd-rxq-rebalance" => {
             expect_args(cmd, a, 0, 0)?;
             stats::rebalance(d)
+        }
+        "port-latency" => {
+            expect_args(cmd, a, 0, 1)?;
+            stats::latency(d, a.first().map(String::as_str))
         }
         "tnl-route-show" => {
             expect_args(cmd, a, 0, 0)?;

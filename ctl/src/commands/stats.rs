@@ -96,6 +96,36 @@ pub(super) fn dump_ports(d: &Daemon, br: &str) -> Result<Value, String> {
     to_value(&ports)
 }
 
+pub(super) fn latency(d: &Daemon, port: Option<&str>) -> Result<Value, String> {
+    let all = d.datapath().port_latency();
+    if let Some(p) = port
+        && !all.iter().any(|l| l.port == p)
+    {
+        return Err(format!("no port named {p}"));
+    }
+    let us = |ns: f64| ns / 1000.0;
+    let row = |p: &datapath::Percentiles| LatencyWindow {
+        frames: p.frames,
+        p50_us: us(p.p50_ns),
+        p90_us: us(p.p90_ns),
+        p99_us: us(p.p99_ns),
+        p999_us: us(p.p999_ns),
+        max_us: us(p.max_ns),
+    };
+    let rows: Vec<LatencyRow> = all
+        .iter()
+        .filter(|l| port.is_none_or(|p| l.port == p))
+        .map(|l| LatencyRow {
+            bridge: l.bridge.clone(),
+            port: l.port.clone(),
+            window: row(&l.window),
+            total: row(&l.total),
+            skipped: l.skipped,
+        })
+        .collect();
+    to_value(&rows)
+}
+
 pub(super) fn fdb(d: &Daemon, br: &str) -> Result<Value, String> {
     super::bridge_of(d.config(), br)?;
     let rows: Vec<FdbRow> = d

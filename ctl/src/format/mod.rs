@@ -50,6 +50,7 @@ pub fn render_text(command: &str, result: &Value) -> String {
             format!("{} receive queue(s) moved\n", r.moved)
         }),
         "pmd-rxq-show" => typed(result, |r: Vec<PmdRow>| pmd_rxq_show(&r)),
+        "port-latency" => typed(result, |r: Vec<LatencyRow>| port_latency(&r)),
         "tnl-route-show" => typed(result, |r: Vec<RouteRow>| tnl_routes(&r)),
         "tnl-neigh-show" => typed(result, |r: Vec<NeighRow>| tnl_neigh(&r)),
         "version" => typed(result, |v: VersionInfo| {
@@ -373,6 +374,23 @@ pub fn pmd_stats(rows: &[PmdRow]) -> String {
                     p.packets as f64 / p.rx_bursts as f64
                 );
             }
+        }
+    }
+    out
+}
+
+/// `port-latency`: per port, percentiles of the time received frames spend in the switch.
+pub fn port_latency(rows: &[LatencyRow]) -> String {
+    let mut out = String::from(
+        "port             window    frames       P50 us    P90 us    P99 us  P99.9 us    max us\n",
+    );
+    for r in rows {
+        for (name, w) in [("last 5 s", &r.window), ("total", &r.total)] {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<8} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                r.port, name, w.frames, w.p50_us, w.p90_us, w.p99_us, w.p999_us, w.max_us
+            );
         }
     }
     out

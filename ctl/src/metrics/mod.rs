@@ -67,6 +67,7 @@ pub fn render(sw: &Switch) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_text::encode(&mut out, &m.registry);
+    latency_summary(&mut out, sw);
     out
 }
 
@@ -196,6 +197,49 @@ fn pmds(m: &mut Metrics, sw: &Switch) {
     );
     m.seconds("pmd_busy_seconds", "Time in polls that found frames", busy);
     m.seconds("pmd_idle_seconds", "Time in polls that found none", idle);
+}
+
+/// Latency per port as a Prometheus summary (quantiles 0.5, 0.9, 0.99, 0.999, `_sum` and
+/// `_count` in seconds and frames), over the last 5-second window and since start (`window`
+/// label). Written by hand: prometheus-client has no summary type.
+fn latency_summary(out: &mut String, sw: &Switch) {
+    use std::fmt::Write as _;
+    let name = "vswitch_port_latency_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time received frames spend in the switch, receive burst to output.\n# TYPE {name} summary"
+    );
+    for l in sw.port_latency() {
+        for (window, p) in [("5s", &l.window), ("total", &l.total)] {
+            let labels = format!(
+                "bridge=\"{}\",port=\"{}\",window=\"{window}\"",
+                escape(&l.bridge),
+                escape(&l.port)
+            );
+            for (quantile, ns) in [
+                ("0.5", p.p50_ns),
+                ("0.9", p.p90_ns),
+                ("0.99", p.p99_ns),
+                ("0.999", p.p999_ns),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{labels},quantile=\"{quantile}\"}} {}",
+                    ns / 1e9
+                );
+            }
+            let sum = p.mean_ns * p.frames as f64 / 1e9;
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", p.frames);
+        }
+    }
+}
+
+/// A label value in the text format: backslash, quote and newline escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn bonds(m: &mut Metrics, sw: &Switch) {

@@ -1,5 +1,6 @@
 //! The housekeeping thread: ages out MAC entries once a second (each removal is a change the
-//! PMDs' caches follow), and every 100 ms frees what the PMDs have let go of.
+//! PMDs' caches follow), every 100 ms frees what the PMDs have let go of, and every 5 s ends
+//! the receive queues' latency windows.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -7,15 +8,37 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::runtime::Runtime;
+use crate::pmd::WINDOW_SECS;
+
+/// Ends every receive queue's latency window.
+fn rotate_latency(rt: &Runtime) {
+    // The queues' statistics only: holding the snapshot would keep removed ports open.
+    let stats: Vec<_> = rt
+        .config
+        .load()
+        .rxqs
+        .iter()
+        .flatten()
+        .map(|q| q.stats.clone())
+        .collect();
+    for s in stats {
+        s.latency.rotate();
+    }
+}
 
 pub(super) fn spawn(rt: Arc<Runtime>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("housekeeping".into())
         .spawn(move || {
             let mut last_aging = Instant::now();
+            let mut last_rotation = Instant::now();
             while !rt.stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
                 rt.reap();
+                if last_rotation.elapsed() >= Duration::from_secs(WINDOW_SECS) {
+                    last_rotation = Instant::now();
+                    rotate_latency(&rt);
+                }
                 if last_aging.elapsed() < Duration::from_secs(1) {
                     continue;
                 }

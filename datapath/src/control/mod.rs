@@ -52,6 +52,8 @@ pub struct SwitchConfig {
     /// The operator's DPDK EAL arguments, used when the first `type=dpdk` port starts the EAL
     /// (see `dpdk::EalArgs` for the defaults they add to).
     pub dpdk_eal: Vec<String>,
+    /// No latency sampling (`port-latency` then reports nothing).
+    pub no_latency: bool,
 }
 
 /// How long a change that removed ports waits for the PMDs to let go of them. Normally one PMD
@@ -100,12 +102,16 @@ impl Switch {
         for (id, core) in cores.iter().enumerate() {
             if cfg.caller_driven {
                 let shared = Arc::new(PmdShared::default());
+                shared.latency_off.store(cfg.no_latency, Ordering::Relaxed);
                 caller = Some(Pmd::new(id, shared.clone()));
                 pmds.push((shared, false));
                 continue;
             }
             let h = pmd::spawn(id, *core, config.clone(), !cfg.no_idle_backoff, epoch)
                 .map_err(|e| DpError(format!("cannot start PMD thread: {e}")))?;
+            h.shared
+                .latency_off
+                .store(cfg.no_latency, Ordering::Relaxed);
             pmds.push((h.shared.clone(), true));
             threads.push(PmdThread {
                 id: h.id,

@@ -5,9 +5,10 @@
 use std::sync::atomic::Ordering;
 
 use crate::info::{
-    BridgeInfo, DpError, FdbEntry, FlowInfo, MeterInfo, NeighInfo, PmdInfo, PortInfo, QosInfo,
-    RouteInfo, RxqInfo,
+    BridgeInfo, DpError, FdbEntry, FlowInfo, MeterInfo, NeighInfo, PmdInfo, PortInfo, PortLatency,
+    QosInfo, RouteInfo, RxqInfo,
 };
+use crate::pmd::{Percentiles, empty_latency};
 
 use super::Switch;
 use super::state::BridgeState;
@@ -161,6 +162,40 @@ impl Switch {
                 }
             })
             .collect()
+    }
+
+    /// Each port's latency (receive burst to hand-over to the output ports) over the last
+    /// finished 5-second window and since the port was added, merged over its receive queues.
+    pub fn port_latency(&self) -> Vec<PortLatency> {
+        let ctl = self.lock();
+        let tsc_hz = self
+            .rt
+            .pmds
+            .iter()
+            .map(|(s, _)| s.tsc_hz.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        let mut out = Vec::new();
+        for b in &ctl.state.bridges {
+            for p in &b.ports {
+                let (mut last, mut total) = (empty_latency(), empty_latency());
+                let mut skipped = 0;
+                for q in 0..p.port.n_rxq() {
+                    if let Some(placed) = ctl.placement.get(&(p.id, q)) {
+                        placed.stats.latency.merge_into(&mut last, &mut total);
+                        skipped += placed.stats.latency.skipped.get();
+                    }
+                }
+                out.push(PortLatency {
+                    bridge: b.name.clone(),
+                    port: p.name.clone(),
+                    window: Percentiles::of(&last, tsc_hz),
+                    total: Percentiles::of(&total, tsc_hz),
+                    skipped,
+                });
+            }
+        }
+        out
     }
 
     /// Every tunnel route in use: the VTEPs' connected networks, then the operator's routes.

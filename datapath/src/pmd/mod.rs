@@ -4,6 +4,7 @@
 //! affects.
 
 mod clock;
+mod latency;
 mod vtep;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +21,8 @@ use crate::pipeline::{BridgeLocal, process_batch};
 use crate::port_qos::{QosPort, now};
 use crate::tunnel::{TunnelRef, Tunnels};
 pub(crate) use clock::{PmdClock, tsc};
+pub use latency::Percentiles;
+pub(crate) use latency::{Latency, WINDOW_SECS, empty as empty_latency};
 use vtep::RxScratch;
 
 /// Packets and TSC cycles of one receive queue on the PMD that polls it (its only writer; a
@@ -28,6 +31,8 @@ use vtep::RxScratch;
 pub(crate) struct RxqStats {
     pub(crate) packets: Counter,
     pub(crate) cycles: Counter,
+    /// Time the queue's frames spend in the switch (see [`latency`]).
+    pub(crate) latency: Latency,
 }
 
 /// One receive queue a PMD polls: indices into the snapshot's bridges and that bridge's ports.
@@ -87,6 +92,9 @@ pub(crate) struct PmdShared {
     /// TSC ticks per second as measured by the PMD's clock since it started (0: no TSC yet),
     /// to show busy time in cycles.
     pub(crate) tsc_hz: AtomicU64,
+    /// Latency sampling off (`vswitchd --no-latency`): one TSC read and one histogram record
+    /// per receive burst fewer.
+    pub(crate) latency_off: AtomicBool,
     /// Per-bridge state for bridges new to this PMD, put here before the snapshot that has
     /// them is published.
     pub(crate) inbox: Mutex<Vec<BridgeLocal>>,
@@ -133,6 +141,12 @@ impl Pmd {
             scratch: RxScratch::default(),
             retired: [0; 5],
         }
+    }
+
+    /// Whether latency is sampled (`vswitchd --no-latency` turns it off).
+    #[inline]
+    pub(crate) fn latency_on(&self) -> bool {
+        !self.shared.latency_off.load(Ordering::Relaxed)
     }
 
     /// Switches to `snap` if it is newer than the one in use.
@@ -190,6 +204,7 @@ impl Pmd {
         let mut bursts = 0u64;
         let mut batch = std::mem::take(&mut self.batch);
         let rxqs = std::mem::take(&mut self.rxqs);
+        let latency_on = self.latency_on();
         let mut mark = tsc();
         for q in &rxqs {
             let Some(bp) = snap.bridges.get(q.bridge).and_then(|b| b.ports.get(q.port)) else {
@@ -199,6 +214,7 @@ impl Pmd {
             if n == 0 {
                 continue;
             }
+            let received = if latency_on { tsc() } else { None };
             got += n;
             bursts += 1;
             self.receive(snap, q.bridge, q.port, &mut batch, now_ns);
@@ -206,6 +222,9 @@ impl Pmd {
             let end = tsc();
             if let (Some(s), Some(e)) = (mark, end) {
                 q.stats.cycles.add(e.wrapping_sub(s));
+            }
+            if let (Some(r), Some(e)) = (received, end) {
+                q.stats.latency.record(e.wrapping_sub(r), n as u64);
             }
             mark = end;
         }
