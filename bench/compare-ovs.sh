@@ -4,7 +4,8 @@
 #
 #   ./bench/compare-ovs.sh [--rounds N] [--seconds S] [--smoke] [--only vswitch|ovs] [--keep]
 #                          [--cases p2p,normal,p2p-1k,p2p-qos,dpdk,dpdk-1k,afxdp,afxdp-1k]
-#                          (default: p2p,normal,p2p-1k,afxdp,afxdp-1k)
+#                          (default: p2p,normal,p2p-1k,afxdp,afxdp-1k)  [--with-metrics]
+# --with-metrics: a third switch, vswitch with --metrics scraped every second (its cost).
 #
 # Run as root. Installs dpdk-dev (dpdk-testpmd) and openvswitch-switch-dpdk if missing, builds
 # the vswitch release binaries (vswitchd, vswitchctl, vswitch-pktgen), reserves 2 MiB hugepages
@@ -25,6 +26,7 @@ SMOKE=0
 KEEP=0
 CASES="p2p,normal,p2p-1k,afxdp,afxdp-1k"
 SWITCHES="v,o"
+WITH_METRICS=0
 HUGE_PAGES_NEEDED=1024 # 2 MiB pages: OVS socket-mem 512 MiB + testpmd (-m 128) + OVS mempools, as peer.md
 
 usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
         --cases) CASES="$2"; shift 2 ;;
         --only) case "$2" in vswitch) SWITCHES=v ;; ovs) SWITCHES=o ;; *) usage 2 >&2 ;; esac; shift 2 ;;
         --smoke) SMOKE=1; shift ;;
+        --with-metrics) WITH_METRICS=1; shift ;; # also vswitch with --metrics scraped every second
         --keep) KEEP=1; shift ;; # keep the work dir (logs) even on success
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
@@ -43,6 +46,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
 [ "$(nproc)" -ge 2 ] || { echo "needs at least 2 CPUs (testpmd/pktgen on CPU0, PMD on CPU1)" >&2; exit 2; }
 if [ "$SMOKE" = 1 ]; then ROUNDS=1; SECONDS_=2; SWITCHES=v; fi
+if [ "$WITH_METRICS" = 1 ]; then SWITCHES="${SWITCHES/v/v,m}"; fi
 # Which kinds of case: vhost-user (testpmd, hugepages) and/or AF_XDP (veths, vswitch-pktgen).
 VHOST=0 AFXDP=0
 for c in ${CASES//,/ }; do

@@ -66,6 +66,8 @@ CASES = {
 DPDK_CASES = ("dpdk", "dpdk-1k")
 # The EAL arguments both switches get for their DPDK ports (OVS: dpdk-extra).
 DPDK_EXTRA = "--no-pci --iova-mode=va"
+# Switch kind "m": vswitch with --metrics on this port (in its own netns), scraped every second.
+METRICS_PORT = 9108
 # AF_XDP cases: vswitch-pktgen (generator netns, CPU0) -> veth g0/s0 -> switch (afxdp ports, PMD
 # on CPU1) -> veth s1/g1 -> vswitch-pktgen; one direction, flat out, rule in_port=1 -> port 2.
 # name: (table label, flows)
@@ -236,7 +238,7 @@ def remove_files(paths):
 def vhost_ports(kind, socks, dpdk=False):
     """p1, p2, ... as vhost-user clients of testpmd's sockets (vswitch, or OVS: kind "o").
     dpdk: p1 is a type=dpdk port on DPDK's vhost PMD (a client of the same socket)."""
-    if kind == "v":
+    if kind != "o":
         ports = [(f"p{i + 1}", ["type=vhost-user", f"path={s}"]) for i, s in enumerate(socks)]
         if dpdk:
             ports[0] = ("p1", ["type=dpdk", f"devargs=net_vhost0,iface={socks[0]},client=1"])
@@ -252,7 +254,7 @@ def vhost_ports(kind, socks, dpdk=False):
 def afxdp_ports(kind, ifaces, first=1):
     """AF_XDP ports on the kernel interfaces: vswitch names them p<first>, ...; OVS opens the
     interface named like the port."""
-    if kind == "v":
+    if kind != "o":
         return [(f"p{first + i}", ["type=afxdp", f"iface={s}"]) for i, s in enumerate(ifaces)]
     return [(s, ["type=afxdp", "options:xdp-mode=native"]) for s in ifaces]
 
@@ -429,10 +431,13 @@ class Testpmd:
 class Vswitch:
     name = "vswitch"
 
-    def __init__(self, env, bindir, tag, ports, ns=None):
+    def __init__(self, env, bindir, tag, ports, ns=None, metrics=False):
         """ports: [(name, [option, ...])] for `vswitchctl add-port br0 NAME OPTION...`;
-        ns: an existing network namespace to run in (else a fresh one)."""
+        ns: an existing network namespace to run in (else a fresh one); metrics: serve
+        --metrics and have it scraped every second (curl, as a Prometheus server would)."""
         self.env = env
+        self.name = "vswitch+metrics" if metrics else "vswitch"
+        self.scraper = None
         self.bindir = bindir
         self.dir = os.path.join(env.work, f"vsw{tag}")
         os.makedirs(self.dir)
@@ -449,8 +454,14 @@ class Vswitch:
             "ip", "netns", "exec", self.ns,
             os.path.join(bindir, "vswitchd"), "--socket", self.ctl_sock,
             "--state", os.path.join(self.dir, "state.json"), "--pidfile", self.pidfile,
-            "--pmd-cores", "1", "--no-idle-backoff", f"--dpdk-eal={DPDK_EXTRA}"])
+            "--pmd-cores", "1", "--no-idle-backoff", f"--dpdk-eal={DPDK_EXTRA}",
+            *([f"--metrics=127.0.0.1:{METRICS_PORT}"] if metrics else [])])
         wait_until("vswitchd's socket", 20, lambda: self._alive() and os.path.exists(self.ctl_sock))
+        if metrics:
+            url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+            self.scraper = env.spawn(f"scraper-{tag}", [
+                "ip", "netns", "exec", self.ns, "sh", "-c",
+                f"while sleep 1; do curl -s -o /dev/null {url}; done"])
         self.ctl("add-br", "br0")
         for name, opts in ports:
             self.ctl("add-port", "br0", name, *opts)
@@ -548,6 +559,8 @@ class Vswitch:
             return {}
 
     def stop(self):
+        if self.scraper:
+            self.env.kill(self.scraper)
         self.env.kill(self.p)
 
 
@@ -932,8 +945,8 @@ def run_afxdp_round(env, args, kind, rnd, ghz, results, rss, cases):
     sw = None
     try:
         ports = afxdp_ports(kind, rig.s)
-        if kind == "v":
-            sw = Vswitch(env, args.bindir, f"{tag}x", ports, ns=rig.sw_ns)
+        if kind != "o":
+            sw = Vswitch(env, args.bindir, f"{tag}x", ports, ns=rig.sw_ns, metrics=kind == "m")
         else:
             sw = Ovs(env, f"{tag}x", ports, ns=rig.sw_ns)
         for case in cases:
@@ -976,8 +989,8 @@ def run_memory(env, args, kind, rss):
     try:
         tp = Testpmd(env, f"{tag}m", socks, args.huge)
         ports = vhost_ports(kind, socks) + afxdp_ports(kind, rig.s, first=3)
-        if kind == "v":
-            sw = Vswitch(env, args.bindir, f"{tag}m", ports, ns=rig.sw_ns)
+        if kind != "o":
+            sw = Vswitch(env, args.bindir, f"{tag}m", ports, ns=rig.sw_ns, metrics=kind == "m")
             sw.set_case("p2p")
             sw.ctl("add-flow", "br0", "in_port=p3,actions=output:p4")
         else:
@@ -1027,8 +1040,8 @@ def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases, dpdk=False):
             tp = Testpmd(env, f"{tag}{cases.index(case)}", socks, args.huge, CASES[case][2])
             if sw is None:
                 ports = vhost_ports(kind, socks, dpdk)
-                if kind == "v":
-                    sw = Vswitch(env, args.bindir, tag, ports)
+                if kind != "o":
+                    sw = Vswitch(env, args.bindir, tag, ports, metrics=kind == "m")
                 else:
                     sw = Ovs(env, tag, ports)
             tp.wait_ready()
@@ -1069,7 +1082,7 @@ def table(results, args, ghz, rss):
     for case in args.cases:
         meds = {}
         rows = []
-        for sw in ("vswitch", "OVS 3.1"):
+        for sw in ("vswitch", "vswitch+metrics", "OVS 3.1"):
             rs = [r for r in results if r["case"] == case and r["switch"] == sw]
             if not rs:
                 continue
@@ -1181,7 +1194,8 @@ def main():
         both = any(c in CASES for c in args.cases) and any(c in AFXDP_CASES for c in args.cases)
         if both and not args.smoke and args.memory:
             for kind in switches:
-                run_memory(env, args, kind, rss)
+                if kind != "m":
+                    run_memory(env, args, kind, rss)
         print()
         print(table(results, args, ghz, rss))
         with open(os.path.join(args.work, "results.json"), "w") as f:
