@@ -143,7 +143,7 @@ fn two_afxdp_queues_spread_flows_over_two_pmds() {
     let a = lab.ns("a");
     lab.veth_mq(&sw, "a0", &a, "a1", 2);
     lab.start_daemon_with("d", &sw, &["--pmd-cores=0,1"]);
-    let (a0, a1) = (lab.name("a0"), lab.name("a1"));
+    let a0 = lab.name("a0");
     lab.ctl_ok("d", &["add-br", "br0"]);
     lab.ctl_ok(
         "d",
@@ -161,33 +161,8 @@ fn two_afxdp_queues_spread_flows_over_two_pmds() {
     let show = lab.ctl_ok("d", &["show"]);
     assert!(show.contains("n_rxq=2"), "{show}");
 
-    let script = common::FLOW_SENDER.replace("IFACE", &a1);
-    let out = lab.sh(&a, &["timeout", "60", "python3", "-c", &script]);
-    assert!(
-        out.status.success(),
-        "sender: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let per_queue = loop {
-        let show = lab.ctl_ok("d", &["--format", "json", "pmd-rxq-show"]);
-        let v: serde_json::Value = serde_json::from_str(&show).unwrap();
-        let q = common::queue_packets(&v, "pa");
-        if q.iter().sum::<u64>() >= 5000 || std::time::Instant::now() > deadline {
-            break q;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
-    let total: u64 = per_queue.iter().sum();
-    println!("AFXDP_RSS per-queue packets {per_queue:?} of {total}");
+    let per_queue = lab.send_flows_and_count_queues("d", &a, "a1", "pa");
+    println!("AFXDP_RSS per-queue packets {per_queue:?}");
     println!("{}", lab.ctl_ok("d", &["pmd-rxq-show"]));
-    assert_eq!(per_queue.len(), 2);
-    assert!(total >= 5000, "all frames arrived: {per_queue:?}");
-    for q in &per_queue {
-        let share = *q as f64 / total as f64;
-        assert!(
-            (0.35..=0.65).contains(&share),
-            "each queue 50 % ± 15 %: {per_queue:?}"
-        );
-    }
+    common::assert_even_split(&per_queue);
 }

@@ -235,39 +235,9 @@ fn two_rx_queues_spread_flows_over_two_pmds() {
     let rxq = lab.ctl_ok("d", &["pmd-rxq-show"]);
     println!("{rxq}");
 
-    // 1,000 UDP flows, 5 frames each, from host a.
-    let a1 = lab.name("a1");
-    let script = common::FLOW_SENDER.replace("IFACE", &a1);
-    let out = lab.sh(&a, &["timeout", "60", "python3", "-c", &script]);
-    assert!(
-        out.status.success(),
-        "sender: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    // Both queues' counts, from pmd-rxq-show (per-queue packets) once all have arrived.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let per_queue = loop {
-        let show = lab.ctl_ok("d", &["--format", "json", "pmd-rxq-show"]);
-        let v: serde_json::Value = serde_json::from_str(&show).unwrap();
-        let q = common::queue_packets(&v, "pa");
-        if q.iter().sum::<u64>() >= 5000 || Instant::now() > deadline {
-            println!("{show}");
-            break q;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let total: u64 = per_queue.iter().sum();
-    println!("DPDK_RSS per-queue packets {per_queue:?} of {total}");
-    assert_eq!(per_queue.len(), 2);
-    assert!(total >= 5000, "all frames arrived: {per_queue:?}");
-    for q in &per_queue {
-        let share = *q as f64 / total as f64;
-        assert!(
-            (0.35..=0.65).contains(&share),
-            "each queue 50 % ± 15 %: {per_queue:?}"
-        );
-    }
+    let per_queue = lab.send_flows_and_count_queues("d", &a, "a1", "pa");
+    println!("DPDK_RSS per-queue packets {per_queue:?}");
+    common::assert_even_split(&per_queue);
     let pmds = lab.ctl_ok("d", &["pmd-stats"]);
     println!("{pmds}");
 }

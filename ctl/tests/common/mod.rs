@@ -129,6 +129,35 @@ impl Lab {
         }
     }
 
+    /// Sends [`FLOW_SENDER`]'s 1,000 flows × 5 frames from `ns` out of interface `short`, and
+    /// returns how many frames each receive queue of `port` took (from `pmd-rxq-show` of
+    /// daemon `d`, once all 5,000 arrived or 10 s passed), in queue order.
+    pub fn send_flows_and_count_queues(
+        &self,
+        d: &str,
+        ns: &str,
+        short: &str,
+        port: &str,
+    ) -> Vec<u64> {
+        let script = FLOW_SENDER.replace("IFACE", &self.name(short));
+        let out = self.sh(ns, &["timeout", "60", "python3", "-c", &script]);
+        assert!(
+            out.status.success(),
+            "sender: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let show = self.ctl_ok(d, &["--format", "json", "pmd-rxq-show"]);
+            let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+            let q = queue_packets(&v, port);
+            if q.iter().sum::<u64>() >= 5000 || Instant::now() > deadline {
+                return q;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn addr(&self, ns: &str, short: &str, cidr: &str) {
         must(
             "ip",
@@ -359,4 +388,18 @@ pub fn queue_packets(v: &serde_json::Value, port: &str) -> Vec<u64> {
     }
     q.sort();
     q.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Two queues, all 5,000 frames of [`FLOW_SENDER`], each queue 50 % ± 15 %.
+pub fn assert_even_split(per_queue: &[u64]) {
+    let total: u64 = per_queue.iter().sum();
+    assert_eq!(per_queue.len(), 2, "{per_queue:?}");
+    assert!(total >= 5000, "all frames arrived: {per_queue:?}");
+    for q in per_queue {
+        let share = *q as f64 / total as f64;
+        assert!(
+            (0.35..=0.65).contains(&share),
+            "each queue 50 % ± 15 %: {per_queue:?}"
+        );
+    }
 }
