@@ -64,13 +64,7 @@ fn daemon_forwards_learns_drops_and_restores() {
         vec!["add-flow", "br0", "priority=1,in_port=nosuch,actions=drop"],
         vec!["add-flow", "br0", "nw_src=10.0.0.1,actions=drop"],
     ] {
-        let o = lab.ctl("d", &bad);
-        assert!(!o.status.success(), "{bad:?} must fail");
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            err.starts_with("vswitchctl: ") && err.trim().lines().count() == 1,
-            "{err}"
-        );
+        lab.ctl_fails_in_one_line("d", &bad);
     }
     assert_eq!(
         std::fs::read(lab.dir.join("d.json")).unwrap(),

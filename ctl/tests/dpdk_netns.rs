@@ -147,13 +147,7 @@ fn dpdk_ports_forward_trunk_recover_and_restore() {
             "n_rxq=999",
         ],
     ] {
-        let o = lab.ctl("d", &bad);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{bad:?} must fail");
-        assert!(
-            err.starts_with("vswitchctl: ") && err.trim().lines().count() == 1,
-            "{err}"
-        );
+        lab.ctl_fails_in_one_line("d", &bad);
     }
     assert_eq!(
         std::fs::read(lab.dir.join("d.json")).unwrap(),

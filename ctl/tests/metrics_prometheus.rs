@@ -10,18 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bench::testpmd::{self, Testpmd};
-use common::Lab;
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::{Lab, wait_until};
 
 /// GET `path` from `port` on loopback inside `ns` (through `ip netns exec ... curl`, since the
 /// server listens in the switch's namespace).

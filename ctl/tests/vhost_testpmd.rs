@@ -5,21 +5,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bench::testpmd::{self, Testpmd};
-use common::Lab;
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::{Lab, wait_until};
 
 fn port_json(lab: &Lab, port: &str) -> serde_json::Value {
     let v: serde_json::Value =

@@ -261,6 +261,17 @@ impl Lab {
             .unwrap()
     }
 
+    /// Runs a request that must fail with a one-line `vswitchctl: ...` error.
+    pub fn ctl_fails_in_one_line(&self, name: &str, args: &[&str]) {
+        let o = self.ctl(name, args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} must fail");
+        assert!(
+            err.starts_with("vswitchctl: ") && err.trim().lines().count() == 1,
+            "{err}"
+        );
+    }
+
     pub fn ctl_ok(&self, name: &str, args: &[&str]) -> String {
         let o = self.ctl(name, args);
         assert!(
@@ -402,4 +413,16 @@ pub fn assert_even_split(per_queue: &[u64]) {
             "each queue 50 % ± 15 %: {per_queue:?}"
         );
     }
+}
+
+/// Polls `f` every 200 ms until it holds; panics after `secs`.
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
 }

@@ -110,11 +110,11 @@ impl RingMemory {
     #[inline]
     pub(super) fn avail_entry(&self, idx: u16) -> u16 {
         let off = AVAIL_RING + 2 * usize::from(idx & self.mask);
+        let ptr = self.avail_ptr.wrapping_add(off).cast::<Unaligned<u16>>();
         // SAFETY: `off + 2 <= AVAIL_RING + 2 * size`, within the available ring's length
         // checked in `new`; the mapping lives as long as `self` (see the type). Volatile:
         // the guest writes the ring concurrently. `Unaligned` has alignment 1.
-        let v =
-            unsafe { std::ptr::read_volatile(self.avail_ptr.add(off).cast::<Unaligned<u16>>()) };
+        let v = unsafe { std::ptr::read_volatile(ptr) };
         u16::from_le(v.0)
     }
 
