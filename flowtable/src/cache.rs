@@ -45,6 +45,13 @@ pub struct CacheStats {
     pub evicted: u64,
 }
 
+/// Which of the caches answered a lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheLevel {
+    Emc,
+    Megaflow,
+}
+
 /// Something that changed which may make cached decisions wrong. Each invalidates only the
 /// decisions that depend on it.
 #[derive(Clone, Copy, Debug)]
@@ -190,6 +197,17 @@ impl FlowCache {
         x ^= x << 5;
         self.draw = x;
         x & self.emc_insert_mask == 0
+    }
+
+    /// Which cache holds a valid decision for `key`, and the decision, without counting a hit
+    /// or changing anything (for traces).
+    pub fn holds(&self, key: &FlowKey) -> Option<(CacheLevel, &Decision)> {
+        if let Some(d) = self.emc.get(key, self.hash(key)) {
+            return Some((CacheLevel::Emc, d));
+        }
+        let i = self.megaflows.peek(key, &self.hasher)?;
+        let d = self.megaflows.decision(i)?;
+        Some((CacheLevel::Megaflow, d))
     }
 
     /// Drops the cached decisions that `change` can make wrong (and only those).

@@ -10,6 +10,7 @@ pub mod mac_learning;
 pub mod ofctl;
 pub mod parse;
 pub mod rule;
+pub mod synth;
 pub mod translate;
 
 pub use cache::*;
@@ -20,4 +21,5 @@ pub use mac_learning::*;
 pub use ofctl::*;
 pub use parse::*;
 pub use rule::*;
+pub use synth::frame_of;
 pub use translate::*;

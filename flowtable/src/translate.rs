@@ -10,6 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vlan_vxlan::{Egress, FrameTags, VlanDrop, VlanMode};
 
+mod trace;
+use trace::Recorder;
+pub use trace::TraceStep;
+
 /// What the datapath does to the packet, in order. `Output` sends the packet as modified so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DpAction {
@@ -158,6 +162,19 @@ impl MacLearning for MacTable {
     }
 }
 
+/// The MAC table read, never written: what a trace translates with.
+pub struct PeekMacs<'a>(pub &'a MacTable);
+
+impl MacLearning for PeekMacs<'_> {
+    fn learn(&mut self, vlan: u16, mac: [u8; 6], port: PortNo, now_ns: u64) -> Learned {
+        self.0.would_learn(vlan, mac, port, now_ns)
+    }
+
+    fn lookup(&mut self, vlan: u16, mac: [u8; 6], now_ns: u64) -> Option<PortNo> {
+        self.0.lookup(vlan, mac, now_ns)
+    }
+}
+
 pub struct BridgeView<'a> {
     /// Every port of the bridge, for flood/all.
     pub ports: &'a [PortNo],
@@ -188,12 +205,39 @@ pub fn translate(
     macs: &mut dyn MacLearning,
     now_ns: u64,
 ) -> Decision {
+    translate_recorded(key, view, macs, now_ns, Recorder(None))
+}
+
+/// [`translate`], recording each step it takes in `steps` (for `vswitchctl trace`; give it
+/// a `macs` that does not learn).
+pub fn translate_traced(
+    key: &FlowKey,
+    view: &BridgeView,
+    macs: &mut dyn MacLearning,
+    now_ns: u64,
+    steps: &mut Vec<TraceStep>,
+) -> Decision {
+    translate_recorded(key, view, macs, now_ns, Recorder(Some(steps)))
+}
+
+fn translate_recorded(
+    key: &FlowKey,
+    view: &BridgeView,
+    macs: &mut dyn MacLearning,
+    now_ns: u64,
+    mut rec: Recorder,
+) -> Decision {
     let (rule, actions, lookup_mask) = if view.rules.is_empty() {
+        rec.note(|| TraceStep::NoRules);
         (None, NORMAL_ONLY, FlowKey::default())
     } else {
         match view.rules.lookup(key) {
-            (Some(r), mask) => (Some(Arc::clone(r)), &r.rule.actions[..], mask),
+            (Some(r), mask) => {
+                rec.note(|| TraceStep::Rule(Arc::clone(r)));
+                (Some(Arc::clone(r)), &r.rule.actions[..], mask)
+            }
             (None, mask) => {
+                rec.note(|| TraceStep::NoRuleMatched);
                 return Decision {
                     mask: with_in_port(mask),
                     ..Decision::dropped(DropReason::NoMatch)
@@ -212,8 +256,12 @@ pub fn translate(
         mac_deps: Vec::new(),
         floods: false,
         normal_targets: Vec::new(),
+        rec,
     };
     for a in actions {
+        if rule.is_some() {
+            x.rec.note(|| TraceStep::Action(a.clone()));
+        }
         x.action(a, macs, now_ns);
     }
     x.finish(rule)
@@ -226,7 +274,7 @@ fn with_in_port(mut mask: FlowKey) -> FlowKey {
 }
 
 /// Translation state: the key as modified by the actions so far.
-struct Xlate<'a> {
+struct Xlate<'a, 't> {
     work: FlowKey,
     mask: FlowKey,
     out: Vec<DpAction>,
@@ -238,9 +286,10 @@ struct Xlate<'a> {
     mac_deps: Vec<(u16, [u8; 6])>,
     floods: bool,
     normal_targets: Vec<PortNo>,
+    rec: Recorder<'t>,
 }
 
-impl Xlate<'_> {
+impl Xlate<'_, '_> {
     /// VLAN actions and NORMAL read the (original) VLAN fields, directly or after a pop.
     fn depends_on_vlans(&mut self) {
         self.mask.vlan_tci = u16::MAX;
@@ -256,6 +305,7 @@ impl Xlate<'_> {
     fn output(&mut self, p: PortNo) {
         if p == self.work.in_port {
             // OpenFlow: output to the ingress port needs the explicit in_port action.
+            self.rec.note(|| TraceStep::IngressIsEgress(p));
             self.reason = Some(DropReason::IngressIsEgress);
         } else {
             self.out.push(DpAction::Output(p));
@@ -368,18 +418,35 @@ impl Xlate<'_> {
         {
             Ok(a) => a,
             Err(e) => {
-                self.reason = Some(match e {
+                let reason = match e {
                     VlanDrop::TaggedOnAccess => DropReason::VlanTaggedOnAccess,
                     VlanDrop::VlanNotAllowed => DropReason::VlanNotAllowed,
                     VlanDrop::CvlanNotAllowed => DropReason::CvlanNotAllowed,
+                };
+                self.rec.note(|| TraceStep::VlanRefused {
+                    port: in_port,
+                    reason,
                 });
+                self.reason = Some(reason);
                 return;
             }
         };
         let vlan = admitted.vlan;
+        self.rec.note(|| TraceStep::VlanAdmitted {
+            port: in_port,
+            vlan,
+            pcp: admitted.pcp,
+            strip_outer: admitted.strip_outer,
+        });
         let (src, dst) = (self.work.dl_src, self.work.dl_dst);
         if !is_multicast(&src) {
             let learned: Learned = macs.learn(vlan, src, in_port, now_ns);
+            self.rec.note(|| TraceStep::Learn {
+                vlan,
+                mac: src,
+                port: in_port,
+                result: learned,
+            });
             self.learn.get_or_insert((vlan, src));
             if learned.refused() {
                 // Not learned, so nothing to learn back if it moves: no dependency (a port
@@ -390,10 +457,17 @@ impl Xlate<'_> {
             }
         }
         let known = if is_multicast(&dst) {
+            self.rec.note(|| TraceStep::Multicast { vlan });
             None
         } else {
             self.depends_on_mac(vlan, dst);
-            macs.lookup(vlan, dst, now_ns)
+            let found = macs.lookup(vlan, dst, now_ns);
+            self.rec.note(|| TraceStep::Lookup {
+                vlan,
+                mac: dst,
+                port: found,
+            });
+            found
         };
         // Unknown (or multicast) destinations go to every port of the VLAN.
         self.floods |= known.is_none();
@@ -402,12 +476,14 @@ impl Xlate<'_> {
         let mut targets: Vec<(PortNo, Egress)> = Vec::new();
         match known {
             Some(p) if p == in_port => {
+                self.rec.note(|| TraceStep::IngressIsEgress(p));
                 self.reason = Some(DropReason::IngressIsEgress);
                 return;
             }
             Some(p) => {
                 self.normal_targets.push(p);
                 let e = self.view.vlan_mode(p).egress(vlan);
+                self.rec.note(|| TraceStep::Egress { port: p, egress: e });
                 if e != Egress::Skip {
                     targets.push((p, e));
                 }
@@ -418,6 +494,7 @@ impl Xlate<'_> {
                         continue;
                     }
                     let e = self.view.vlan_mode(p).egress(vlan);
+                    self.rec.note(|| TraceStep::Egress { port: p, egress: e });
                     if e != Egress::Skip {
                         targets.push((p, e));
                     }

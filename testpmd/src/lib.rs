@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The first line of each periodic statistics block.
 const BLOCK_HEADER: &str = "Port statistics";
@@ -32,14 +32,18 @@ struct Output {
     lines: Vec<String>,
     /// "Port statistics" headers seen since the start (the tail may have dropped some).
     blocks: u64,
+    /// When the header of each recent block was read (block number, wall time), newest last.
+    begun: std::collections::VecDeque<(u64, SystemTime)>,
 }
 
-/// One complete periodic statistics block: its number since testpmd started (1, 2, ...) and the
-/// sum over ports of the value after a key.
+/// One complete periodic statistics block: its number since testpmd started (1, 2, ...), the
+/// sum over ports of the value after a key, and when its first line was read (testpmd writes
+/// its output unbuffered, so that is when it took the counts, to within milliseconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reading {
     pub block: u64,
     pub value: u64,
+    pub begun: Option<SystemTime>,
 }
 
 impl Testpmd {
@@ -97,6 +101,11 @@ impl Testpmd {
                     }
                     if line.contains(BLOCK_HEADER) {
                         o.blocks += 1;
+                        let n = o.blocks;
+                        if o.begun.len() >= 256 {
+                            o.begun.pop_front();
+                        }
+                        o.begun.push_back((n, SystemTime::now()));
                     }
                     o.lines.push(line);
                 }
@@ -156,7 +165,12 @@ impl Testpmd {
                 found = true;
             }
         }
-        found.then_some(Reading { block, value: sum })
+        let begun = o.begun.iter().find(|(b, _)| *b == block).map(|(_, t)| *t);
+        found.then_some(Reading {
+            block,
+            value: sum,
+            begun,
+        })
     }
 
     /// The value of `key` once it has stopped moving: two consecutive statistics blocks, both

@@ -149,6 +149,22 @@ impl Megaflows {
         })
     }
 
+    /// [`Megaflows::lookup`] without counting a hit or re-ranking subtables (for traces).
+    pub(super) fn peek(&self, key: &FlowKey, hasher: &KeyHasher) -> Option<u32> {
+        self.subtables.iter().find_map(|s| {
+            let key = key.masked(&s.mask);
+            let probe = HashedKey {
+                hash: hasher.hash(&key),
+                key,
+            };
+            let i = *s.flows.get(&probe)?;
+            match self.decisions.get(i as usize) {
+                Some(Some(d)) if d.validity.is_valid() => Some(i),
+                _ => None,
+            }
+        })
+    }
+
     #[inline]
     pub(super) fn decision(&self, i: u32) -> Option<&Arc<Decision>> {
         self.decisions.get(i as usize)?.as_ref()

@@ -226,6 +226,28 @@ impl MacTable {
         false
     }
 
+    /// What [`MacTable::learn`] would do now, without doing it (for traces). The learning
+    /// rate is not drawn from, so a port at its rate limit shows as learning.
+    pub fn would_learn(&self, vlan: u16, mac: [u8; 6], port: PortNo, now_ns: u64) -> Learned {
+        if is_multicast(&mac) {
+            return Learned::Ignored;
+        }
+        let old = self.map.get(&(vlan, mac));
+        let live = old.filter(|o| !self.expired(o, now_ns));
+        match old {
+            Some(o) if o.port == port => {
+                if live.is_some() {
+                    Learned::Refreshed
+                } else {
+                    Learned::New
+                }
+            }
+            _ if self.port_entries(port) >= self.port_limits(port).max_entries => Learned::Limited,
+            _ if live.is_some() => Learned::Moved,
+            _ => Learned::New,
+        }
+    }
+
     /// The port `mac` was learned on, unless unknown or expired.
     pub fn lookup(&self, vlan: u16, mac: [u8; 6], now_ns: u64) -> Option<PortNo> {
         let s = self.map.get(&(vlan, mac))?;
