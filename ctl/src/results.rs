@@ -337,3 +337,45 @@ pub struct LacpInfoRow {
     pub port_priority: u16,
     pub state: Vec<String>,
 }
+
+/// `trace`: every decision the bridge takes for one frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceResult {
+    pub bridge: String,
+    pub in_port: String,
+    /// The frame's key in flow syntax (None: it could not be parsed).
+    pub flow: Option<String>,
+    pub frame_hex: String,
+    /// What the input port does to arriving frames.
+    pub ingress: Vec<String>,
+    /// The slow path's decisions, in order.
+    pub steps: Vec<String>,
+    pub datapath_actions: Vec<String>,
+    pub outputs: Vec<TraceOutputRow>,
+    /// Why the frame would not be sent anywhere.
+    pub drop: Option<String>,
+    pub caches: Vec<TraceCacheRow>,
+}
+
+/// One port the traced frame would be sent to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceOutputRow {
+    pub port: String,
+    pub kind: String,
+    /// The frame as handed to the port, in flow syntax.
+    pub flow: String,
+    /// What the port would do with it (QoS class, tunnel header, bond member).
+    pub details: Vec<(String, String)>,
+}
+
+/// What one PMD's caches hold for the traced frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceCacheRow {
+    pub pmd: usize,
+    /// False: the PMD did not answer in time.
+    pub answered: bool,
+    /// "emc" or "megaflow"; None: not cached (the next such frame takes the slow path).
+    pub cache: Option<String>,
+    /// The cached decision equals the traced one.
+    pub same_decision: bool,
+}

@@ -83,6 +83,37 @@ fn daemon_forwards_learns_drops_and_restores() {
         "both hosts learned:\n{fdb}"
     );
 
+    // Trace the echo request the pings sent: NORMAL knows both hosts now, and the PMD's cache
+    // holds the same decision.
+    let mac = |ns: &str, dev: &str| {
+        let path = format!("/sys/class/net/{}/address", lab.name(dev));
+        String::from_utf8_lossy(&lab.sh(ns, &["cat", &path]).stdout)
+            .trim()
+            .to_string()
+    };
+    let (ma, mb) = (mac(&a, "a1"), mac(&b, "b1"));
+    let echo = format!(
+        "in_port=pa,dl_src={ma},dl_dst={mb},icmp,nw_src=10.78.0.1,nw_dst=10.78.0.2,icmp_type=8"
+    );
+    let t = lab.ctl_ok("d", &["trace", "br0", &echo]);
+    assert!(
+        t.contains(&format!(
+            "source {ma} in the untagged VLAN: already learned on pa"
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "destination {mb} in the untagged VLAN: learned on pb"
+        )),
+        "{t}"
+    );
+    assert!(t.contains("Datapath actions: pb\n"), "{t}");
+    assert!(
+        t.contains("megaflow holds it, same decision") || t.contains("emc holds it, same decision"),
+        "{t}"
+    );
+
     // A drop rule for ICMP stops pings; ARP and the rest still go through NORMAL.
     lab.ctl_ok("d", &["add-flow", "br0", "priority=100,icmp,actions=drop"]);
     lab.ctl_ok("d", &["add-flow", "br0", "priority=0,actions=NORMAL"]);

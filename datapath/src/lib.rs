@@ -29,8 +29,9 @@ mod xsk_flags;
 pub use port_api::{counter, packet, port};
 
 pub use bond_port::{BondReport, MemberReport};
-pub use control::{Switch, SwitchConfig};
+pub use control::{PmdCache, Switch, SwitchConfig, Trace, TraceOutput};
 pub use info::*;
+pub use pmd::CachedDecision;
 pub use pmd::Percentiles;
 pub use port_qos::{ColorCounts, QueueReport};
 pub use spec::*;

@@ -12,7 +12,7 @@ use vlan_vxlan::arp;
 use vlan_vxlan::vxlan::{self, EncapParams};
 
 use crate::counter::{Counter, SharedCounter};
-use crate::packet::{Batch, PacketPool};
+use crate::packet::{Batch, Packet, PacketPool};
 use crate::port::{Port, PortCounters, PortStats};
 use crate::spec::Ipv4Net;
 use flowtable::DropReason;
@@ -312,6 +312,48 @@ impl Port for VxlanPort {
         self.counters.tx_bytes.add(bytes);
         self.counters.tx_dropped.add(dropped);
         sent as usize
+    }
+
+    fn explain_tx(&self, pkt: &Packet) -> Vec<(&'static str, String)> {
+        let vni = match self.cfg.key {
+            TunnelKey::Vni(v) => v,
+            TunnelKey::Flow => (pkt.tun_id & 0x00ff_ffff) as u32,
+        };
+        let routes = self.tunnels.routes.load();
+        let Some((vtep, next_hop)) = routes.lookup(self.cfg.remote_ip) else {
+            return vec![(
+                "vxlan",
+                format!("no route to {}: dropped", self.cfg.remote_ip),
+            )];
+        };
+        let src = self.cfg.local_ip.unwrap_or(vtep.ip);
+        let mut out = vec![(
+            "vxlan",
+            format!(
+                "VNI {vni}, {src} -> {}, UDP port {} (source port from the inner headers), TTL {}, via {}",
+                self.cfg.remote_ip,
+                self.cfg.dst_port,
+                self.cfg.ttl,
+                vtep.port.name()
+            ),
+        )];
+        out.push(match self.tunnels.neigh().lookup(next_hop) {
+            Some(m) => (
+                "next hop",
+                format!("{next_hop} at {}", crate::spec::format_mac(&m)),
+            ),
+            None => (
+                "next hop",
+                format!("{next_hop} unresolved: dropped while an ARP request is sent"),
+            ),
+        });
+        if pkt.len() + vxlan::VXLAN_OVERHEAD_V4 - 14 > vtep.mtu {
+            out.push((
+                "mtu",
+                format!("too big for the underlay MTU {}: dropped", vtep.mtu),
+            ));
+        }
+        out
     }
 
     fn link_up(&self) -> bool {

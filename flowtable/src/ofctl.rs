@@ -9,7 +9,7 @@ use crate::rule::{Action, Match, Rule};
 
 mod format;
 mod meter;
-pub use format::format_rule;
+pub use format::{format_action, format_dp_action, format_flow, format_rule};
 pub use meter::{BandKind, MAX_METER_ID, MeterBand, MeterSpec, format_meter, parse_meter};
 
 pub const DEFAULT_PRIORITY: u16 = 32768;

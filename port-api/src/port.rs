@@ -1,7 +1,7 @@
 //! The seam between the pipeline and every kind of port (ring, afxdp, vhost-user, dpdk, bond).
 
 use crate::counter::Counter;
-use crate::packet::{Batch, PacketPool};
+use crate::packet::{Batch, Packet, PacketPool};
 
 /// Counters every port keeps. Receive counters are written by the PMD polling the queue,
 /// transmit counters under the port's transmit lock.
@@ -92,6 +92,14 @@ pub trait Port: Send + Sync {
 
     /// Type-specific facts for `show` (e.g. `iface`, `xdp_mode`), as key/value pairs.
     fn status(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// What the port would do with `pkt` if it were sent now, as key/value pairs (the QoS
+    /// class it is queued in, the tunnel header it gets, the bond member it leaves by), for
+    /// `vswitchctl trace`. Changes nothing and sends nothing.
+    fn explain_tx(&self, pkt: &Packet) -> Vec<(&'static str, String)> {
+        let _ = pkt;
         Vec::new()
     }
 }

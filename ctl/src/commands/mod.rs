@@ -2,8 +2,8 @@
 //! (`edit`): it runs on a copy inside one [`Daemon::transact`], alone or with others in a
 //! `batch` (`vswitchctl A -- B -- C`, all or nothing). The others report (`query`).
 //!
-//! One file per family: `bridge`, `port`, `flow`, `meter`, `tunnel`, `qos`, and `stats` (show,
-//! counters, PMDs).
+//! One file per family: `bridge`, `port`, `flow`, `meter`, `tunnel`, `qos`, `bond`, `trace`,
+//! and `stats` (show, counters, PMDs).
 
 mod bond;
 mod bridge;
@@ -12,6 +12,7 @@ mod meter;
 mod port;
 mod qos;
 mod stats;
+mod trace;
 mod tunnel;
 
 use serde_json::Value;
@@ -81,6 +82,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("pmd-rxq-show", "pmd-rxq-show"),
     ("pmd-rxq-rebalance", "pmd-rxq-rebalance"),
     ("port-latency", "port-latency [PORT]"),
+    (
+        "trace",
+        "trace BRIDGE FLOW | trace BRIDGE PORT HEXFRAME (FLOW in rule syntax with in_port=PORT)",
+    ),
     (
         "batch",
         "batch COMMAND [ARGS...] [-- COMMAND [ARGS...]]... (vswitchctl: A -- B -- C)",
@@ -293,6 +298,10 @@ fn query(d: &Daemon, cmd: &str, a: &[String]) -> Result<Value, String> {
         "port-latency" => {
             expect_args(cmd, a, 0, 1)?;
             stats::latency(d, a.first().map(String::as_str))
+        }
+        "trace" => {
+            expect_args(cmd, a, 2, 3)?;
+            trace::trace(d, a)
         }
         "tnl-route-show" => {
             expect_args(cmd, a, 0, 0)?;

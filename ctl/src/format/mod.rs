@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::results::*;
 
 mod bond;
+mod trace;
 
 /// Renders `result` of `command` as text ("" when there is nothing to print). A result this
 /// client does not understand (e.g. from a newer daemon) is printed as JSON.
@@ -51,6 +52,7 @@ pub fn render_text(command: &str, result: &Value) -> String {
         }),
         "pmd-rxq-show" => typed(result, |r: Vec<PmdRow>| pmd_rxq_show(&r)),
         "port-latency" => typed(result, |r: Vec<LatencyRow>| port_latency(&r)),
+        "trace" => typed(result, |r: TraceResult| trace::trace(&r)),
         "tnl-route-show" => typed(result, |r: Vec<RouteRow>| tnl_routes(&r)),
         "tnl-neigh-show" => typed(result, |r: Vec<NeighRow>| tnl_neigh(&r)),
         "version" => typed(result, |v: VersionInfo| {

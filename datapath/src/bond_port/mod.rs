@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 use bond::lacp::pdu::{self, MAX_FRAME_LEN};
 use bond::{Distribution, NO_MEMBER, Policy};
-use port_api::{Batch, MAX_BURST, PacketPool, Port, PortStats, SharedCounter};
+use port_api::{Batch, MAX_BURST, Packet, PacketPool, Port, PortStats, SharedCounter};
 
 pub(crate) use ctl::BondCtl;
 pub use ctl::{BondReport, MemberReport};
@@ -350,6 +350,27 @@ impl Port for BondPort {
 
     fn mtu(&self) -> Option<usize> {
         self.members.iter().filter_map(|m| m.mtu()).min()
+    }
+
+    fn explain_tx(&self, pkt: &Packet) -> Vec<(&'static str, String)> {
+        let d = self.dist.load();
+        let f = pkt.data();
+        let (member, how) = match d.policy {
+            Policy::Active => (d.active, "the active member".to_string()),
+            Policy::Slb | Policy::L4 => {
+                let bucket = d.bucket(f);
+                (
+                    d.member_in_bucket(f, bucket),
+                    format!("{} hash bucket {bucket}", d.policy.name()),
+                )
+            }
+        };
+        let Some(m) = self.member(member) else {
+            return vec![("bond", format!("{how}: no enabled member, dropped"))];
+        };
+        let mut out = vec![("bond", format!("{how}: member {}", m.name()))];
+        out.extend(m.explain_tx(pkt));
+        out
     }
 
     fn status(&self) -> Vec<(&'static str, String)> {

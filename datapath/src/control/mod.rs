@@ -21,6 +21,7 @@ mod publish;
 mod query;
 mod runtime;
 mod state;
+mod trace;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,6 +39,7 @@ use apply::Txn;
 use publish::Control;
 use runtime::Runtime;
 use state::PortEntry;
+pub use trace::{PmdCache, Trace, TraceOutput};
 
 /// Start-up settings.
 #[derive(Clone, Debug, Default)]

@@ -5,6 +5,7 @@
 
 mod clock;
 mod latency;
+mod probe;
 mod vtep;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +24,8 @@ use crate::tunnel::{TunnelRef, Tunnels};
 pub(crate) use clock::{PmdClock, tsc};
 pub use latency::Percentiles;
 pub(crate) use latency::{Latency, WINDOW_SECS, empty as empty_latency};
+pub use probe::CachedDecision;
+pub(crate) use probe::{CacheProbe, ask as ask_cache};
 use vtep::RxScratch;
 
 /// Packets and TSC cycles of one receive queue on the PMD that polls it (its only writer; a
@@ -100,6 +103,9 @@ pub(crate) struct PmdShared {
     pub(crate) inbox: Mutex<Vec<BridgeLocal>>,
     /// Per-bridge state of bridges that are gone, for the control thread to free.
     pub(crate) outbox: Mutex<Vec<BridgeLocal>>,
+    /// A trace's question about this PMD's caches, and the flag that says one is waiting.
+    pub(crate) probe: Mutex<Option<CacheProbe>>,
+    pub(crate) probe_asked: AtomicBool,
 }
 
 pub(crate) struct PmdHandle {
@@ -385,6 +391,9 @@ fn run(mut pmd: Pmd, config: &ArcSwap<Snapshot>, idle_backoff: bool, epoch: Inst
         let now_ns = clock.now_ns();
         let (got, bursts) = pmd.poll(snap, now_ns);
         let (sent, held_back) = pmd.serve_schedulers(snap, now_ns);
+        if shared.probe_asked.load(Ordering::Relaxed) {
+            pmd.answer_probe();
+        }
 
         let now = clock.now_ns();
         let spent = now - last;

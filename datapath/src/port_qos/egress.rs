@@ -251,6 +251,19 @@ impl Port for QosPort {
         self.inner.rx_burst(qid, pool, out)
     }
 
+    fn explain_tx(&self, pkt: &Packet) -> Vec<(&'static str, String)> {
+        let class = class_of(&self.lock().classes, pkt.class, pkt.data());
+        let by = match pkt.class {
+            ClassHint::Queue(_) => "set_queue",
+            ClassHint::Pcp(_) => "trusted PCP",
+            ClassHint::Markings => "DSCP, else PCP",
+            ClassHint::DscpOnly => "DSCP (untrusted port)",
+        };
+        let mut out = vec![("qos", format!("class {} (by {by})", class.value()))];
+        out.extend(self.inner.explain_tx(pkt));
+        out
+    }
+
     /// Classes every frame; a burst the idle scheduler lets through whole goes straight to the
     /// port (no queueing, no buffer swap: the common case below the rate). Otherwise queues
     /// each frame by class (a full queue drops it, counted by queue and in the port's

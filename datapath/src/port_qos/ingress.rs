@@ -59,7 +59,7 @@ impl Ingress {
         }
     }
 
-    fn classify(&self, pkt: &mut Packet, key: &mut FlowKey) {
+    pub(crate) fn classify(&self, pkt: &mut Packet, key: &mut FlowKey) {
         match self.trust {
             Trust::Dscp => {}
             Trust::Pcp => {

@@ -8,6 +8,7 @@ use super::{DEFAULT_PRIORITY, FRAG_NAMES};
 use crate::key::{FlowKey, PortNo, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK};
 use crate::parse::{ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6};
 use crate::rule::{Action, Match, Rule};
+use crate::translate::DpAction;
 
 pub fn format_rule(r: &Rule, port_name: &dyn Fn(PortNo) -> Option<String>) -> String {
     let mut parts = Vec::new();
@@ -18,7 +19,11 @@ pub fn format_rule(r: &Rule, port_name: &dyn Fn(PortNo) -> Option<String>) -> St
         parts.push(format!("priority={}", r.priority));
     }
     match_parts(&r.m, port_name, &mut parts);
-    let actions: Vec<String> = r.actions.iter().map(|a| action(a, port_name)).collect();
+    let actions: Vec<String> = r
+        .actions
+        .iter()
+        .map(|a| format_action(a, port_name))
+        .collect();
     let actions = if actions.is_empty() {
         "drop".to_string()
     } else {
@@ -28,11 +33,60 @@ pub fn format_rule(r: &Rule, port_name: &dyn Fn(PortNo) -> Option<String>) -> St
     parts.join(",")
 }
 
+/// A packet's key in `ovs-ofctl` flow syntax: every field the frame has (untagged frames
+/// show `dl_vlan=0xffff`; `in_port` only when not 0).
+pub fn format_flow(k: &FlowKey, port_name: &dyn Fn(PortNo) -> Option<String>) -> String {
+    let mut mask = crate::key::FULL_MASK;
+    mask.vlan_tpid = 0;
+    mask.cvlan_tci = 0;
+    if k.in_port == 0 {
+        mask.in_port = 0;
+    }
+    if k.tun_id == 0 && k.tun_src == 0 && k.tun_dst == 0 {
+        (mask.tun_id, mask.tun_src, mask.tun_dst) = (0, 0, 0);
+    }
+    let ip = k.dl_type == ETH_TYPE_IPV4 || k.dl_type == ETH_TYPE_IPV6;
+    // Shown as ip_frag=no, first or later.
+    mask.nw_frag = if k.nw_frag == 0 { 1 } else { 3 };
+    if !ip {
+        (mask.nw_tos, mask.nw_ttl, mask.nw_frag) = (0, 0, 0);
+        (mask.tp_src, mask.tp_dst) = (0, 0);
+        if k.dl_type != ETH_TYPE_ARP {
+            (mask.nw_src, mask.nw_dst, mask.nw_proto) = ([0; 16], [0; 16], 0);
+        }
+    } else if !matches!(k.nw_proto, 1 | 6 | 17 | 58) {
+        (mask.tp_src, mask.tp_dst) = (0, 0);
+    }
+    let mut parts = Vec::new();
+    match_parts(&Match { key: *k, mask }, port_name, &mut parts);
+    parts.join(",")
+}
+
+/// One datapath action in `ovs-appctl dpctl/dump-flows` style.
+pub fn format_dp_action(a: &DpAction, port_name: &dyn Fn(PortNo) -> Option<String>) -> String {
+    match *a {
+        DpAction::Output(p) => port(p, port_name),
+        DpAction::PushVlan { tpid, tci } => format!(
+            "push_vlan(tpid={tpid:#06x},vid={},pcp={})",
+            tci & VLAN_VID_MASK,
+            tci >> VLAN_PCP_SHIFT
+        ),
+        DpAction::PopVlan => "pop_vlan".into(),
+        DpAction::SetVlanVid(v) => format!("set_vlan_vid({v})"),
+        DpAction::SetVlanPcp(p) => format!("set_vlan_pcp({p})"),
+        DpAction::SetDscp(d) => format!("set_dscp({d})"),
+        DpAction::SetTunId(t) => format!("set_tunnel({t})"),
+        DpAction::SetQueue(q) => format!("set_queue({q})"),
+        DpAction::Meter(m) => format!("meter({m})"),
+    }
+}
+
 fn port(p: PortNo, port_name: &dyn Fn(PortNo) -> Option<String>) -> String {
     port_name(p).unwrap_or_else(|| p.to_string())
 }
 
-fn action(a: &Action, port_name: &dyn Fn(PortNo) -> Option<String>) -> String {
+/// One rule action in `ovs-ofctl` syntax.
+pub fn format_action(a: &Action, port_name: &dyn Fn(PortNo) -> Option<String>) -> String {
     match *a {
         Action::Output(p) => format!("output:{}", port(p, port_name)),
         Action::InPort => "in_port".into(),
