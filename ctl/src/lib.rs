@@ -9,7 +9,10 @@
 //! - [`results`]: typed command results, shared by the daemon (serialise) and the CLI (parse).
 //! - [`format`]: text rendering of results for `vswitchctl`.
 //! - [`server`]: the Unix management socket and signal handling.
+//! - [`client`]: the client side of the protocol; [`capture`]: `vswitchctl capture`.
 
+pub mod capture;
+pub mod client;
 pub mod commands;
 pub mod daemon;
 pub mod format;

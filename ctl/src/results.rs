@@ -379,3 +379,32 @@ pub struct TraceCacheRow {
     /// The cached decision equals the traced one.
     pub same_decision: bool,
 }
+
+/// `capture-read`: frames taken off a port's capture ring.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureFrames {
+    pub frames: Vec<CapturedFrame>,
+    /// Frames missed since the capture started (ring full, or busy with another PMD).
+    pub missed: u64,
+}
+
+/// One captured frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedFrame {
+    /// Wall time, nanoseconds since 1970.
+    pub unix_ns: u64,
+    /// "rx" (received on the port) or "tx" (sent to it).
+    pub direction: String,
+    /// Length on the wire (the data may be cut to the snap length).
+    pub orig_len: u32,
+    pub hex: String,
+    /// Frames missed between this one and the one before.
+    #[serde(default)]
+    pub missed_before: u64,
+}
+
+/// `capture-stop`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureStopped {
+    pub missed: u64,
+}

@@ -11,6 +11,7 @@ mod actions;
 pub mod afxdp;
 mod bond_port;
 mod bridge;
+pub mod capture;
 mod control;
 mod dpdk_options;
 #[cfg(feature = "dpdk")]

@@ -15,6 +15,7 @@ use flowtable::{
 
 use crate::actions;
 use crate::bridge::{BridgeId, BridgePort, BridgeSnapshot, ConfigEvent, LazyMacs};
+use crate::capture::Direction;
 use crate::packet::{Batch, MAX_BURST, Packet, PacketPool};
 
 /// Exact-match cache slots and megaflow limit per bridge per PMD.
@@ -370,7 +371,7 @@ fn enqueue(
         return;
     };
     if batch.is_full() {
-        bridge.ports[idx].port.tx_burst(batch, pool);
+        send(&bridge.ports[idx], batch, pool);
     }
     if let Err(p) = batch.push(pkt) {
         pool.put(p);
@@ -380,7 +381,16 @@ fn enqueue(
 fn flush_all(bridge: &BridgeSnapshot, tx: &mut [Batch], pool: &mut PacketPool) {
     for (i, batch) in tx.iter_mut().enumerate() {
         if !batch.is_empty() {
-            bridge.ports[i].port.tx_burst(batch, pool);
+            send(&bridge.ports[i], batch, pool);
         }
     }
+}
+
+/// Hands a transmit batch to its port (through the capture point when a capture is on).
+#[inline]
+fn send(port: &BridgePort, batch: &mut Batch, pool: &mut PacketPool) {
+    if port.tap.armed(Direction::Tx) {
+        port.tap.record(Direction::Tx, batch.as_slice());
+    }
+    port.port.tx_burst(batch, pool);
 }

@@ -1,16 +1,15 @@
 //! `vswitchctl`: the command-line client of `vswitchd`. Sends one request over the management
 //! socket and prints the result (text, or JSON with `--format json`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use ctl::client::Client;
 use ctl::commands::COMMANDS;
 use ctl::format::{json_pretty, render_text};
-use ctl::protocol::{Request, decode_reply};
+use ctl::protocol::Request;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -47,8 +46,6 @@ struct Cli {
     #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
     args: Vec<String>,
 }
-
-const MAX_REPLY_BYTES: u64 = 256 << 20;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -101,31 +98,11 @@ fn request(cli: &Cli) -> Result<Request, String> {
 }
 
 fn run(cli: &Cli) -> Result<String, String> {
-    let stream = UnixStream::connect(&cli.socket).map_err(|e| {
-        format!(
-            "cannot connect to {}: {e} (is vswitchd running?)",
-            cli.socket.display()
-        )
-    })?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
+    if cli.command == "capture" && !cli.args.iter().any(|a| a == "--") {
+        return ctl::capture::run(&cli.socket, &ctl::capture::parse_args(&cli.args)?);
+    }
     let req = request(cli)?;
-    (&stream)
-        .write_all(req.to_line().as_bytes())
-        .map_err(|e| format!("cannot send request to vswitchd: {e}"))?;
-    let mut line = Vec::new();
-    BufReader::new(&stream)
-        .take(MAX_REPLY_BYTES)
-        .read_until(b'\n', &mut line)
-        .map_err(|e| format!("cannot read reply from vswitchd: {e}"))?;
-    if line.is_empty() {
-        return Err("vswitchd closed the connection without replying".into());
-    }
-    let reply = decode_reply(&line)?;
-    if !reply.ok {
-        return Err(reply.error.unwrap_or_default());
-    }
-    let result = reply.result.unwrap_or(serde_json::Value::Null);
+    let result = Client::connect(&cli.socket)?.call(&req)?;
     Ok(match cli.format {
         Format::Json => json_pretty(&result),
         Format::Text => render_text(&cli.command, &result),

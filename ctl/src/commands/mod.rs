@@ -7,6 +7,7 @@
 
 mod bond;
 mod bridge;
+pub mod capture;
 mod flow;
 mod meter;
 mod port;
@@ -82,6 +83,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("pmd-rxq-show", "pmd-rxq-show"),
     ("pmd-rxq-rebalance", "pmd-rxq-rebalance"),
     ("port-latency", "port-latency [PORT]"),
+    (
+        "capture",
+        "capture PORT [--direction rx|tx|both] [--count N] [--snaplen N] [--seconds N] -w FILE.pcapng (vswitchctl; the daemon has capture-start, capture-read, capture-stop)",
+    ),
     (
         "trace",
         "trace BRIDGE FLOW | trace BRIDGE PORT HEXFRAME (FLOW in rule syntax with in_port=PORT)",
@@ -302,6 +307,18 @@ fn query(d: &Daemon, cmd: &str, a: &[String]) -> Result<Value, String> {
         "trace" => {
             expect_args(cmd, a, 2, 3)?;
             trace::trace(d, a)
+        }
+        "capture-start" => {
+            expect_args(cmd, a, 4, 4)?;
+            capture::start(d, a)
+        }
+        "capture-read" => {
+            expect_args(cmd, a, 1, 2)?;
+            capture::read(d, a)
+        }
+        "capture-stop" => {
+            expect_args(cmd, a, 1, 1)?;
+            capture::stop(d, a)
         }
         "tnl-route-show" => {
             expect_args(cmd, a, 0, 0)?;

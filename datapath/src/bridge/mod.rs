@@ -74,6 +74,8 @@ pub(crate) struct BridgePort {
     pub(crate) drops: Arc<DropCounters>,
     /// Trust and policing of arriving frames (None: nothing to do).
     pub(crate) ingress: Option<Arc<Ingress>>,
+    /// Where `vswitchctl capture` takes the port's frames.
+    pub(crate) tap: Arc<crate::capture::Tap>,
 }
 
 pub(crate) struct BridgeSnapshot {

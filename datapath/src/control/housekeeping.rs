@@ -1,6 +1,6 @@
 //! The housekeeping thread: ages out MAC entries once a second (each removal is a change the
-//! PMDs' caches follow), every 100 ms frees what the PMDs have let go of, and every 5 s ends
-//! the receive queues' latency windows.
+//! PMDs' caches follow) and stops captures nobody reads, every 100 ms frees what the PMDs
+//! have let go of, and every 5 s ends the receive queues' latency windows.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,6 +26,22 @@ fn rotate_latency(rt: &Runtime) {
     }
 }
 
+/// Stops captures whose reader went away (a killed `vswitchctl capture`).
+fn stop_abandoned_captures(rt: &Runtime) {
+    let taps: Vec<_> = rt
+        .config
+        .load()
+        .bridges
+        .iter()
+        .flat_map(|b| b.ports.iter().map(|p| p.tap.clone()))
+        .collect();
+    for t in taps {
+        if t.stop_if_abandoned() {
+            tracing::info!("stopped a capture nobody read for 10 s");
+        }
+    }
+}
+
 pub(super) fn spawn(rt: Arc<Runtime>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("housekeeping".into())
@@ -43,6 +59,7 @@ pub(super) fn spawn(rt: Arc<Runtime>) -> std::io::Result<JoinHandle<()>> {
                     continue;
                 }
                 last_aging = Instant::now();
+                stop_abandoned_captures(&rt);
                 let now = rt.now_ns();
                 // The bridges' tables only: holding the snapshot would keep removed ports open.
                 let tables: Vec<_> = rt

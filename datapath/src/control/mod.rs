@@ -10,11 +10,13 @@
 //! - `runtime`: what is shared with housekeeping (the graveyard of things PMDs may still use);
 //! - `housekeeping`: MAC aging and freeing, once a second / every 100 ms;
 //! - `bonds`: the bonds thread (LACP, carrier, failover, rebalancing), every 10 ms;
-//! - `query`: what `show`, `dump-flows`, `fdb-show`, `pmd-stats` report.
+//! - `query`: what `show`, `dump-flows`, `fdb-show`, `pmd-stats` report;
+//! - `trace` and `capture`: `vswitchctl trace` and `vswitchctl capture`.
 
 mod apply;
 mod backends;
 mod bonds;
+mod capture;
 mod housekeeping;
 mod placement;
 mod publish;

@@ -152,6 +152,7 @@ fn build_bridge(b: &BridgeState) -> Arc<BridgeSnapshot> {
             port: p.tx_port(),
             drops: p.drops.clone(),
             ingress: p.ingress.clone(),
+            tap: p.tap.clone(),
         })
         .collect();
     Arc::new(BridgeSnapshot::new(

@@ -10,6 +10,7 @@ use flowtable::{PortNo, RuleTable};
 
 use crate::bond_port::BondPort;
 use crate::bridge::{BridgeId, BridgeShared, BridgeSnapshot, DropCounters, PortId};
+use crate::capture::Tap;
 use crate::info::DpError;
 use crate::port::Port;
 use crate::port_qos::{Ingress, Meter, QosPort};
@@ -36,6 +37,8 @@ pub(super) struct PortEntry {
     /// Set for bonds, with the ring ports among their members (to join them).
     pub(super) bond: Option<Arc<BondPort>>,
     pub(super) member_rings: Vec<MemberRing>,
+    /// Where `vswitchctl capture` takes the port's frames.
+    pub(super) tap: Arc<Tap>,
 }
 
 /// A ring port that is a bond member, and the peer it names.
@@ -67,6 +70,7 @@ impl PortEntry {
             ingress: None,
             bond: None,
             member_rings: Vec::new(),
+            tap: Arc::default(),
         }
     }
 

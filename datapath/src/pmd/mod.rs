@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use crate::bridge::{BridgeId, BridgeSnapshot};
+use crate::capture::Direction;
 use crate::counter::Counter;
 use crate::packet::{Batch, PacketPool};
 use crate::pipeline::{BridgeLocal, process_batch};
@@ -219,6 +220,9 @@ impl Pmd {
             let n = bp.port.rx_burst(q.qid, &mut self.pool, &mut batch);
             if n == 0 {
                 continue;
+            }
+            if bp.tap.armed(Direction::Rx) {
+                bp.tap.record(Direction::Rx, batch.as_slice());
             }
             let received = if latency_on { tsc() } else { None };
             got += n;

@@ -2,6 +2,7 @@
 //! local tunnel ports continue decapsulated on those ports' bridges, the rest is switched as
 //! usual.
 
+use crate::capture::Direction;
 use crate::packet::{Batch, PacketPool};
 use crate::pipeline::{BridgeLocal, process_batch};
 use crate::tunnel::{Terminated, terminate};
@@ -92,6 +93,9 @@ pub(crate) fn receive(
             p.set_data(&r);
             let _ = out.push(p);
         }
+        if bp.tap.armed(Direction::Tx) {
+            bp.tap.record(Direction::Tx, out.as_slice());
+        }
         bp.port.tx_burst(&mut out, pool);
     }
     if !scratch.pass.is_empty() {
@@ -113,7 +117,14 @@ pub(crate) fn receive(
         let bytes: usize = b.iter().map(|p| p.len()).sum();
         t.vxlan.count_rx(b.len() as u64, bytes as u64);
         match (snap.bridges.get(t.bridge), locals.get_mut(t.bridge)) {
-            (Some(tb), Some(local)) => process_batch(tb, local, t.port, b, pool, now_ns),
+            (Some(tb), Some(local)) => {
+                if let Some(tp) = tb.ports.get(t.port)
+                    && tp.tap.armed(Direction::Rx)
+                {
+                    tp.tap.record(Direction::Rx, b.as_slice());
+                }
+                process_batch(tb, local, t.port, b, pool, now_ns)
+            }
             _ => b.recycle(pool),
         }
     }
