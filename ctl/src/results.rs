@@ -104,6 +104,17 @@ pub struct LatencyRow {
     pub total: LatencyWindow,
     /// Bursts not sampled (a window was being rotated at that instant).
     pub skipped: u64,
+    /// For a port with QoS: per class, how long frames sent to it waited in its scheduler.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassLatencyRow>,
+}
+
+/// One QoS class of a port in `port-latency`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassLatencyRow {
+    pub class: u8,
+    pub window: LatencyWindow,
+    pub total: LatencyWindow,
 }
 
 /// Percentiles in microseconds over `frames` frames.

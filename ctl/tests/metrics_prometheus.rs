@@ -107,6 +107,9 @@ fn prometheus_scrapes_what_testpmd_counted() {
         );
     }
     lab.ctl_ok("d", &["add-flow", "br0", "in_port=vtx,actions=output:vrx"]);
+    // A scheduler on the receiver's port (shaping far above the stream): its per-class waits
+    // join the latency report and the metrics.
+    lab.ctl_ok("d", &["set-qos", "vrx", "max-rate=10Gbit"]);
 
     let cfg = lab.dir.join("prometheus.yml");
     std::fs::write(
@@ -224,6 +227,37 @@ fn prometheus_scrapes_what_testpmd_counted() {
     assert!(
         exposition.contains("vswitch_port_latency_seconds{bridge=\"br0\",port=\"vtx\",window=\"5s\",quantile=\"0.99\"}"),
         "{exposition}"
+    );
+    assert!(
+        exposition.contains("vswitch_qos_queue_latency_seconds{bridge=\"br0\",port=\"vrx\",class=\"0\",window=\"5s\",quantile=\"0.99\"}"),
+        "{exposition}"
+    );
+    let text = lab.ctl_ok("d", &["port-latency"]);
+    println!("METRICS port-latency:\n{text}");
+    assert!(
+        text.contains("waiting in the egress scheduler, per class:"),
+        "{text}"
+    );
+    assert!(text.contains("vrx class 0"), "{text}");
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics (with QoS classes): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 
     // Stopped: the last scraped totals equal testpmd's own counts within 2 %.

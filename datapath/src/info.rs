@@ -141,4 +141,15 @@ pub struct PortLatency {
     pub total: crate::Percentiles,
     /// Bursts not sampled because a window was being rotated at that instant.
     pub skipped: u64,
+    /// For a port with an egress scheduler: per class, the time frames sent to the port waited
+    /// in it (frames let straight through waited 0), last window and since start.
+    pub classes: Vec<ClassLatency>,
+}
+
+/// How long one QoS class's frames waited in a port's egress scheduler.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassLatency {
+    pub class: u8,
+    pub window: crate::Percentiles,
+    pub total: crate::Percentiles,
 }

@@ -248,6 +248,27 @@ fn ef_keeps_its_share_while_best_effort_saturates_the_port() {
         be.wait_p50_ns
     );
     assert!(r.queue("p2", 0).stats.dropped_packets > 0);
+
+    // port-latency's per-class view of the same waits (since start: every frame sent, in
+    // virtual time; the 5 s windows turn over in real time).
+    let lat = r.sw.port_latency();
+    let p2 = lat.iter().find(|l| l.port == "p2").unwrap();
+    let class = |c: u8| p2.classes.iter().find(|x| x.class == c).unwrap().total;
+    let (ef_lat, be_lat) = (class(7), class(0));
+    assert_eq!(ef_lat.frames, ef_out);
+    assert_eq!(be_lat.frames, be.stats.sent_packets);
+    assert!(ef_lat.p99_ns <= MS as f64, "EF P99 {} ns", ef_lat.p99_ns);
+    assert!(
+        be_lat.p50_ns > (10 * MS) as f64,
+        "BE P50 {} ns",
+        be_lat.p50_ns
+    );
+    assert!(be_lat.p50_ns <= be_lat.p99_ns && be_lat.p99_ns <= be_lat.max_ns);
+    assert!(
+        p2.classes.iter().all(|c| c.class == 0 || c.class == 7),
+        "{:?}",
+        p2.classes
+    );
 }
 
 #[test]

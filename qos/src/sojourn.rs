@@ -13,6 +13,8 @@ pub struct Sojourn {
     counts: Box<[u64]>,
     total: u64,
     max_ns: u64,
+    /// Sum of every wait (saturating), for the mean.
+    sum_ns: u64,
 }
 
 impl Default for Sojourn {
@@ -21,6 +23,7 @@ impl Default for Sojourn {
             counts: vec![0; BUCKETS].into_boxed_slice(),
             total: 0,
             max_ns: 0,
+            sum_ns: 0,
         }
     }
 }
@@ -56,6 +59,34 @@ impl Sojourn {
         self.counts[bucket(ns)] += n;
         self.total += n;
         self.max_ns = self.max_ns.max(ns);
+        self.sum_ns = self.sum_ns.saturating_add(ns.saturating_mul(n));
+    }
+
+    /// Adds what `other` recorded.
+    pub fn add(&mut self, other: &Sojourn) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.total += other.total;
+        self.max_ns = self.max_ns.max(other.max_ns);
+        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+    }
+
+    /// Forgets everything recorded (keeps the buckets' memory).
+    pub fn clear(&mut self) {
+        self.counts.fill(0);
+        self.total = 0;
+        self.max_ns = 0;
+        self.sum_ns = 0;
+    }
+
+    /// The mean wait (0 with no frames).
+    pub fn mean_ns(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.sum_ns as f64 / self.total as f64
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -110,6 +141,30 @@ mod tests {
         s.record_n(0, 90_000);
         assert_eq!(s.percentile(90.0), 0, "nine in ten waited nothing");
         assert_eq!(s.count(), 100_000);
+        let mean = 10_000.0 * 10_001.0 / 2.0 * 1000.0 / 100_000.0;
+        assert!((s.mean_ns() - mean).abs() < 1e-6, "{}", s.mean_ns());
+        // Merging two halves gives the whole; clearing forgets.
+        let (mut a, mut b) = (Sojourn::default(), Sojourn::default());
+        for v in 1..=10_000u64 {
+            if v % 2 == 0 {
+                a.record(v * 1000)
+            } else {
+                b.record(v * 1000)
+            }
+        }
+        a.add(&b);
+        assert_eq!(a.count(), 10_000);
+        assert_eq!(a.max_ns(), 10_000_000);
+        assert_eq!(a.percentile(99.0), {
+            let mut whole = Sojourn::default();
+            (1..=10_000u64).for_each(|v| whole.record(v * 1000));
+            whole.percentile(99.0)
+        });
+        a.clear();
+        assert_eq!(
+            (a.count(), a.max_ns(), a.percentile(50.0), a.mean_ns()),
+            (0, 0, 0, 0.0)
+        );
         // Huge values land in the last bucket, never out of bounds.
         s.record(u64::MAX);
         assert_eq!(s.percentile(100.0), u64::MAX);

@@ -121,6 +121,15 @@ pub(super) fn latency(d: &Daemon, port: Option<&str>) -> Result<Value, String> {
             window: row(&l.window),
             total: row(&l.total),
             skipped: l.skipped,
+            classes: l
+                .classes
+                .iter()
+                .map(|c| ClassLatencyRow {
+                    class: c.class,
+                    window: row(&c.window),
+                    total: row(&c.total),
+                })
+                .collect(),
         })
         .collect();
     to_value(&rows)

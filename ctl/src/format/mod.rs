@@ -381,18 +381,34 @@ pub fn pmd_stats(rows: &[PmdRow]) -> String {
     out
 }
 
-/// `port-latency`: per port, percentiles of the time received frames spend in the switch.
+/// `port-latency`: per port, percentiles of the time received frames spend in the switch;
+/// for a port with QoS, per class, of the time frames sent to it wait in its scheduler.
 pub fn port_latency(rows: &[LatencyRow]) -> String {
     let mut out = String::from(
         "port             window    frames       P50 us    P90 us    P99 us  P99.9 us    max us\n",
     );
+    let line = |out: &mut String, what: &str, name: &str, w: &LatencyWindow| {
+        let _ = writeln!(
+            out,
+            "{what:<16} {name:<8} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            w.frames, w.p50_us, w.p90_us, w.p99_us, w.p999_us, w.max_us
+        );
+    };
     for r in rows {
         for (name, w) in [("last 5 s", &r.window), ("total", &r.total)] {
-            let _ = writeln!(
-                out,
-                "{:<16} {:<8} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-                r.port, name, w.frames, w.p50_us, w.p90_us, w.p99_us, w.p999_us, w.max_us
-            );
+            line(&mut out, &r.port, name, w);
+        }
+    }
+    let with_qos: Vec<&LatencyRow> = rows.iter().filter(|r| !r.classes.is_empty()).collect();
+    if !with_qos.is_empty() {
+        out.push_str("\nwaiting in the egress scheduler, per class:\n");
+    }
+    for r in with_qos {
+        for c in &r.classes {
+            let what = format!("{} class {}", r.port, c.class);
+            for (name, w) in [("last 5 s", &c.window), ("total", &c.total)] {
+                line(&mut out, &what, name, w);
+            }
         }
     }
     out

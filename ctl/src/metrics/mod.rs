@@ -204,35 +204,60 @@ fn pmds(m: &mut Metrics, sw: &Switch) {
 /// label). Written by hand: prometheus-client has no summary type.
 fn latency_summary(out: &mut String, sw: &Switch) {
     use std::fmt::Write as _;
+    let latency = sw.port_latency();
     let name = "vswitch_port_latency_seconds";
     let _ = writeln!(
         out,
         "# HELP {name} Time received frames spend in the switch, receive burst to output.\n# TYPE {name} summary"
     );
-    for l in sw.port_latency() {
+    for l in &latency {
         for (window, p) in [("5s", &l.window), ("total", &l.total)] {
             let labels = format!(
                 "bridge=\"{}\",port=\"{}\",window=\"{window}\"",
                 escape(&l.bridge),
                 escape(&l.port)
             );
-            for (quantile, ns) in [
-                ("0.5", p.p50_ns),
-                ("0.9", p.p90_ns),
-                ("0.99", p.p99_ns),
-                ("0.999", p.p999_ns),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "{name}{{{labels},quantile=\"{quantile}\"}} {}",
-                    ns / 1e9
-                );
-            }
-            let sum = p.mean_ns * p.frames as f64 / 1e9;
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "{name}_count{{{labels}}} {}", p.frames);
+            summary(out, name, &labels, p);
         }
     }
+    let name = "vswitch_qos_queue_latency_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time frames sent to a port with QoS wait in its egress scheduler, per class.\n# TYPE {name} summary"
+    );
+    for l in &latency {
+        for c in &l.classes {
+            for (window, p) in [("5s", &c.window), ("total", &c.total)] {
+                let labels = format!(
+                    "bridge=\"{}\",port=\"{}\",class=\"{}\",window=\"{window}\"",
+                    escape(&l.bridge),
+                    escape(&l.port),
+                    c.class
+                );
+                summary(out, name, &labels, p);
+            }
+        }
+    }
+}
+
+/// One summary series: its quantiles, `_sum` and `_count`.
+fn summary(out: &mut String, name: &str, labels: &str, p: &datapath::Percentiles) {
+    use std::fmt::Write as _;
+    for (quantile, ns) in [
+        ("0.5", p.p50_ns),
+        ("0.9", p.p90_ns),
+        ("0.99", p.p99_ns),
+        ("0.999", p.p999_ns),
+    ] {
+        let _ = writeln!(
+            out,
+            "{name}{{{labels},quantile=\"{quantile}\"}} {}",
+            ns / 1e9
+        );
+    }
+    let sum = p.mean_ns * p.frames as f64 / 1e9;
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", p.frames);
 }
 
 /// A label value in the text format: backslash, quote and newline escaped.

@@ -10,19 +10,25 @@ use std::time::{Duration, Instant};
 use super::runtime::Runtime;
 use crate::pmd::WINDOW_SECS;
 
-/// Ends every receive queue's latency window.
+/// Ends every receive queue's latency window, and every egress scheduler's window of waits.
 fn rotate_latency(rt: &Runtime) {
     // The queues' statistics only: holding the snapshot would keep removed ports open.
-    let stats: Vec<_> = rt
-        .config
-        .load()
-        .rxqs
-        .iter()
-        .flatten()
-        .map(|q| q.stats.clone())
-        .collect();
+    let (stats, schedulers): (Vec<_>, Vec<_>) = {
+        let snap = rt.config.load();
+        (
+            snap.rxqs
+                .iter()
+                .flatten()
+                .map(|q| q.stats.clone())
+                .collect(),
+            snap.schedulers.iter().flatten().cloned().collect(),
+        )
+    };
     for s in stats {
         s.latency.rotate();
+    }
+    for q in schedulers {
+        q.rotate_waits();
     }
 }
 

@@ -192,6 +192,11 @@ impl Switch {
                     window: Percentiles::of(&last, tsc_hz),
                     total: Percentiles::of(&total, tsc_hz),
                     skipped,
+                    classes: p
+                        .egress
+                        .as_ref()
+                        .map(|q| q.class_latency())
+                        .unwrap_or_default(),
                 });
             }
         }

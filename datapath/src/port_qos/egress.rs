@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use port_api::{Batch, ClassHint, MAX_BURST, Packet, PacketPool, Port, PortStats};
-use qos::{CLASSES, ClassMap, Frame, QueueStats, Scheduler, Sojourn, TrafficClass, Trust};
+use qos::{CLASSES, ClassMap, Frame, QueueStats, Scheduler, TrafficClass, Trust};
 
 use super::now;
+use super::waits::ClassWaits;
 use crate::spec::QosConfig;
 
 /// Most frames the scheduler lets sit in the port's transmit ring (an AF_XDP TX ring): a
@@ -44,9 +45,8 @@ struct State {
     spares: PacketPool,
     /// Frames on their way from the scheduler to the port.
     out: Batch,
-    /// How long queued frames waited, per class (those let straight through are not in it:
-    /// they waited nothing).
-    waits: [Sojourn; CLASSES],
+    /// How long frames waited, per class.
+    waits: ClassWaits,
 }
 
 /// One queue as `qos-show` reports it.
@@ -83,7 +83,7 @@ impl QosPort {
                 classes: cfg.classes.clone(),
                 spares: PacketPool::with_capacity(0),
                 out: Batch::new(),
-                waits: std::array::from_fn(|_| Sojourn::default()),
+                waits: ClassWaits::default(),
             }),
             backlog: AtomicBool::new(false),
             epoch,
@@ -151,7 +151,11 @@ impl QosPort {
                 break;
             }
             let n = sched.dequeue(now_ns, room.min(MAX_BURST), |q| {
-                waits[usize::from(q.class & 7)].record(now_ns.saturating_sub(q.since_ns));
+                waits.record(
+                    usize::from(q.class & 7),
+                    now_ns.saturating_sub(q.since_ns),
+                    1,
+                );
                 // The batch has room for MAX_BURST; nothing is lost.
                 if let Err(p) = out.push(q.pkt) {
                     spares.put(p);
@@ -187,6 +191,33 @@ impl QosPort {
         self.backlog.store(false, Ordering::Relaxed);
     }
 
+    /// Ends the current window of the classes' waits (the housekeeping thread, every 5 s).
+    pub(crate) fn rotate_waits(&self) {
+        self.lock().waits.rotate();
+    }
+
+    /// Per class with frames since start: its waits over the last finished window and since
+    /// start.
+    pub(crate) fn class_latency(&self) -> Vec<crate::info::ClassLatency> {
+        let st = self.lock();
+        (0..CLASSES as u8)
+            .filter_map(TrafficClass::new)
+            .map(|c| {
+                (
+                    c.value(),
+                    st.waits.last_window(c.index()),
+                    st.waits.since_start(c.index()),
+                )
+            })
+            .filter(|(_, _, total)| total.count() > 0)
+            .map(|(class, last, total)| crate::info::ClassLatency {
+                class,
+                window: super::waits::percentiles(&last),
+                total: super::waits::percentiles(&total),
+            })
+            .collect()
+    }
+
     /// Each class's counters and backlog.
     pub(crate) fn report(&self) -> Vec<QueueReport> {
         let st = self.lock();
@@ -194,11 +225,8 @@ impl QosPort {
             .filter_map(TrafficClass::new)
             .map(|c| {
                 let (backlog_packets, backlog_bytes) = st.sched.backlog(c);
-                // Frames let straight through waited nothing: every frame sent and not in the
-                // histogram.
-                let mut w = st.waits[c.index()].clone();
+                let w = st.waits.since_start(c.index());
                 let stats = st.sched.stats(c);
-                w.record_n(0, stats.sent_packets.saturating_sub(w.count()));
                 QueueReport {
                     class: c.value(),
                     stats,
@@ -289,6 +317,12 @@ impl Port for QosPort {
             && self.inner.tx_in_flight() + n <= MAX_IN_FLIGHT.max(MAX_BURST)
             && st.sched.pass_through(now, &packets, &bytes)
         {
+            // Let straight through: these frames waited nothing.
+            for (c, &n) in packets.iter().enumerate() {
+                if n > 0 {
+                    st.waits.record(c, 0, n);
+                }
+            }
             drop(st);
             return self.inner.tx_burst(pkts, pool);
         }

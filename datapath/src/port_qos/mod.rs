@@ -4,12 +4,14 @@
 //!   an untrusted guest's DSCP) and its policer;
 //! - [`egress`]: a port's egress scheduler and shaper, wrapped around the port;
 //! - [`meters`]: a bridge's OpenFlow-style meters;
-//! - [`now`]: the PMD's iteration time, for the scheduler.
+//! - [`now`]: the PMD's iteration time, for the scheduler;
+//! - `waits`: how long each class's frames waited in the scheduler, in 5-second windows.
 
 pub(crate) mod egress;
 pub(crate) mod ingress;
 pub(crate) mod meters;
 pub(crate) mod now;
+mod waits;
 
 pub(crate) use egress::QosPort;
 pub use egress::QueueReport;
