@@ -232,6 +232,14 @@ fn prometheus_scrapes_what_testpmd_counted() {
         exposition.contains("vswitch_qos_queue_latency_seconds{bridge=\"br0\",port=\"vrx\",class=\"0\",window=\"5s\",quantile=\"0.99\"}"),
         "{exposition}"
     );
+    for series in [
+        "vswitch_qos_queue_sent_packets_total{bridge=\"br0\",port=\"vrx\",class=\"0\"}",
+        "vswitch_rxq_packets_total{port=\"vtx\",queue=\"0\",pmd=\"0\"}",
+        "vswitch_tunnel_routes 0",
+        "vswitch_pmd_cache_invalidated_total{",
+    ] {
+        assert!(exposition.contains(series), "{series} in\n{exposition}");
+    }
     let text = lab.ctl_ok("d", &["port-latency"]);
     println!("METRICS port-latency:\n{text}");
     assert!(

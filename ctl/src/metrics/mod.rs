@@ -8,6 +8,7 @@
 //! concurrency model.
 
 pub mod http;
+mod queues;
 
 use std::sync::atomic::AtomicU64;
 
@@ -63,6 +64,9 @@ pub fn render(sw: &Switch) -> String {
     );
     ports(&mut m, sw);
     pmds(&mut m, sw);
+    queues::rx_queues(&mut m, sw);
+    queues::qos(&mut m, sw);
+    queues::tunnels(&mut m, sw);
     bonds(&mut m, sw);
     let mut out = String::new();
     // Writing into a String cannot fail.
@@ -157,7 +161,7 @@ fn ports(m: &mut Metrics, sw: &Switch) {
 }
 
 fn pmds(m: &mut Metrics, sw: &Switch) {
-    let mut c: [Vec<(Labels, u64)>; 4] = Default::default();
+    let mut c: [Vec<(Labels, u64)>; 6] = Default::default();
     let (mut busy, mut idle) = (vec![], vec![]);
     for p in sw.pmds() {
         let l: Labels = vec![
@@ -167,14 +171,21 @@ fn pmds(m: &mut Metrics, sw: &Switch) {
                 p.core.map_or_else(|| "none".to_string(), |c| c.to_string()),
             ),
         ];
-        let vals = [p.packets, p.emc_hits, p.megaflow_hits, p.misses];
+        let vals = [
+            p.packets,
+            p.emc_hits,
+            p.megaflow_hits,
+            p.misses,
+            p.invalidated,
+            p.evicted,
+        ];
         for (family, v) in c.iter_mut().zip(vals) {
             family.push((l.clone(), v));
         }
         busy.push((l.clone(), p.busy_ns as f64 / 1e9));
         idle.push((l, p.idle_ns as f64 / 1e9));
     }
-    let [packets, emc, megaflow, misses] = c;
+    let [packets, emc, megaflow, misses, invalidated, evicted] = c;
     m.counter(
         "pmd_packets",
         "Frames the PMD received and processed",
@@ -194,6 +205,16 @@ fn pmds(m: &mut Metrics, sw: &Switch) {
         "pmd_misses",
         "Frames that went to the rule tables (slow path)",
         misses,
+    );
+    m.counter(
+        "pmd_cache_invalidated",
+        "Cached decisions dropped because a rule, port or address they depend on changed",
+        invalidated,
+    );
+    m.counter(
+        "pmd_megaflows_evicted",
+        "Megaflows dropped to make room for new ones",
+        evicted,
     );
     m.seconds("pmd_busy_seconds", "Time in polls that found frames", busy);
     m.seconds("pmd_idle_seconds", "Time in polls that found none", idle);
