@@ -24,9 +24,23 @@ fn commands_help() -> String {
         s.push_str(usage);
         s.push('\n');
     }
-    s.push_str("\nPort types: type=ring [peer=PORT], type=afxdp iface=IFNAME [xdp-mode=best-effort|native|generic]");
+    s.push_str("\nPort types (add-port BRIDGE PORT type=TYPE ...):\n");
+    for t in [
+        "type=ring [peer=PORT]                      in-memory patch port",
+        "type=afxdp iface=IFNAME [xdp-mode=best-effort|native|generic] [queue=N] [n_rxq=N] [frames=N] [zero-copy=true|false]",
+        "type=vhost-user path=SOCKET [mode=client|server] [queues=N] [mtu=N] [mac=MAC]",
+        "type=dpdk devargs=PCI|VDEV[,ARGS] [n_rxq=N] [n_txq=N] [rxd=N] [txd=N] [mtu=N] [mac=MAC]",
+        "type=vxlan remote_ip=A.B.C.D [local_ip=A.B.C.D] [key=VNI|flow] [dst_port=N] [ttl=N]",
+    ] {
+        s.push_str("  ");
+        s.push_str(t);
+        s.push('\n');
+    }
     s.push_str(
-        ", type=dpdk devargs=PCI|VDEV[,ARGS] [n_rxq=N] [n_txq=N] [rxd=N] [txd=N] [mtu=N] [mac=MAC]",
+        "Any port also takes the settings of `set port` (VLAN, MAC limits, trust) and \
+         vtep_ip=A.B.C.D/LEN [vtep_mac=MAC] to terminate VXLAN tunnels.\n\
+         Rules use ovs-ofctl syntax (add-flow br0 \"priority=100,in_port=p1,tcp,tp_dst=80,actions=output:p2\").\n\
+         See the README for each feature.",
     );
     s
 }
@@ -107,4 +121,20 @@ fn run(cli: &Cli) -> Result<String, String> {
         Format::Json => json_pretty(&result),
         Format::Text => render_text(&cli.command, &result),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::commands_help;
+
+    #[test]
+    fn help_names_every_port_type_and_option() {
+        let help = commands_help();
+        for kind in ["ring", "afxdp", "vhost-user", "dpdk", "vxlan"] {
+            assert!(help.contains(&format!("type={kind}")), "{kind}");
+            for key in ctl::parse::port::type_keys(kind).unwrap() {
+                assert!(help.contains(&format!("{key}=")), "{kind}: {key}");
+            }
+        }
+    }
 }

@@ -30,7 +30,7 @@ pub const SETTING_KEYS: &[&str] = &[
 ];
 
 /// The type options each port type takes.
-fn type_keys(kind: &str) -> Option<&'static [&'static str]> {
+pub fn type_keys(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "ring" => &["peer"],
         "afxdp" => &["iface", "xdp-mode", "queue", "n_rxq", "frames", "zero-copy"],
