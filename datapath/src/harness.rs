@@ -10,6 +10,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use flowtable::CacheStats;
 
+use crate::capture::Direction;
 use crate::packet::{Batch, PacketPool};
 use crate::pmd::{Latency, Pmd, PmdClock, Snapshot, tsc};
 
@@ -94,7 +95,16 @@ impl CallerPmd {
                 }
             }
         }
-        // Latency sampling as the PMD loop does it (one TSC read more per burst, one record).
+        // The capture point and latency sampling as the PMD loop has them (one load per burst;
+        // one TSC read more per burst, one record).
+        if let Some(bp) = snap
+            .bridges
+            .get(port.bridge)
+            .and_then(|b| b.ports.get(port.port))
+            && bp.tap.armed(Direction::Rx)
+        {
+            bp.tap.record(Direction::Rx, batch.as_slice());
+        }
         let frames = batch.len() as u64;
         let received = if self.pmd.latency_on() { tsc() } else { None };
         self.pmd.receive(snap, port.bridge, port.port, batch, now);
