@@ -4,8 +4,9 @@
 #
 #   ./bench/compare-ovs.sh [--rounds N] [--seconds S] [--smoke] [--only vswitch|ovs] [--keep]
 #                          [--cases p2p,normal,p2p-1k,p2p-qos,dpdk,dpdk-1k,afxdp,afxdp-1k]
-#                          (default: p2p,normal,p2p-1k,afxdp,afxdp-1k)  [--with-metrics]
-# --with-metrics: a third switch, vswitch with --metrics scraped every second (its cost).
+#                          (default: p2p,normal,p2p-1k,afxdp,afxdp-1k)  [--with-metrics] [--with-tuned]
+# vswitch runs with the defaults a user gets. --with-tuned: also vswitch with --no-idle-backoff;
+# --with-metrics: also vswitch with --metrics scraped every second (its cost).
 #
 # Run as root. Installs dpdk-dev (dpdk-testpmd) and openvswitch-switch-dpdk if missing, builds
 # the vswitch release binaries (vswitchd, vswitchctl, vswitch-pktgen), reserves 2 MiB hugepages
@@ -27,9 +28,10 @@ KEEP=0
 CASES="p2p,normal,p2p-1k,afxdp,afxdp-1k"
 SWITCHES="v,o"
 WITH_METRICS=0
+WITH_TUNED=0
 HUGE_PAGES_NEEDED=1024 # 2 MiB pages: OVS socket-mem 512 MiB + testpmd (-m 128) + OVS mempools, as peer.md
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS="$2"; shift 2 ;;
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
         --only) case "$2" in vswitch) SWITCHES=v ;; ovs) SWITCHES=o ;; *) usage 2 >&2 ;; esac; shift 2 ;;
         --smoke) SMOKE=1; shift ;;
         --with-metrics) WITH_METRICS=1; shift ;; # also vswitch with --metrics scraped every second
+        --with-tuned) WITH_TUNED=1; shift ;; # also vswitch with --no-idle-backoff
         --keep) KEEP=1; shift ;; # keep the work dir (logs) even on success
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
@@ -47,6 +50,7 @@ done
 [ "$(nproc)" -ge 2 ] || { echo "needs at least 2 CPUs (testpmd/pktgen on CPU0, PMD on CPU1)" >&2; exit 2; }
 if [ "$SMOKE" = 1 ]; then ROUNDS=1; SECONDS_=2; SWITCHES=v; fi
 if [ "$WITH_METRICS" = 1 ]; then SWITCHES="${SWITCHES/v/v,m}"; fi
+if [ "$WITH_TUNED" = 1 ]; then SWITCHES="${SWITCHES/v/v,t}"; fi
 # Which kinds of case: vhost-user (testpmd, hugepages) and/or AF_XDP (veths, vswitch-pktgen).
 VHOST=0 AFXDP=0
 for c in ${CASES//,/ }; do

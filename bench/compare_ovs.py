@@ -66,7 +66,8 @@ CASES = {
 DPDK_CASES = ("dpdk", "dpdk-1k")
 # The EAL arguments both switches get for their DPDK ports (OVS: dpdk-extra).
 DPDK_EXTRA = "--no-pci --iova-mode=va"
-# Switch kind "m": vswitch with --metrics on this port (in its own netns), scraped every second.
+# Switch kinds: "v" vswitch with the defaults a user runs, "t" vswitch tuned (--no-idle-backoff),
+# "m" vswitch with --metrics on this port (in its own netns) scraped every second, "o" OVS.
 METRICS_PORT = 9108
 # AF_XDP cases: vswitch-pktgen (generator netns, CPU0) -> veth g0/s0 -> switch (afxdp ports, PMD
 # on CPU1) -> veth s1/g1 -> vswitch-pktgen; one direction, flat out, rule in_port=1 -> port 2.
@@ -431,12 +432,14 @@ class Testpmd:
 class Vswitch:
     name = "vswitch"
 
-    def __init__(self, env, bindir, tag, ports, ns=None, metrics=False):
+    def __init__(self, env, bindir, tag, ports, ns=None, kind="v"):
         """ports: [(name, [option, ...])] for `vswitchctl add-port br0 NAME OPTION...`;
-        ns: an existing network namespace to run in (else a fresh one); metrics: serve
-        --metrics and have it scraped every second (curl, as a Prometheus server would)."""
+        ns: an existing network namespace to run in (else a fresh one); kind "v": the default
+        flags, "t": tuned (--no-idle-backoff), "m": default flags, serving --metrics scraped
+        every second (curl, as a Prometheus server would)."""
+        metrics = kind == "m"
         self.env = env
-        self.name = "vswitch+metrics" if metrics else "vswitch"
+        self.name = {"m": "vswitch+metrics", "t": "vswitch tuned"}.get(kind, "vswitch")
         self.scraper = None
         self.bindir = bindir
         self.dir = os.path.join(env.work, f"vsw{tag}")
@@ -454,7 +457,8 @@ class Vswitch:
             "ip", "netns", "exec", self.ns,
             os.path.join(bindir, "vswitchd"), "--socket", self.ctl_sock,
             "--state", os.path.join(self.dir, "state.json"), "--pidfile", self.pidfile,
-            "--pmd-cores", "1", "--no-idle-backoff", f"--dpdk-eal={DPDK_EXTRA}",
+            "--pmd-cores", "1", *(["--no-idle-backoff"] if kind == "t" else []),
+            f"--dpdk-eal={DPDK_EXTRA}",
             *([f"--metrics=127.0.0.1:{METRICS_PORT}"] if metrics else [])])
         wait_until("vswitchd's socket", 20, lambda: self._alive() and os.path.exists(self.ctl_sock))
         if metrics:
@@ -946,7 +950,7 @@ def run_afxdp_round(env, args, kind, rnd, ghz, results, rss, cases):
     try:
         ports = afxdp_ports(kind, rig.s)
         if kind != "o":
-            sw = Vswitch(env, args.bindir, f"{tag}x", ports, ns=rig.sw_ns, metrics=kind == "m")
+            sw = Vswitch(env, args.bindir, f"{tag}x", ports, ns=rig.sw_ns, kind=kind)
         else:
             sw = Ovs(env, f"{tag}x", ports, ns=rig.sw_ns)
         for case in cases:
@@ -990,7 +994,7 @@ def run_memory(env, args, kind, rss):
         tp = Testpmd(env, f"{tag}m", socks, args.huge)
         ports = vhost_ports(kind, socks) + afxdp_ports(kind, rig.s, first=3)
         if kind != "o":
-            sw = Vswitch(env, args.bindir, f"{tag}m", ports, ns=rig.sw_ns, metrics=kind == "m")
+            sw = Vswitch(env, args.bindir, f"{tag}m", ports, ns=rig.sw_ns, kind=kind)
             sw.set_case("p2p")
             sw.ctl("add-flow", "br0", "in_port=p3,actions=output:p4")
         else:
@@ -1041,7 +1045,7 @@ def run_vhost_round(env, args, kind, rnd, ghz, results, rss, cases, dpdk=False):
             if sw is None:
                 ports = vhost_ports(kind, socks, dpdk)
                 if kind != "o":
-                    sw = Vswitch(env, args.bindir, tag, ports, metrics=kind == "m")
+                    sw = Vswitch(env, args.bindir, tag, ports, kind=kind)
                 else:
                     sw = Ovs(env, tag, ports)
             tp.wait_ready()
@@ -1082,7 +1086,7 @@ def table(results, args, ghz, rss):
     for case in args.cases:
         meds = {}
         rows = []
-        for sw in ("vswitch", "vswitch+metrics", "OVS 3.1"):
+        for sw in ("vswitch", "vswitch tuned", "vswitch+metrics", "OVS 3.1"):
             rs = [r for r in results if r["case"] == case and r["switch"] == sw]
             if not rs:
                 continue
@@ -1099,8 +1103,8 @@ def table(results, args, ghz, rss):
                          lat, med([r["load1"] for r in rs])))
         for sw, mpps, c, u, idle, loss, lat, load in rows:
             ratio_m = ratio_c = ratio_u = ""
-            if sw == "vswitch" and "OVS 3.1" in meds and meds["OVS 3.1"][0]:
-                v, o = meds["vswitch"], meds["OVS 3.1"]
+            if sw.startswith("vswitch") and "OVS 3.1" in meds and meds["OVS 3.1"][0]:
+                v, o = meds[sw], meds["OVS 3.1"]
                 ratio_m = f"{v[0] / o[0]:.2f}"
                 if v[1] and o[1]:
                     ratio_c = f"{v[1] / o[1]:.2f}"

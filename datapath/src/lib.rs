@@ -33,6 +33,6 @@ pub use bond_port::{BondReport, MemberReport};
 pub use control::{PmdCache, Switch, SwitchConfig, Trace, TraceOutput};
 pub use info::*;
 pub use pmd::CachedDecision;
-pub use pmd::Percentiles;
+pub use pmd::{IdlePolicy, Percentiles};
 pub use port_qos::{ColorCounts, QueueReport};
 pub use spec::*;

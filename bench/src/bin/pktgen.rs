@@ -26,8 +26,22 @@ use datapath::ring::RingPort;
 use datapath::{Change, PortSettings, Switch, SwitchConfig};
 
 /// The probe: magic (2 bytes), sequence number (8), send time in ns (8) = 18 bytes, which fits
-/// the UDP payload of a 64-byte frame.
+/// the UDP payload of a 64-byte frame. The magic is this value with a tag of the run mixed in
+/// ([`run_magic`]).
 const MAGIC: u16 = 0x7670;
+
+/// This run's probe magic: frames of an earlier run still on their way (held in a transmit
+/// ring of a link that was down, say) are then "other frames", not this run's duplicates.
+fn run_magic() -> u16 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tag = (t ^ std::process::id().rotate_left(16)) as u16 ^ (t >> 16) as u16;
+    match MAGIC ^ tag {
+        0 => MAGIC,
+        m => m,
+    }
+}
 /// Offset of the probe payload: Ethernet 14 + IPv4 20 + UDP 8.
 const PAYLOAD: usize = 42;
 
@@ -294,7 +308,7 @@ fn receive(
     tallies: &mut [Tally],
     foreign: &mut u64,
     epoch: Instant,
-    count_from: u64,
+    (magic, count_from): (u16, u64),
     window_ns: (u64, u64),
 ) {
     let Some(rx) = rx else { return };
@@ -310,7 +324,7 @@ fn receive(
             .get(36..38)
             .map(|b| u16::from_be_bytes([b[0], b[1]]).wrapping_sub(STREAM_PORT) as usize);
         match (probe, stream.and_then(|i| tallies.get_mut(i))) {
-            (Some(pr), Some(t)) if u16::from_le_bytes([pr[0], pr[1]]) == MAGIC => {
+            (Some(pr), Some(t)) if u16::from_le_bytes([pr[0], pr[1]]) == magic => {
                 let seq = u64::from_le_bytes(pr[2..10].try_into().unwrap_or_default());
                 let ts = u64::from_le_bytes(pr[10..18].try_into().unwrap_or_default());
                 if (window_ns.0..window_ns.1).contains(&now) {
@@ -368,6 +382,7 @@ fn main() {
         (a.warmup * 1e9) as u64,
         ((a.warmup + a.seconds) * 1e9) as u64,
     );
+    let magic = run_magic();
     let mut seq: u64 = 0;
     let mut first_counted: Option<u64> = None;
     let mut counted_start = None;
@@ -402,7 +417,7 @@ fn main() {
                 let t = &templates[i][next[i]];
                 let f = p.prepare(t.len());
                 f.copy_from_slice(t);
-                f[PAYLOAD..PAYLOAD + 2].copy_from_slice(&MAGIC.to_le_bytes());
+                f[PAYLOAD..PAYLOAD + 2].copy_from_slice(&magic.to_le_bytes());
                 f[PAYLOAD + 2..PAYLOAD + 10].copy_from_slice(&seq.to_le_bytes());
                 f[PAYLOAD + 10..PAYLOAD + 18].copy_from_slice(&ts.to_le_bytes());
                 if a.random_src_mac {
@@ -432,7 +447,7 @@ fn main() {
             &mut tallies,
             &mut foreign,
             epoch,
-            first_counted.unwrap_or(u64::MAX),
+            (magic, first_counted.unwrap_or(u64::MAX)),
             window_ns,
         );
     }
@@ -445,7 +460,7 @@ fn main() {
             &mut tallies,
             &mut foreign,
             epoch,
-            first_counted.unwrap_or(u64::MAX),
+            (magic, first_counted.unwrap_or(u64::MAX)),
             window_ns,
         );
     }

@@ -6,12 +6,13 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::Parser;
 use ctl::daemon::Daemon;
 use ctl::parse::parse_cpu_list;
 use ctl::{persist, server};
-use datapath::{Switch, SwitchConfig};
+use datapath::{IdlePolicy, Switch, SwitchConfig};
 use tracing::info;
 
 #[derive(Parser, Debug)]
@@ -30,9 +31,17 @@ struct Args {
     /// CPUs for PMD threads, one thread per CPU (e.g. `1`, `0,1`, `2-3`). Empty: one unpinned PMD.
     #[arg(long, value_name = "LIST", default_value = "")]
     pmd_cores: String,
-    /// Busy-poll without ever sleeping (lowest latency, each PMD core always at 100 %).
+    /// Busy-poll without ever sleeping (each PMD core always at 100 %).
     #[arg(long)]
     no_idle_backoff: bool,
+    /// A PMD naps only after receiving and sending nothing for this long (microseconds): the
+    /// gaps between bursts of a stream are spun through, so napping costs no throughput.
+    #[arg(long, value_name = "US", default_value_t = 10_000)]
+    pmd_nap_after_us: u64,
+    /// Length of each nap of an idle PMD (microseconds): the most a first frame after an idle
+    /// spell waits. 0: never nap (as --no-idle-backoff).
+    #[arg(long, value_name = "US", default_value_t = 200)]
+    pmd_nap_us: u64,
     /// Log filter (tracing env-filter syntax, e.g. `info`, `debug`, `ctl=debug,info`); logs go to stderr.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log: String,
@@ -145,6 +154,10 @@ fn run(args: Args) -> Result<(), String> {
     let switch = Switch::start(SwitchConfig {
         pmd_cores: pmd_cores.clone(),
         no_idle_backoff: args.no_idle_backoff,
+        idle: IdlePolicy {
+            nap_after: Duration::from_micros(args.pmd_nap_after_us),
+            nap: Duration::from_micros(args.pmd_nap_us),
+        },
         caller_driven: false,
         dpdk_eal: args.dpdk_eal.split_whitespace().map(String::from).collect(),
         no_latency: args.no_latency,

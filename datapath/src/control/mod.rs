@@ -50,6 +50,8 @@ pub struct SwitchConfig {
     pub pmd_cores: Vec<usize>,
     /// Busy-poll without ever sleeping (lowest latency, one core always at 100 %).
     pub no_idle_backoff: bool,
+    /// When an idle PMD naps (unless `no_idle_backoff`).
+    pub idle: crate::pmd::IdlePolicy,
     /// No PMD threads: one PMD that the caller drives ([`Switch::caller_pmd`]), for
     /// benchmarks and tests of the pipeline on one thread.
     pub caller_driven: bool,
@@ -111,8 +113,14 @@ impl Switch {
                 pmds.push((shared, false));
                 continue;
             }
-            let h = pmd::spawn(id, *core, config.clone(), !cfg.no_idle_backoff, epoch)
-                .map_err(|e| DpError(format!("cannot start PMD thread: {e}")))?;
+            let h = pmd::spawn(
+                id,
+                *core,
+                config.clone(),
+                (!cfg.no_idle_backoff).then_some(cfg.idle),
+                epoch,
+            )
+            .map_err(|e| DpError(format!("cannot start PMD thread: {e}")))?;
             h.shared
                 .latency_off
                 .store(cfg.no_latency, Ordering::Relaxed);

@@ -4,6 +4,7 @@
 //! affects.
 
 mod clock;
+mod idle;
 mod latency;
 mod probe;
 mod vtep;
@@ -11,7 +12,7 @@ mod vtep;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
@@ -23,6 +24,8 @@ use crate::pipeline::{BridgeLocal, process_batch};
 use crate::port_qos::{QosPort, now};
 use crate::tunnel::{TunnelRef, Tunnels};
 pub(crate) use clock::{PmdClock, tsc};
+pub use idle::IdlePolicy;
+use idle::Wait;
 pub use latency::Percentiles;
 pub(crate) use latency::{Latency, WINDOW_SECS, empty as empty_latency};
 pub use probe::CachedDecision;
@@ -342,7 +345,7 @@ pub(crate) fn spawn(
     id: usize,
     core: Option<usize>,
     config: Arc<ArcSwap<Snapshot>>,
-    idle_backoff: bool,
+    idle: Option<IdlePolicy>,
     epoch: Instant,
 ) -> std::io::Result<PmdHandle> {
     let shared = Arc::new(PmdShared::default());
@@ -353,7 +356,7 @@ pub(crate) fn spawn(
             if let Some(c) = core {
                 pin_to_core(c);
             }
-            run(Pmd::new(id, s), &config, idle_backoff, epoch);
+            run(Pmd::new(id, s), &config, idle, epoch);
         })?;
     Ok(PmdHandle {
         id,
@@ -381,10 +384,12 @@ fn pin_to_core(core: usize) {
     }
 }
 
-fn run(mut pmd: Pmd, config: &ArcSwap<Snapshot>, idle_backoff: bool, epoch: Instant) {
-    let mut empty_polls: u32 = 0;
+/// `idle`: when the PMD naps (None: never).
+fn run(mut pmd: Pmd, config: &ArcSwap<Snapshot>, idle: Option<IdlePolicy>, epoch: Instant) {
     let mut clock = PmdClock::new(epoch);
     let mut last = clock.now_ns();
+    // When the PMD last received or sent something.
+    let mut last_work = last;
     // Checks for a new snapshot with one plain load per iteration: `ArcSwap::load` would take
     // two locked instructions, which also wait for this core's pending stores into guest memory.
     let mut current = arc_swap::Cache::new(config);
@@ -403,7 +408,7 @@ fn run(mut pmd: Pmd, config: &ArcSwap<Snapshot>, idle_backoff: bool, epoch: Inst
         let spent = now - last;
         last = now;
         if got > 0 {
-            empty_polls = 0;
+            last_work = now;
             add(&shared.busy_ns, spent);
             add(&shared.packets, got as u64);
             add(&shared.rx_bursts, bursts);
@@ -412,13 +417,12 @@ fn run(mut pmd: Pmd, config: &ArcSwap<Snapshot>, idle_backoff: bool, epoch: Inst
         } else {
             add(&shared.idle_ns, spent);
             // A scheduler holding frames back must not wait for a nap to end.
-            empty_polls = if sent > 0 || held_back {
-                0
-            } else {
-                empty_polls.saturating_add(1)
-            };
-            if idle_backoff {
-                back_off(empty_polls);
+            if sent > 0 || held_back {
+                last_work = now;
+            }
+            match idle.map(|p| p.wait(now - last_work)) {
+                Some(Wait::Nap(d)) => std::thread::sleep(d),
+                _ => std::hint::spin_loop(),
             }
         }
     }
@@ -428,15 +432,4 @@ fn run(mut pmd: Pmd, config: &ArcSwap<Snapshot>, idle_backoff: bool, epoch: Inst
 #[inline]
 fn add(c: &AtomicU64, n: u64) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-}
-
-/// Spin briefly, then yield, then sleep in short naps so an idle PMD leaves the core to others.
-fn back_off(empty_polls: u32) {
-    if empty_polls < 128 {
-        std::hint::spin_loop();
-    } else if empty_polls < 1024 {
-        std::thread::yield_now();
-    } else {
-        std::thread::sleep(Duration::from_micros(200));
-    }
 }
