@@ -386,8 +386,10 @@ fn flush_all(bridge: &BridgeSnapshot, tx: &mut [Batch], pool: &mut PacketPool) {
     }
 }
 
-/// Hands a transmit batch to its port (through the capture point when a capture is on).
-#[inline]
+/// Hands a transmit batch to its port (through the capture point when a capture is on). Once
+/// per batch, and out of line: inlined, it would stop `enqueue` from being inlined into the
+/// per-packet loop (+34 instructions per packet, measured).
+#[inline(never)]
 fn send(port: &BridgePort, batch: &mut Batch, pool: &mut PacketPool) {
     if port.tap.armed(Direction::Tx) {
         port.tap.record(Direction::Tx, batch.as_slice());
