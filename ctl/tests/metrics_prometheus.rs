@@ -46,6 +46,30 @@ fn query_at(lab: &Lab, ns: &str, prom: u16, q: &str, at: Option<SystemTime>) -> 
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
+/// `promtool check metrics` must accept the exposition.
+fn promtool_check(exposition: &str) {
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 struct Prometheus(Child);
 
 impl Drop for Prometheus {
@@ -147,26 +171,7 @@ fn prometheus_scrapes_what_testpmd_counted() {
     ] {
         assert!(exposition.contains(want), "{want} in\n{exposition}");
     }
-    let mut check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = check.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check(&exposition);
 
     // While frames flow: Prometheus's rate over a window of wall time agrees with what
     // testpmd's receiver counted in that window. testpmd's own Rx-pps is not used: it divides
@@ -251,26 +256,7 @@ fn prometheus_scrapes_what_testpmd_counted() {
         "{text}"
     );
     assert!(text.contains("vrx class 0"), "{text}");
-    let mut check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = check.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics (with QoS classes): {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check(&exposition);
 
     // Stopped: the last scraped totals equal testpmd's own counts within 2 %.
     generator.stop();
