@@ -263,6 +263,15 @@ impl Switch {
         Ok(ofport)
     }
 
+    /// Waits until every PMD thread uses the latest configuration (normally one PMD
+    /// iteration): frames received after this meet it. `apply` returns once the PMDs *can* see
+    /// a change; a PMD in the middle of an iteration still finishes it with what it had. False
+    /// after 2 s.
+    pub fn wait_for_pmds(&self) -> bool {
+        let generation = self.lock().generation;
+        self.rt.wait_past(generation, QUIESCE_TIMEOUT)
+    }
+
     /// Moves receive queues between PMDs so the cycles they used are spread evenly; returns
     /// how many moved. A moving queue is first taken off its PMD, then given to the new one,
     /// so two PMDs never poll it at once.

@@ -156,6 +156,12 @@ impl Harness {
 
     /// Sends frames into the switch on port `i` (1-based).
     pub fn send(&mut self, i: usize, frames: &[Vec<u8>]) {
+        // Frames sent now must meet the configuration the test just made, not the one a PMD
+        // loaded at the start of the iteration it is in.
+        assert!(
+            self.sw.wait_for_pmds(),
+            "the PMD did not take the configuration"
+        );
         for chunk in frames.chunks(32) {
             let mut b = Batch::new();
             for f in chunk {
@@ -174,12 +180,17 @@ impl Harness {
     /// port emitted.
     pub fn collect(&mut self) -> Vec<Vec<Vec<u8>>> {
         let deadline = Instant::now() + Duration::from_secs(5);
-        // The PMD drains the bridge-side inboxes; wait for that plus a grace period.
+        // The PMD counts what it received once it has processed and sent it: wait for that
+        // count to cover every frame sent (a PMD descheduled between receiving and sending
+        // would otherwise outlast any fixed grace period on a busy machine).
         loop {
-            let busy = self.sw.bridges()[0]
-                .ports
-                .iter()
-                .any(|p| p.stats.rx_packets < self.expected_rx(&p.name));
+            let sent: u64 = self.hosts.iter().map(|h| h.stats().tx_packets).sum();
+            let processed: u64 = self.sw.pmds().iter().map(|p| p.packets).sum();
+            let busy = processed < sent
+                || self.sw.bridges()[0]
+                    .ports
+                    .iter()
+                    .any(|p| p.stats.rx_packets < self.expected_rx(&p.name));
             if !busy || Instant::now() > deadline {
                 break;
             }
