@@ -147,7 +147,7 @@ impl Port for DpdkPort {
         let (mut added, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
         q.recv(out.room(), |frame| match frame {
             Some(f) if f.len() <= MAX_FRAME => {
-                let mut pkt = pool.get();
+                let mut pkt = pool.get_for(f.len());
                 copy_frame(pkt.prepare(f.len()), f);
                 match out.push(pkt) {
                     Ok(()) => {

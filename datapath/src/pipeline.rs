@@ -332,9 +332,12 @@ fn execute_list(
                     enqueue(bridge, tx, idx, pkt, pool);
                     return;
                 }
-                let mut copy = pool.get();
-                pkt.clone_into(&mut copy);
-                enqueue(bridge, tx, idx, copy, pool);
+                let mut copy = pool.get_for(pkt.len());
+                if pkt.clone_into(&mut copy) {
+                    enqueue(bridge, tx, idx, copy, pool);
+                } else {
+                    pool.put(copy);
+                }
             }
             DpAction::Meter(id) => {
                 // A meter that is gone (the rule's change is on its way) lets the packet by.

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 
-use crate::packet::{Batch, MAX_FRAME, PacketPool};
+use crate::packet::{Batch, MAX_FRAME, PacketPool, SMALL_FRAME};
 use crate::port::{Port, PortCounters, PortStats};
 use port_api::copy_frame;
 
@@ -18,7 +18,7 @@ pub struct RingQueue {
 }
 
 struct RingState {
-    slots: Vec<Box<[u8]>>,
+    slots: Vec<Vec<u8>>,
     lens: Vec<usize>,
     head: usize,
     count: usize,
@@ -29,9 +29,9 @@ impl RingQueue {
         let capacity = capacity.max(1);
         RingQueue {
             state: Mutex::new(RingState {
-                slots: (0..capacity)
-                    .map(|_| vec![0u8; MAX_FRAME].into_boxed_slice())
-                    .collect(),
+                // Small frames' room up front; a slot grows the first time a jumbo frame
+                // passes through it.
+                slots: (0..capacity).map(|_| vec![0u8; SMALL_FRAME]).collect(),
                 lens: vec![0; capacity],
                 head: 0,
                 count: 0,
@@ -49,6 +49,9 @@ impl RingQueue {
                 continue;
             }
             let i = (s.head + s.count) % cap;
+            if s.slots[i].len() < f.len() {
+                s.slots[i].resize(f.len(), 0);
+            }
             copy_frame(&mut s.slots[i][..f.len()], f);
             s.lens[i] = f.len();
             s.count += 1;
@@ -67,8 +70,8 @@ impl RingQueue {
         let (mut n, mut bytes) = (0, 0);
         while s.count > 0 && !out.is_full() {
             let i = s.head;
-            let mut p = pool.get();
             let len = s.lens[i];
+            let mut p = pool.get_for(len);
             copy_frame(p.prepare(len), &s.slots[i][..len]);
             let _ = out.push(p);
             s.head = (s.head + 1) % cap;
@@ -99,6 +102,7 @@ pub struct RingPort {
     peer_name: ArcSwapOption<String>,
     counters: PortCounters,
     tx_lock: Mutex<()>,
+    mtu: Option<usize>,
 }
 
 impl RingPort {
@@ -111,7 +115,14 @@ impl RingPort {
             peer_name: ArcSwapOption::empty(),
             counters: PortCounters::default(),
             tx_lock: Mutex::new(()),
+            mtu: None,
         }
+    }
+
+    /// The port with an MTU (what a tunnel over it may carry); unknown by default.
+    pub fn with_mtu(mut self, mtu: usize) -> Self {
+        self.mtu = Some(mtu);
+        self
     }
 
     /// Two joined ports.
@@ -182,6 +193,10 @@ impl Port for RingPort {
 
     fn link_up(&self) -> bool {
         self.peer.load().is_some()
+    }
+
+    fn mtu(&self) -> Option<usize> {
+        self.mtu
     }
 
     fn stats(&self) -> PortStats {

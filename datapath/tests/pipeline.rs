@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use datapath::packet::MAX_FRAME;
 use vlan_vxlan::VlanMode;
 
 #[test]
@@ -177,6 +178,44 @@ fn trunks(vids: &[u16]) -> VlanMode {
         set.insert(*v);
     }
     VlanMode::Trunk(set)
+}
+
+/// Jumbo frames (9,000 bytes of IP) are tagged and untagged between an access port and a
+/// trunk, and flooded as whole copies; the largest frame a packet holds passes too.
+#[test]
+fn jumbo_frames_through_vlan_push_pop_and_flooding() {
+    let mut h = Harness::new(3);
+    set_vlan(&h.sw, "p1", VlanMode::Access(10)).unwrap();
+    set_vlan(&h.sw, "p2", VlanMode::Access(10)).unwrap();
+    set_vlan(&h.sw, "p3", trunks(&[10])).unwrap();
+    let payload = vec![0xa5; 9000 - 28];
+    let from1 = udp_frame(BCAST, mac(1), &[], 0, 1000, 2000, &payload);
+    h.send(1, &[from1.clone()]);
+    let tagged = udp_frame(BCAST, mac(1), &[(0x8100, 10)], 0, 1000, 2000, &payload);
+    assert_eq!(
+        h.collect(),
+        vec![vec![], vec![from1.clone()], vec![tagged.clone()]]
+    );
+
+    let from3 = udp_frame(mac(1), mac(3), &[(0x8100, 10)], 0, 1000, 2000, &payload);
+    h.send(3, &[from3]);
+    let untagged = udp_frame(mac(1), mac(3), &[], 0, 1000, 2000, &payload);
+    assert_eq!(h.collect(), vec![vec![untagged], vec![], vec![]]);
+
+    let largest = udp_frame(
+        BCAST,
+        mac(3),
+        &[(0x8100, 10)],
+        0,
+        1,
+        2,
+        &vec![1; MAX_FRAME - 46],
+    );
+    assert_eq!(largest.len(), MAX_FRAME);
+    h.send(3, &[largest]);
+    let out = h.collect();
+    assert_eq!((out[0].len(), out[1].len()), (1, 1));
+    assert_eq!(out[0][0].len(), MAX_FRAME - 4);
 }
 
 #[test]

@@ -10,5 +10,7 @@ pub mod prefetch;
 
 pub use copy::copy_frame;
 pub use counter::{Counter, SharedCounter};
-pub use packet::{Batch, ClassHint, HEADROOM, MAX_BURST, MAX_FRAME, Packet, PacketPool};
+pub use packet::{
+    Batch, ClassHint, HEADROOM, MAX_BURST, MAX_FRAME, Packet, PacketPool, SMALL_FRAME,
+};
 pub use port::{Port, PortCounters, PortStats};

@@ -1,8 +1,13 @@
 //! Packet buffers, the per-PMD buffer pool and the receive/transmit batch.
 //!
-//! A packet lives in one fixed-size heap buffer owned by the PMD thread that received it. Ports
-//! copy bytes in on receive and out on transmit, so buffers never migrate between threads and
-//! the steady state allocates nothing: every buffer goes back to the pool it came from.
+//! A packet lives in one heap buffer owned by the PMD thread that received it. Ports copy bytes
+//! in on receive and out on transmit, so buffers never migrate between threads and the steady
+//! state allocates nothing: every buffer goes back to the pool it came from.
+//!
+//! Buffers come in two sizes: small ones (a 2 KiB frame) for the usual traffic and large ones
+//! (a 9,216-byte jumbo frame) for the rest. One contiguous buffer per frame, rather than a chain
+//! of 2 KiB segments, keeps every header parser and rewrite working on one slice, and costs
+//! small frames nothing: the handle is a slice pointer whose length says which size it is.
 
 use crate::copy::copy_frame;
 
@@ -10,28 +15,32 @@ use crate::copy::copy_frame;
 pub const MAX_BURST: usize = 32;
 /// Space in front of the frame for pushed VLAN tags and tunnel headers.
 pub const HEADROOM: usize = 256;
-/// Largest frame a buffer holds (without headroom).
-pub const MAX_FRAME: usize = 2048;
-const BUF_SIZE: usize = HEADROOM + MAX_FRAME;
-const _: () = assert!(BUF_SIZE <= u16::MAX as usize);
+/// Largest frame a small buffer holds (without headroom).
+pub const SMALL_FRAME: usize = 2048;
+/// Largest frame any packet holds (without headroom): a jumbo frame of MTU 9,198 with one
+/// VLAN tag, or MTU 9,000 with room to spare.
+pub const MAX_FRAME: usize = 9216;
+const SMALL_BUF: usize = HEADROOM + SMALL_FRAME;
+const LARGE_BUF: usize = HEADROOM + MAX_FRAME;
+const _: () = assert!(LARGE_BUF <= u16::MAX as usize);
 
 /// One frame and the metadata the pipeline attaches to it, in one heap buffer. The handle is
-/// a single pointer, so moving packets between pool, batches and stages copies 8 bytes; the
-/// metadata fields are reached through `Deref` (`pkt.tun_id`).
+/// a slice pointer (16 bytes: address and buffer size); the metadata fields are reached
+/// through `Deref` (`pkt.tun_id`).
 pub struct Packet {
-    buf: Box<Buffer>,
+    buf: Box<Buffer<[u8]>>,
 }
 
-/// Metadata first, then headroom and frame.
+/// Metadata first, then headroom and frame. Made as `Buffer<[u8; N]>` and used unsized.
 #[repr(C)]
-struct Buffer {
+struct Buffer<B: ?Sized> {
     meta: Meta,
-    bytes: [u8; BUF_SIZE],
+    bytes: B,
 }
 
 /// What the pipeline knows about a packet besides its bytes.
 pub struct Meta {
-    // Frame bounds in the buffer; u16 suffices (BUF_SIZE fits).
+    // Frame bounds in the buffer; u16 suffices (LARGE_BUF fits).
     start: u16,
     len: u16,
     /// Tunnel metadata: VNI and outer IPv4 source/destination of a decapsulated packet, or the
@@ -75,21 +84,44 @@ impl std::ops::DerefMut for Packet {
     }
 }
 
+const EMPTY_META: Meta = Meta {
+    start: HEADROOM as u16,
+    len: 0,
+    tun_id: 0,
+    tun_src: 0,
+    tun_dst: 0,
+    class: ClassHint::Markings,
+};
+
 impl Packet {
+    /// A small packet (frames up to [`SMALL_FRAME`]).
     pub fn new() -> Self {
         Packet {
             buf: Box::new(Buffer {
-                meta: Meta {
-                    start: HEADROOM as u16,
-                    len: 0,
-                    tun_id: 0,
-                    tun_src: 0,
-                    tun_dst: 0,
-                    class: ClassHint::Markings,
-                },
-                bytes: [0u8; BUF_SIZE],
+                meta: EMPTY_META,
+                bytes: [0u8; SMALL_BUF],
             }),
         }
+    }
+
+    /// A large packet (frames up to [`MAX_FRAME`]).
+    pub fn new_large() -> Self {
+        Packet {
+            buf: Box::new(Buffer {
+                meta: EMPTY_META,
+                bytes: [0u8; LARGE_BUF],
+            }),
+        }
+    }
+
+    /// The largest frame this packet's buffer holds.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.buf.bytes.len() - HEADROOM
+    }
+
+    fn is_large(&self) -> bool {
+        self.buf.bytes.len() > SMALL_BUF
     }
 
     /// The frame bytes.
@@ -115,7 +147,7 @@ impl Packet {
     pub fn set_data(&mut self, bytes: &[u8]) -> bool {
         self.start = HEADROOM as u16;
         self.clear_meta();
-        if bytes.len() > MAX_FRAME {
+        if bytes.len() > self.capacity() {
             self.len = 0;
             return false;
         }
@@ -125,11 +157,12 @@ impl Packet {
     }
 
     /// A writable frame area of `len` bytes at the default offset, for ports that copy in place.
-    /// `len` is clamped to [`MAX_FRAME`].
+    /// `len` is clamped to [`Packet::capacity`] (take the packet from
+    /// [`PacketPool::get_for`]).
     pub fn prepare(&mut self, len: usize) -> &mut [u8] {
         self.start = HEADROOM as u16;
         self.clear_meta();
-        let len = len.min(MAX_FRAME);
+        let len = len.min(self.capacity());
         self.len = len as u16;
         &mut self.buf.bytes[HEADROOM..HEADROOM + len]
     }
@@ -144,8 +177,8 @@ impl Packet {
     /// Sets new frame bounds after [`Packet::raw_mut`] edits. Out-of-range bounds are refused.
     pub fn set_bounds(&mut self, start: usize, len: usize) -> bool {
         match start.checked_add(len) {
-            Some(end) if end <= BUF_SIZE => {
-                // BUF_SIZE < 65536, so both fit.
+            Some(end) if end <= self.buf.bytes.len() => {
+                // Buffers are shorter than 65536 bytes, so both fit.
                 self.start = start as u16;
                 self.len = len as u16;
                 true
@@ -162,8 +195,14 @@ impl Packet {
         m.class = ClassHint::Markings;
     }
 
-    /// Copies frame and metadata into `other` (used by flooding).
-    pub fn clone_into(&self, other: &mut Packet) {
+    /// Copies frame and metadata into `other` (used by flooding), which must be as large
+    /// ([`PacketPool::get_for`] this packet's length); false, and `other` empty, if not.
+    pub fn clone_into(&self, other: &mut Packet) -> bool {
+        let end = usize::from(self.start) + usize::from(self.len);
+        if end > other.buf.bytes.len() {
+            other.len = 0;
+            return false;
+        }
         other.start = self.start;
         other.len = self.len;
         other.tun_id = self.tun_id;
@@ -172,6 +211,7 @@ impl Packet {
         other.class = self.class;
         let (s, l) = (usize::from(self.start), usize::from(self.len));
         copy_frame(&mut other.buf.bytes[s..s + l], self.data());
+        true
     }
 }
 
@@ -182,20 +222,31 @@ impl Default for Packet {
 }
 
 /// Free buffers owned by one PMD thread.
+///
+/// Small buffers are allocated up front. Large ones are allocated the first time jumbo frames
+/// need them and kept from then on, so a switch without jumbo traffic pays no memory for them
+/// and one with it allocates only while its traffic ramps up.
 pub struct PacketPool {
     free: Vec<Packet>,
-    /// Buffers allocated after start-up because the pool ran dry (should stay 0).
+    free_large: Vec<Packet>,
+    /// Small buffers allocated after start-up because the pool ran dry (should stay 0).
     pub grown: u64,
+    /// Large buffers allocated so far.
+    pub large: u64,
 }
 
 impl PacketPool {
     pub fn with_capacity(n: usize) -> Self {
         PacketPool {
             free: (0..n).map(|_| Packet::new()).collect(),
+            free_large: Vec::new(),
             grown: 0,
+            large: 0,
         }
     }
 
+    /// A small packet.
+    #[inline]
     pub fn get(&mut self) -> Packet {
         match self.free.pop() {
             Some(p) => p,
@@ -206,12 +257,43 @@ impl PacketPool {
         }
     }
 
-    pub fn put(&mut self, p: Packet) {
-        self.free.push(p);
+    /// A packet that holds a frame of `len` bytes (at most [`MAX_FRAME`]).
+    #[inline]
+    pub fn get_for(&mut self, len: usize) -> Packet {
+        if len <= SMALL_FRAME {
+            return self.get();
+        }
+        self.get_large()
     }
 
+    #[cold]
+    fn get_large(&mut self) -> Packet {
+        match self.free_large.pop() {
+            Some(p) => p,
+            None => {
+                self.large += 1;
+                Packet::new_large()
+            }
+        }
+    }
+
+    #[inline]
+    pub fn put(&mut self, p: Packet) {
+        if p.is_large() {
+            self.free_large.push(p);
+        } else {
+            self.free.push(p);
+        }
+    }
+
+    /// Free small buffers.
     pub fn available(&self) -> usize {
         self.free.len()
+    }
+
+    /// Free large buffers.
+    pub fn available_large(&self) -> usize {
+        self.free_large.len()
     }
 }
 
@@ -279,10 +361,12 @@ impl Batch {
         mut keep: impl FnMut(&Packet) -> bool,
     ) -> usize {
         let start = start.min(self.pkts.len());
-        let before = pool.free.len();
-        pool.free
-            .extend(self.pkts.extract_if(start.., |p| !keep(p)));
-        pool.free.len() - before
+        let mut n = 0;
+        for p in self.pkts.extract_if(start.., |p| !keep(p)) {
+            pool.put(p);
+            n += 1;
+        }
+        n
     }
 
     /// Moves the packets for which `take` holds, in order, to `out` (as far as it has room;
@@ -303,8 +387,14 @@ impl Batch {
 
     /// Returns every packet to `pool`.
     pub fn recycle(&mut self, pool: &mut PacketPool) {
-        // Handles are single pointers: this is one copy of the array.
-        pool.free.append(&mut self.pkts);
+        // Usually all small: then one copy of the array of handles.
+        if self.pkts.iter().any(Packet::is_large) {
+            for p in self.pkts.drain(..) {
+                pool.put(p);
+            }
+        } else {
+            pool.free.append(&mut self.pkts);
+        }
     }
 }
 
@@ -324,8 +414,42 @@ mod tests {
         let mut p = Packet::new();
         assert!(p.set_data(&frame));
         let mut q = Packet::new();
-        p.clone_into(&mut q);
+        assert!(p.clone_into(&mut q));
         assert_eq!((p.data(), q.data()), (&frame[..], &frame[..]));
+    }
+
+    #[test]
+    fn jumbo_frames_take_large_buffers_and_go_back_to_their_list() {
+        let mut pool = PacketPool::with_capacity(2);
+        let jumbo = vec![0x5a; 9000];
+        let mut small = pool.get_for(1500);
+        assert_eq!(small.capacity(), SMALL_FRAME);
+        assert!(
+            !small.set_data(&jumbo),
+            "a small buffer refuses a jumbo frame"
+        );
+        let mut big = pool.get_for(jumbo.len());
+        assert_eq!((big.capacity(), pool.large), (MAX_FRAME, 1));
+        assert!(big.set_data(&jumbo));
+        assert!(
+            !big.clone_into(&mut small),
+            "a clone needs a buffer as large"
+        );
+        let mut copy = pool.get_for(big.len());
+        assert!(big.clone_into(&mut copy));
+        assert_eq!(copy.data(), &jumbo[..]);
+        let mut b = Batch::new();
+        for p in [small, big, copy] {
+            b.push(p).ok().unwrap();
+        }
+        b.recycle(&mut pool);
+        assert_eq!((pool.available(), pool.available_large()), (2, 2));
+        let again = pool.get_for(MAX_FRAME);
+        assert_eq!((again.capacity(), pool.large), (MAX_FRAME, 2));
+        assert_eq!(
+            pool.get_for(MAX_FRAME + 1).prepare(MAX_FRAME + 1).len(),
+            MAX_FRAME
+        );
     }
 
     fn batch_of(pool: &mut PacketPool, firsts: &[u8]) -> Batch {

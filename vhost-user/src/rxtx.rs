@@ -114,7 +114,7 @@ fn copy_out(
     pool: &mut PacketPool,
 ) -> Result<port_api::Packet, DropReason> {
     let len = frame_len(buf.len(), hdr_len)?;
-    let mut pkt = pool.get();
+    let mut pkt = pool.get_for(len);
     if !buf.read(hdr_len, pkt.prepare(len)) {
         pool.put(pkt);
         return Err(DropReason::BadLength);
@@ -154,7 +154,7 @@ fn read_frame(
     scratch.segs.clear();
     let total = ring.walk(head, false, &mut scratch.segs)? as usize;
     let len = frame_len(total, ring.hdr_len)?;
-    let mut pkt = pool.get();
+    let mut pkt = pool.get_for(len);
     match ring.gather(&scratch.segs, ring.hdr_len, pkt.prepare(len)) {
         Ok(()) => Ok(pkt),
         Err(e) => {

@@ -228,7 +228,7 @@ impl XskQueue {
                 dropped += 1;
                 continue;
             }
-            let mut pkt = pool.get();
+            let mut pkt = pool.get_for(len);
             copy_frame(pkt.prepare(len), &frame[..]);
             match out.push(pkt) {
                 Ok(()) => {

@@ -88,7 +88,11 @@ impl Switch {
             drop: None,
             caches: Vec::new(),
         };
-        let mut pkt = Packet::new();
+        let mut pkt = if frame.len() > port_api::SMALL_FRAME {
+            Packet::new_large()
+        } else {
+            Packet::new()
+        };
         if !pkt.set_data(frame) {
             return Err(DpError(format!(
                 "a {}-byte frame does not fit a packet buffer",

@@ -165,7 +165,7 @@ impl Harness {
         for chunk in frames.chunks(32) {
             let mut b = Batch::new();
             for f in chunk {
-                let mut p = self.pool.get();
+                let mut p = self.pool.get_for(f.len());
                 assert!(p.set_data(f));
                 b.push(p).ok().unwrap();
             }
