@@ -26,6 +26,7 @@ pub mod ring;
 pub mod spec;
 mod tunnel;
 mod xsk_flags;
+mod xsk_tx;
 
 pub use port_api::{counter, packet, port};
 

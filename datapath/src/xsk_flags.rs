@@ -27,29 +27,7 @@ impl RingFlags {
     /// Maps the flags of the fill and TX rings of the AF_XDP socket `fd`, whose rings are
     /// already set up.
     pub fn map(fd: RawFd) -> io::Result<RingFlags> {
-        // SAFETY: all zeroes is a valid `xdp_mmap_offsets` (integers only).
-        let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::xdp_mmap_offsets>();
-        let mut len = size as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `off`, which has that size.
-        let ret = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_XDP,
-                libc::XDP_MMAP_OFFSETS,
-                (&raw mut off).cast(),
-                &mut len,
-            )
-        };
-        if ret != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if len as usize != size {
-            // Kernels before 5.4 answer with the layout that has no flags words.
-            return Err(io::Error::other(
-                "the kernel's AF_XDP rings have no flags word",
-            ));
-        }
+        let off = crate::xsk_tx::mmap_offsets(fd)?;
         Ok(RingFlags {
             fill: FlagWord::map(
                 fd,

@@ -62,6 +62,8 @@ pub struct XskRedirect {
     ebpf: Ebpf,
     ifname: String,
     mode: &'static str,
+    /// Why the driver refused native XDP, when `Auto` fell back to generic.
+    native_refused: Option<String>,
 }
 
 impl std::fmt::Debug for XskRedirect {
@@ -92,6 +94,7 @@ impl XskRedirect {
             mode,
             cause: chain(&e),
         };
+        let mut native_refused = None;
         let (link, mode) = match mode {
             XdpAttachMode::Native => (
                 program
@@ -108,7 +111,10 @@ impl XskRedirect {
             XdpAttachMode::Auto => match program.attach(ifname, XdpMode::Driver) {
                 Ok(link) => (link, "native"),
                 Err(native) => match program.attach(ifname, XdpMode::Skb) {
-                    Ok(link) => (link, "generic"),
+                    Ok(link) => {
+                        native_refused = Some(chain(&native));
+                        (link, "generic")
+                    }
                     Err(generic) => {
                         return Err(EbpfError::Attach {
                             ifname: ifname.to_string(),
@@ -139,12 +145,18 @@ impl XskRedirect {
             ebpf,
             ifname: ifname.to_string(),
             mode,
+            native_refused,
         })
     }
 
     /// `"native"` or `"generic"`: how the program is actually attached.
     pub fn mode_in_use(&self) -> &'static str {
         self.mode
+    }
+
+    /// Why native XDP was refused, if the program runs generic after trying native.
+    pub fn native_refused(&self) -> Option<&str> {
+        self.native_refused.as_deref()
     }
 
     pub fn ifname(&self) -> &str {

@@ -1,6 +1,6 @@
 //! Ring processing against a synthetic guest (anonymous guest memory, a fake driver).
 
-use port_api::{Batch, Packet, PacketPool};
+use port_api::{Batch, PacketPool};
 
 use crate::fuzzing::MockGuest;
 use crate::ring::{ChainError, RingFault, SplitRing};

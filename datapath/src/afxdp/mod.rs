@@ -33,6 +33,8 @@ pub struct AfXdpPort {
     name: String,
     ifname: String,
     xdp_mode: &'static str,
+    /// Why native XDP was refused, when it fell back to generic.
+    native_refused: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,6 +95,15 @@ impl AfXdpPort {
         let ctl = unsafe { OwnedFd::from_raw_fd(ctl) };
 
         let xdp_mode = redirect.mode_in_use();
+        let native_refused = redirect.native_refused().map(str::to_string);
+        if let Some(why) = &native_refused {
+            tracing::warn!(
+                port = name,
+                ifname,
+                "native XDP refused ({why}): the program runs in generic mode, which copies \
+                 every frame into an skb first (slower)"
+            );
+        }
         tracing::info!(
             port = name,
             ifname,
@@ -109,6 +120,7 @@ impl AfXdpPort {
             name: name.to_string(),
             ifname: ifname.to_string(),
             xdp_mode,
+            native_refused,
         })
     }
 
@@ -221,10 +233,22 @@ impl Port for AfXdpPort {
             ("n_rxq", self.queues.len().to_string()),
             ("xdp_mode", self.xdp_mode.to_string()),
             ("bind", self.queues[0].bind.to_string()),
+            (
+                "multi_buffer",
+                if self.queues[0].multi_buffer {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_string(),
+            ),
             ("need_wakeup", "yes".to_string()),
             ("rx_wakeups", sum(&|q| q.rx_wakeups.get()).to_string()),
             ("tx_kicks", sum(&|q| q.tx_kicks.get()).to_string()),
         ];
+        if let Some(why) = &self.native_refused {
+            status.push(("xdp_native_refused", why.clone()));
+        }
         if let Some((redirected, passed)) = self.xdp_counters() {
             status.push(("xdp_redirected", redirected.to_string()));
             status.push(("xdp_passed", passed.to_string()));

@@ -1,7 +1,10 @@
 //! One AF_XDP socket: a queue of the interface, with its UMEM and its four rings.
 //!
-//! One UMEM of `frame_count` 2 KiB frames (enough for MTU 1500 plus the kernel's 256-byte XDP
-//! headroom; 4 MiB for the default 2048 frames) backs the socket. Half of it at most is lent to the
+//! One UMEM of `frame_count` 2 KiB frames (1,792 bytes of frame after the kernel's 256-byte XDP
+//! headroom; 4 MiB for the default 2048 frames) backs the socket. A longer frame (up to
+//! [`MAX_FRAME`], jumbo) spans several UMEM frames: the socket is bound with `XDP_USE_SG`, the
+//! kernel marks all but the last descriptor of such a frame `XDP_PKT_CONTD`, and the port does
+//! the same on transmit ([`crate::xsk_tx`]). Half of it at most is lent to the
 //! kernel through the fill ring for receive, the other half at most is in flight on transmit, so
 //! neither side can starve the other. Frames are copied into and out of pool
 //! [`Packet`](crate::packet::Packet)s; the socket is bound in copy mode unless zero-copy is asked
@@ -21,20 +24,23 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use xdp::nic::NicIndex;
 use xdp::slab::Slab;
-use xdp::socket::{SocketError, XdpSocket, XdpSocketBuilder};
+use xdp::socket::{SocketError, XdpSocketBuilder};
 use xdp::umem::{FrameSize, UmemCfgBuilder};
-use xdp::{CompletionRing, RingConfigBuilder, RxRing, Umem, WakableFillRing, WakableTxRing};
+use xdp::{CompletionRing, RingConfigBuilder, RxRing, Umem, WakableFillRing};
 
 use super::frames::Frames;
 use super::options::{AfXdpError, AfXdpOptions};
 use crate::counter::Counter;
-use crate::packet::{Batch, MAX_BURST, MAX_FRAME, PacketPool};
+use crate::packet::{Batch, MAX_FRAME, PacketPool};
 use crate::port::{PortCounters, PortStats};
 use crate::xsk_flags::RingFlags;
+use crate::xsk_tx::{self, Bind, CONTINUED, Desc, TxProducer};
 use port_api::copy_frame;
 
 /// Largest ring a socket asks for (the kernel's default size).
 const MAX_RING: u32 = 2048;
+/// UMEM frames one frame may take: a [`MAX_FRAME`] frame in 1,792-byte pieces.
+const MAX_FRAGS: usize = 6;
 
 /// Receive side: owned by the PMD polling the queue.
 struct RxState {
@@ -44,13 +50,18 @@ struct RxState {
     in_kernel: u32,
     /// Fill (and RX) ring size: the most frames lent to the kernel for receive.
     budget: u32,
+    /// The fragments so far of a multi-buffer frame whose last fragment is still to come
+    /// (empty between frames; it keeps its capacity).
+    partial: Vec<u8>,
+    /// That frame has grown past [`MAX_FRAME`]: it is dropped at its last fragment.
+    partial_too_long: bool,
 }
 
 /// Transmit side: any PMD, serialised by the mutex.
 struct TxState {
-    ring: WakableTxRing,
+    ring: TxProducer,
     completion: CompletionRing,
-    /// Frames queued for transmit and not yet back through the completion ring.
+    /// UMEM frames queued for transmit and not yet back through the completion ring.
     in_flight: u32,
     /// TX (and completion) ring size: the most frames in flight.
     budget: u32,
@@ -61,10 +72,15 @@ pub(super) struct XskQueue {
     rx: Mutex<RxState>,
     tx: Mutex<TxState>,
     flags: RingFlags,
-    socket: XdpSocket,
+    /// The bound socket (the crate's builder owns its descriptor).
+    socket: XdpSocketBuilder,
     umem: Mutex<Umem>,
+    /// Frame bytes one UMEM frame holds.
+    frag_len: usize,
     pub(super) queue: u32,
     pub(super) bind: &'static str,
+    /// Frames may span UMEM frames (bound with `XDP_USE_SG`).
+    pub(super) multi_buffer: bool,
     /// Syscalls the kernel asked for: receive wakeups and transmit kicks.
     pub(super) rx_wakeups: Counter,
     pub(super) tx_kicks: Counter,
@@ -123,31 +139,56 @@ impl XskQueue {
         }
         .build()
         .map_err(|e| AfXdpError::Options(format!("{e}")))?;
-        // Also asks for XDP_USE_NEED_WAKEUP.
-        let (rings, mut bind_flags) = builder
+        let (rings, _crate_flags) = builder
             .build_wakable_rings(&umem, ring_cfg)
             .map_err(|e| sock_err(describe(&e)))?;
-        let bind = if opts.zero_copy {
-            bind_flags.force_zerocopy();
-            "zero-copy"
-        } else {
-            bind_flags.force_copy();
-            "copy"
+        let bind = if opts.zero_copy { "zero-copy" } else { "copy" };
+        let fd = builder.as_raw_fd();
+        let mut how = Bind {
+            zero_copy: opts.zero_copy,
+            multi_buffer: true,
         };
-        let socket = builder.bind(ifindex, queue, bind_flags).map_err(|e| {
-            let hint = match &e {
+        let mut bound = xsk_tx::bind(fd, ifindex.0, queue, how);
+        if bound.is_err() && opts.zero_copy {
+            // Multi-buffer zero-copy needs driver support: without it, frames end at one
+            // UMEM frame.
+            how.multi_buffer = false;
+            bound = xsk_tx::bind(fd, ifindex.0, queue, how);
+            if bound.is_ok() {
+                tracing::warn!(
+                    port,
+                    ifname,
+                    queue,
+                    "the driver has no multi-buffer zero-copy AF_XDP: frames longer than one \
+                     UMEM frame (1,792 bytes) are dropped"
+                );
+            }
+        }
+        bound.map_err(|e| {
+            let hint = match e.raw_os_error() {
                 _ if opts.zero_copy => " (zero-copy needs driver support)".to_string(),
-                SocketError::Bind(io) if io.raw_os_error() == Some(libc::EINVAL) => {
-                    format!(" (does {ifname} have a queue {queue}?)")
-                }
+                Some(libc::EINVAL) => format!(" (does {ifname} have a queue {queue}?)"),
+                Some(libc::EOPNOTSUPP) => " (the kernel lacks multi-buffer AF_XDP, 6.6+)".into(),
                 _ => String::new(),
             };
-            sock_err(format!("{}{hint}", describe(&e)))
+            sock_err(format!("bind failed: {e}{hint}"))
         })?;
-        let (Some(rx_ring), Some(tx_ring)) = (rings.rx_ring, rings.tx_ring) else {
-            return Err(sock_err(
-                "the kernel did not map the RX and TX rings".to_string(),
-            ));
+        let socket = builder;
+        let Some(rx_ring) = rings.rx_ring else {
+            return Err(sock_err("the kernel did not map the RX ring".to_string()));
+        };
+        // The TX ring is written through our own mapping (multi-buffer descriptors).
+        drop(rings.tx_ring);
+        let tx_ring = TxProducer::map(fd, ring_size)
+            .map_err(|e| sock_err(format!("mapping the TX ring failed: {e}")))?;
+        // SAFETY: the frame is given straight back to the UMEM it came from.
+        let frag_len = match unsafe { umem.alloc() } {
+            Some(f) => {
+                let len = f.capacity();
+                umem.free_packet(f);
+                len
+            }
+            None => return Err(sock_err("the UMEM has no frames".to_string())),
         };
 
         let flags = RingFlags::map(socket.as_raw_fd())
@@ -163,6 +204,8 @@ impl XskQueue {
                 fill,
                 in_kernel: filled as u32,
                 budget: ring_size,
+                partial: Vec::new(),
+                partial_too_long: false,
             }),
             tx: Mutex::new(TxState {
                 ring: tx_ring,
@@ -173,8 +216,10 @@ impl XskQueue {
             flags,
             socket,
             umem: Mutex::new(umem),
+            frag_len,
             queue,
             bind,
+            multi_buffer: how.multi_buffer,
             rx_wakeups: Counter::default(),
             tx_kicks: Counter::default(),
             counters: PortCounters::default(),
@@ -197,7 +242,7 @@ impl XskQueue {
     }
 
     pub(super) fn kernel_stats(&self) -> Option<KernelStats> {
-        let k = self.socket.statistics().ok()?;
+        let k = xsk_tx::statistics(self.socket.as_raw_fd()).ok()?;
         Some(KernelStats {
             rx_dropped: k.rx_dropped,
             rx_ring_full: k.rx_ring_full,
@@ -223,13 +268,29 @@ impl XskQueue {
         let mut added = 0;
         let (mut dropped, mut bytes) = (0u64, 0u64);
         for frame in frames.received() {
-            let len = frame.len();
-            if len > MAX_FRAME {
-                dropped += 1;
-                continue;
-            }
+            let whole: &[u8] = if frame.is_continued() || !rx.partial.is_empty() {
+                // A fragment of a multi-buffer frame: gathered until its last one.
+                if rx.partial.len() + frame.len() > MAX_FRAME {
+                    rx.partial_too_long = true;
+                } else {
+                    rx.partial.extend_from_slice(&frame[..]);
+                }
+                if frame.is_continued() {
+                    continue;
+                }
+                if std::mem::take(&mut rx.partial_too_long) {
+                    rx.partial.clear();
+                    dropped += 1;
+                    continue;
+                }
+                &rx.partial
+            } else {
+                &frame[..]
+            };
+            let len = whole.len();
             let mut pkt = pool.get_for(len);
-            copy_frame(pkt.prepare(len), &frame[..]);
+            copy_frame(pkt.prepare(len), whole);
+            rx.partial.clear();
             match out.push(pkt) {
                 Ok(()) => {
                     added += 1;
@@ -277,59 +338,28 @@ impl XskQueue {
         let mut tx = lock(&self.tx);
         let tx = &mut *tx;
 
-        // Reap completions and take one frame per packet, within the in-flight budget.
-        let mut free = Frames::new(MAX_BURST);
+        // Reap completions, then each packet into as many UMEM frames as it needs, within the
+        // in-flight budget (which also keeps the TX ring from filling up). The UMEM is locked
+        // for the burst: the receive side waits at most for these copies.
+        let (mut sent, mut bytes, mut dropped) = (0usize, 0u64, 0u64);
         {
             let mut umem = lock(&self.umem);
             let done = tx.completion.dequeue(&mut umem, tx.in_flight as usize);
             tx.in_flight -= done as u32;
-            let room = (tx.budget - tx.in_flight) as usize;
-            for _ in 0..pkts.len().min(room) {
-                // SAFETY: the frame points into the UMEM; it goes to the TX ring or back to the
-                // UMEM before this function returns, and the UMEM outlives the socket.
-                match unsafe { umem.alloc() } {
-                    Some(frame) => _ = free.push_front(frame),
-                    None => break,
-                }
-            }
-        }
-
-        // Copy the packets in, outside the UMEM lock.
-        let mut queue = Frames::new(MAX_BURST);
-        let mut unused = Frames::new(MAX_BURST);
-        let (mut bytes, mut dropped) = (0u64, 0u64);
-        for pkt in pkts.drain() {
-            match free.pop_back() {
-                Some(mut frame) => {
-                    if !pkt.is_empty() && frame.append(pkt.data()).is_ok() {
+            for pkt in pkts.drain() {
+                match self.queue_frame(tx, &mut umem, pkt.data()) {
+                    Some(frags) => {
+                        tx.in_flight += frags;
+                        sent += 1;
                         bytes += pkt.len() as u64;
-                        _ = queue.push_front(frame);
-                    } else {
-                        dropped += 1;
-                        _ = unused.push_front(frame);
                     }
+                    None => dropped += 1,
                 }
-                None => dropped += 1,
+                pool.put(pkt);
             }
-            pool.put(pkt);
         }
-
-        let queued = queue.len();
-        // SAFETY: as above, the frames belong to the UMEM, which outlives the socket. Without a
-        // wakeup, the send makes no syscall and cannot fail.
-        let sent = unsafe { tx.ring.send(&mut queue, false) }.unwrap_or(0);
-        tx.in_flight += sent as u32;
-        if sent < queued || !unused.is_empty() {
-            // Not expected (the budget keeps the TX ring from filling up): return the frames.
-            let mut umem = lock(&self.umem);
-            while let Some(frame) = queue.pop_back() {
-                bytes -= frame.len() as u64;
-                dropped += 1;
-                umem.free_packet(frame);
-            }
-            while let Some(frame) = unused.pop_back() {
-                umem.free_packet(frame);
-            }
+        if sent > 0 {
+            tx.ring.submit();
         }
         // Also with nothing new: frames an earlier kick left in the ring go out.
         if tx.in_flight > 0 && self.flags.tx_needs_wakeup() {
@@ -342,6 +372,74 @@ impl XskQueue {
             self.counters.tx_dropped.add(dropped);
         }
         sent
+    }
+
+    /// Writes `frame` into UMEM frames and their descriptors into the TX ring (unsubmitted);
+    /// how many frames it took, or None (nothing queued) if it is empty, too long for the
+    /// socket or over the budget.
+    #[inline]
+    fn queue_frame(&self, tx: &mut TxState, umem: &mut Umem, frame: &[u8]) -> Option<u32> {
+        let frags = frame.len().div_ceil(self.frag_len);
+        if frags == 0 || (frags > 1 && !self.multi_buffer) || frags > MAX_FRAGS {
+            return None;
+        }
+        if tx.in_flight as usize + frags > tx.budget as usize {
+            return None;
+        }
+        if frags == 1 {
+            // SAFETY: as below.
+            let mut f = unsafe { umem.alloc() }?;
+            if f.append(frame).is_err() {
+                umem.free_packet(f);
+                return None;
+            }
+            let d: xdp::libc::xdp::xdp_desc = f.into();
+            tx.ring.push(Desc {
+                addr: d.addr,
+                len: d.len,
+                options: 0,
+            });
+            return Some(1);
+        }
+        // Take the frames first, so that a frame goes out whole or not at all.
+        let mut taken = [const { None }; MAX_FRAGS];
+        for slot in taken.iter_mut().take(frags) {
+            // SAFETY: the frame points into the UMEM, which outlives the socket; it goes to the
+            // TX ring or back to the UMEM below.
+            match unsafe { umem.alloc() } {
+                Some(f) => *slot = Some(f),
+                None => {
+                    for f in taken.into_iter().flatten() {
+                        umem.free_packet(f);
+                    }
+                    return None;
+                }
+            }
+        }
+        // Every frame holds `frag_len` bytes, so the appends succeed; if one did not, the
+        // frames go back and the frame is dropped.
+        let filled = taken
+            .iter_mut()
+            .flatten()
+            .zip(frame.chunks(self.frag_len))
+            .all(|(f, chunk)| f.append(chunk).is_ok());
+        if !filled {
+            for f in taken.into_iter().flatten() {
+                umem.free_packet(f);
+            }
+            return None;
+        }
+        for (i, f) in taken.into_iter().flatten().enumerate() {
+            let d: xdp::libc::xdp::xdp_desc = f.into();
+            let desc = Desc {
+                addr: d.addr,
+                len: d.len,
+                options: if i + 1 < frags { CONTINUED } else { 0 },
+            };
+            // Cannot fail: the budget is at most the ring size.
+            tx.ring.push(desc);
+        }
+        Some(frags as u32)
     }
 
     pub(super) fn tx_in_flight(&self) -> usize {
