@@ -2,6 +2,10 @@
 # vswitchd-pair.sh — three real guests (QEMU, Debian kernel) on vhost-user ports of a private
 # vswitchd (client mode: QEMU is the socket server). Exits 0 when every check passes.
 #   A: untagged: ping, iperf3 3 s.
+#   J: jumbo frames: g1's and g2's NICs have MTU 9000 (QEMU host_mtu=9000, VIRTIO_NET_F_MTU
+#      negotiated with the port, which has mtu=9000): ping -s 8972 g1 -> g2 (the port counts
+#      whole 9,014-byte frames) and iperf3; a network namespace on an AF_XDP port at MTU 9000
+#      pings g1 with ping -M do -s 8972 (multi-buffer AF_XDP <-> vhost-user).
 #   E: QoS: g3's port shaped to 20 Mbit/s, g1's traffic marked EF by a rule; g1 pings g3 while
 #      g2 runs iperf3 to g3 flat out: EF keeps its RTT (ratio to unloaded), and loses nothing;
 #      the same without the EF rule shows the queueing delay the priority queue removes.
@@ -29,6 +33,8 @@ VD=
 cleanup() {
     $VS stop-all >/dev/null 2>&1
     [ -n "$VD" ] && stop_pid "$VD"
+    ip netns del "${P}j" 2>/dev/null
+    ip link del "${P}j0" 2>/dev/null
     finish_logs vswitchd-pair "vswitchd.log, */console.log, */qemu.log"
 }
 trap cleanup EXIT
@@ -44,13 +50,13 @@ for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 ctl add-br br0 || { bad "vswitchd did not start"; exit 1; }
 
 # 1. guests first: each QEMU creates its socket and waits for the switch
-$VS run ${P}-g1 --net vhost:"$VSGUEST_RUN/g1.vu" --mac 52:54:00:00:00:01 --ip 10.0.0.1/24 >/dev/null || exit 1
-$VS run ${P}-g2 --net vhost:"$VSGUEST_RUN/g2.vu" --mac 52:54:00:00:00:02 --ip 10.0.0.2/24 >/dev/null || exit 1
+$VS run ${P}-g1 --net vhost:"$VSGUEST_RUN/g1.vu" --mac 52:54:00:00:00:01 --ip 10.0.0.1/24 --mtu 9000 >/dev/null || exit 1
+$VS run ${P}-g2 --net vhost:"$VSGUEST_RUN/g2.vu" --mac 52:54:00:00:00:02 --ip 10.0.0.2/24 --mtu 9000 >/dev/null || exit 1
 $VS run ${P}-g3 --net vhost:"$VSGUEST_RUN/g3.vu" --mac 52:54:00:00:00:03 --ip 10.0.0.3/24 >/dev/null || exit 1
 $VS run ${P}-g4 --net vhost:"$VSGUEST_RUN/g4a.vu" --net2 vhost:"$VSGUEST_RUN/g4b.vu" --mac 52:54:00:00:00:04 --ip 10.0.0.4/24 >/dev/null || exit 1
 # 2. then the ports (client mode: vswitchd connects, and would retry if QEMU were not up yet)
-ctl add-port br0 g1 type=vhost-user path="$VSGUEST_RUN/g1.vu"
-ctl add-port br0 g2 type=vhost-user path="$VSGUEST_RUN/g2.vu"
+ctl add-port br0 g1 type=vhost-user path="$VSGUEST_RUN/g1.vu" mtu=9000
+ctl add-port br0 g2 type=vhost-user path="$VSGUEST_RUN/g2.vu" mtu=9000
 ctl add-port br0 g3 type=vhost-user path="$VSGUEST_RUN/g3.vu"
 ctl add-bond br0 g4 g4a g4b member-type=vhost-user g4a.path="$VSGUEST_RUN/g4a.vu" g4b.path="$VSGUEST_RUN/g4b.vu" \
     bond_mode=balance-tcp lacp=active lacp-time=fast lacp-system-id=02:00:00:00:aa:04
@@ -76,6 +82,44 @@ else
 fi
 
 A_OK=$((fail == 0))
+echo "== J: jumbo frames"
+ctl show | grep -A5 'Port g1 ' | grep -qE 'feature_names=[^,]*\bMTU\b'
+check "J: VIRTIO_NET_F_MTU negotiated on g1's port" test $? = 0
+gx -t 10 ${P}-g1 'cat /sys/class/net/eth0/mtu' | grep -qx 9000
+check "J: g1's eth0 at MTU 9000" test $? = 0
+# rx_of PORT: "packets bytes" the port received
+rx_of() {
+    ctl --format json dump-ports br0 | python3 -c '
+import json, sys
+p = [x for x in json.load(sys.stdin) if x["name"] == sys.argv[1]][0]
+print(p["rx_packets"], p["rx_bytes"])' "$1"
+}
+read -r p0 b0 < <(rx_of g1)
+out=$(gx -t 20 ${P}-g1 'ping -s 8972 -c 3 -W 2 10.0.0.2'); rc=$?
+read -r p1 b1 < <(rx_of g1)
+check "J: g1 pings g2 with 9,000-byte IP packets" test "$rc" = 0
+echo "$out" | grep -E 'packets|min/avg' | sed 's/^/     /'
+echo "     g1's port received $((p1 - p0)) frames, $((b1 - b0)) bytes"
+check "J: whole jumbo frames, not fragments" test $((b1 - b0)) -ge $((3 * 9014)) -a $((p1 - p0)) -le 5
+if [ "$rc" = 0 ]; then
+    gx ${P}-g2 'iperf3 -s -1 -D' >/dev/null
+    out=$(gx -t 40 ${P}-g1 'iperf3 -c 10.0.0.2 -t 3 -f m'); rc=$?
+    check "J: iperf3 3 s at MTU 9000" test "$rc" = 0
+    echo "$out" | grep -E 'sender|receiver' | sed 's/^/     /'
+fi
+ip netns add "${P}j" && ip link add "${P}j0" mtu 9000 type veth peer name "${P}j1" mtu 9000 netns "${P}j" &&
+    ethtool -K "${P}j0" tx off >/dev/null && ip netns exec "${P}j" ethtool -K "${P}j1" tx off >/dev/null &&
+    sysctl -qw "net.ipv6.conf.${P}j0.disable_ipv6=1" && ip link set "${P}j0" up &&
+    ip -n "${P}j" addr add 10.0.0.9/24 dev "${P}j1" && ip -n "${P}j" link set "${P}j1" up &&
+    ctl add-port br0 hj type=afxdp iface="${P}j0" >/dev/null
+check "J: a host at MTU 9000 on an AF_XDP port" test $? = 0
+rc=1
+for _ in $(seq 10); do
+    ip netns exec "${P}j" ping -c 1 -W 1 10.0.0.1 >/dev/null && { rc=0; break; }
+done
+[ "$rc" = 0 ] && { ip netns exec "${P}j" ping -M do -s 8972 -c 3 -W 2 10.0.0.1 >/dev/null; rc=$?; }
+check "J: the AF_XDP host pings g1 with 9,000-byte IP packets" test "$rc" = 0
+ctl del-port br0 hj >/dev/null; ip netns del "${P}j"; ip link del "${P}j0" 2>/dev/null
 echo "== E: QoS on g3's port (20 Mbit/s), g1 marked EF, g2 floods g3"
 # rtt GUEST: 'avg loss%' of 20 pings to g3, 0.2 s apart
 rtt() {

@@ -91,8 +91,9 @@ def second_mac(mac):
     return f"{head}:{(int(last, 16) + 0x10) % 256:02x}"
 
 
-def nic_argv(net, i, mac, queues):
-    """QEMU arguments of NIC number i (eth<i> in the guest)."""
+def nic_argv(net, i, mac, queues, mtu=None):
+    """QEMU arguments of NIC number i (eth<i> in the guest). With `mtu`, a vhost-user NIC offers
+    it to the guest (host_mtu: VIRTIO_NET_F_MTU, as libvirt's <mtu size=.../> does)."""
     kind, _, arg = net.partition(":")
     argv, mq = [], []
     if kind == "vhost":
@@ -101,6 +102,8 @@ def nic_argv(net, i, mac, queues):
         argv += ["-netdev", f"vhost-user,id=n{i},chardev=vu{i}{q}"]
         if queues > 1:
             mq = [",mq=on"]
+        if mtu:
+            mq.append(f",host_mtu={mtu}")
     elif kind == "stream-listen":
         argv += ["-netdev", f"stream,id=n{i},server=on,addr.type=unix,addr.path={arg}"]
     elif kind == "stream-connect":
@@ -156,9 +159,9 @@ def qemu_argv(a, d):
             "-monitor", f"unix:{d}/mon.sock,server=on,wait=off"]
     if a.net == "none":
         return argv
-    argv += nic_argv(a.net, 0, mac, a.queues)
+    argv += nic_argv(a.net, 0, mac, a.queues, a.mtu)
     if a.net2:
-        argv += nic_argv(a.net2, 1, a.mac2 or second_mac(mac), a.queues)
+        argv += nic_argv(a.net2, 1, a.mac2 or second_mac(mac), a.queues, a.mtu)
     return argv
 
 
