@@ -125,6 +125,8 @@ fn afxdp_and_vlan_trunk_at_mtu_9000() {
     wait_until("the oversized frames counted", 5, || {
         lab.port_stat("d1", "host", "rx_dropped") >= before + 3
     });
+    let show = lab.ctl_ok("d1", &["show"]);
+    assert!(show.contains("rx_oversize=3"), "counted by reason:\n{show}");
     assert!(
         lab.ping_df(&a, "10.77.0.2", 8972),
         "and jumbo frames still pass"

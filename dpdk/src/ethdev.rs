@@ -425,4 +425,3 @@ fn data_room(mtu: Option<u16>) -> u16 {
         None => default,
     }
 }
-

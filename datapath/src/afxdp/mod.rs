@@ -244,6 +244,7 @@ impl Port for AfXdpPort {
             ),
             ("need_wakeup", "yes".to_string()),
             ("rx_wakeups", sum(&|q| q.rx_wakeups.get()).to_string()),
+            ("rx_oversize", sum(&|q| q.rx_oversize.get()).to_string()),
             ("tx_kicks", sum(&|q| q.tx_kicks.get()).to_string()),
         ];
         if let Some(why) = &self.native_refused {

@@ -83,6 +83,8 @@ pub(super) struct XskQueue {
     pub(super) multi_buffer: bool,
     /// Syscalls the kernel asked for: receive wakeups and transmit kicks.
     pub(super) rx_wakeups: Counter,
+    /// Frames received longer than [`MAX_FRAME`] (also in `rx_dropped`).
+    pub(super) rx_oversize: Counter,
     pub(super) tx_kicks: Counter,
     /// Receive counters written by the PMD polling this queue, transmit ones under `tx`.
     counters: PortCounters,
@@ -221,6 +223,7 @@ impl XskQueue {
             bind,
             multi_buffer: how.multi_buffer,
             rx_wakeups: Counter::default(),
+            rx_oversize: Counter::default(),
             tx_kicks: Counter::default(),
             counters: PortCounters::default(),
             name: port.to_string(),
@@ -281,6 +284,7 @@ impl XskQueue {
                 if std::mem::take(&mut rx.partial_too_long) {
                     rx.partial.clear();
                     dropped += 1;
+                    self.rx_oversize.add(1);
                     continue;
                 }
                 &rx.partial
