@@ -5,7 +5,8 @@
 #   J: jumbo frames: g1's and g2's NICs have MTU 9000 (QEMU host_mtu=9000, VIRTIO_NET_F_MTU
 #      negotiated with the port, which has mtu=9000): ping -s 8972 g1 -> g2 (the port counts
 #      whole 9,014-byte frames) and iperf3; a network namespace on an AF_XDP port at MTU 9000
-#      pings g1 with ping -M do -s 8972 (multi-buffer AF_XDP <-> vhost-user).
+#      pings g1 with ping -M do -s 8972 and runs iperf3 to it (multi-buffer AF_XDP <->
+#      vhost-user).
 #   E: QoS: g3's port shaped to 20 Mbit/s, g1's traffic marked EF by a rule; g1 pings g3 while
 #      g2 runs iperf3 to g3 flat out: EF keeps its RTT (ratio to unloaded), and loses nothing;
 #      the same without the EF rule shows the queueing delay the priority queue removes.
@@ -119,6 +120,12 @@ for _ in $(seq 10); do
 done
 [ "$rc" = 0 ] && { ip netns exec "${P}j" ping -M do -s 8972 -c 3 -W 2 10.0.0.1 >/dev/null; rc=$?; }
 check "J: the AF_XDP host pings g1 with 9,000-byte IP packets" test "$rc" = 0
+if [ "$rc" = 0 ]; then
+    gx ${P}-g1 'iperf3 -s -1 -D' >/dev/null
+    out=$(ip netns exec "${P}j" timeout 40 iperf3 -c 10.0.0.1 -t 3 -f m); rc=$?
+    check "J: iperf3 3 s AF_XDP host -> g1 at MTU 9000" test "$rc" = 0
+    echo "$out" | grep -E 'sender|receiver' | sed 's/^/     /'
+fi
 ctl del-port br0 hj >/dev/null; ip netns del "${P}j"; ip link del "${P}j0" 2>/dev/null
 echo "== E: QoS on g3's port (20 Mbit/s), g1 marked EF, g2 floods g3"
 # rtt GUEST: 'avg loss%' of 20 pings to g3, 0.2 s apart

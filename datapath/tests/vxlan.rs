@@ -89,6 +89,11 @@ impl Rig {
     }
 
     fn send(&mut self, port: &Arc<RingPort>, frames: &[Vec<u8>]) {
+        // The frames must meet the configuration the rig just made (see Harness::send).
+        assert!(
+            self.sw.wait_for_pmds(),
+            "the PMD did not take the configuration"
+        );
         let mut b = Batch::new();
         for f in frames {
             let mut p = self.pool.get_for(f.len());
