@@ -7,6 +7,9 @@
 #      whole 9,014-byte frames) and iperf3; a network namespace on an AF_XDP port at MTU 9000
 #      pings g1 with ping -M do -s 8972 and runs iperf3 to it (multi-buffer AF_XDP <->
 #      vhost-user).
+#   O: checksum offload: g1's port negotiated CSUM and GUEST_CSUM, g3's (offloads=off) neither;
+#      TCP from g1 (checksums left to the switch) to g3 and to an AF_XDP namespace arrives
+#      valid (the receivers' kernels check every segment: iperf3 completes).
 #   E: QoS: g3's port shaped to 20 Mbit/s, g1's traffic marked EF by a rule; g1 pings g3 while
 #      g2 runs iperf3 to g3 flat out: EF keeps its RTT (ratio to unloaded), and loses nothing;
 #      the same without the EF rule shows the queueing delay the priority queue removes.
@@ -58,7 +61,7 @@ $VS run ${P}-g4 --net vhost:"$VSGUEST_RUN/g4a.vu" --net2 vhost:"$VSGUEST_RUN/g4b
 # 2. then the ports (client mode: vswitchd connects, and would retry if QEMU were not up yet)
 ctl add-port br0 g1 type=vhost-user path="$VSGUEST_RUN/g1.vu" mtu=9000
 ctl add-port br0 g2 type=vhost-user path="$VSGUEST_RUN/g2.vu" mtu=9000
-ctl add-port br0 g3 type=vhost-user path="$VSGUEST_RUN/g3.vu"
+ctl add-port br0 g3 type=vhost-user path="$VSGUEST_RUN/g3.vu" offloads=off
 ctl add-bond br0 g4 g4a g4b member-type=vhost-user g4a.path="$VSGUEST_RUN/g4a.vu" g4b.path="$VSGUEST_RUN/g4b.vu" \
     bond_mode=balance-tcp lacp=active lacp-time=fast lacp-system-id=02:00:00:00:aa:04
 # 3. wait for the guests
@@ -126,6 +129,19 @@ if [ "$rc" = 0 ]; then
     check "J: iperf3 3 s AF_XDP host -> g1 at MTU 9000" test "$rc" = 0
     echo "$out" | grep -E 'sender|receiver' | sed 's/^/     /'
 fi
+echo "== O: checksum offload"
+ctl show | grep -A5 'Port g1 ' | grep -qE 'feature_names=([^,]*\|)?CSUM\|GUEST_CSUM\b'
+check "O: g1's port negotiated CSUM and GUEST_CSUM" test $? = 0
+ctl show | grep -A5 'Port g3 ' | grep -qE 'feature_names=[^,]*CSUM'
+check "O: g3's port (offloads=off) negotiated neither" test $? != 0
+gx ${P}-g3 'iperf3 -s -1 -D' >/dev/null
+out=$(gx -t 40 ${P}-g1 'iperf3 -c 10.0.0.3 -t 3 -f m'); rc=$?
+check "O: TCP g1 -> g3 (checksums completed by the switch)" test "$rc" = 0
+echo "$out" | grep -E 'sender|receiver' | sed 's/^/     /'
+gx ${P}-g1 'iperf3 -s -1 -D' >/dev/null
+out=$(ip netns exec "${P}j" timeout 40 iperf3 -c 10.0.0.1 -t 3 -f m -R); rc=$?
+check "O: TCP g1 -> AF_XDP host (checksums completed by the switch)" test "$rc" = 0
+echo "$out" | grep -E 'sender|receiver' | sed 's/^/     /'
 ctl del-port br0 hj >/dev/null; ip netns del "${P}j"; ip link del "${P}j0" 2>/dev/null
 echo "== E: QoS on g3's port (20 Mbit/s), g1 marked EF, g2 floods g3"
 # rtt GUEST: 'avg loss%' of 20 pings to g3, 0.2 s apart

@@ -4,6 +4,7 @@
 
 pub mod copy;
 pub mod counter;
+pub mod offload;
 pub mod packet;
 pub mod port;
 pub mod prefetch;

@@ -13,6 +13,7 @@
 //! packet through the pipeline than fixed 2 KiB buffers, `bench/instructions.sh`).
 
 use crate::copy::copy_frame;
+use crate::offload::{self, CsumPartial};
 
 /// Packets handled per poll and per transmit call.
 pub const MAX_BURST: usize = 32;
@@ -52,6 +53,8 @@ pub struct Meta {
     /// What ingress (trust setting) or a `set_queue` action said about the frame's traffic
     /// class; an egress scheduler classes the rest by their markings.
     pub class: ClassHint,
+    /// The L4 checksum its sender left to be computed (checksum offload), if any.
+    pub csum: Option<CsumPartial>,
 }
 
 /// How the egress scheduler of a port with QoS should class a frame.
@@ -92,6 +95,7 @@ const EMPTY_META: Meta = Meta {
     tun_src: 0,
     tun_dst: 0,
     class: ClassHint::Markings,
+    csum: None,
 };
 
 impl Packet {
@@ -194,6 +198,45 @@ impl Packet {
         m.tun_src = 0;
         m.tun_dst = 0;
         m.class = ClassHint::Markings;
+        m.csum = None;
+    }
+
+    /// Marks the frame's L4 checksum as left to compute: it starts `start` bytes into the
+    /// frame and is stored `offset` bytes further. False (and nothing marked) if that does not
+    /// fit the frame.
+    pub fn set_csum_partial(&mut self, start: usize, offset: usize) -> bool {
+        let fits = start
+            .checked_add(offset)
+            .is_some_and(|at| at + 2 <= self.len());
+        if fits {
+            self.buf.meta.csum = Some(CsumPartial {
+                start: self.buf.meta.start + start as u16,
+                offset: offset as u16,
+            });
+        }
+        fits
+    }
+
+    /// Where the checksum left to compute starts in the frame, and its offset from there.
+    pub fn csum_partial(&self) -> Option<(usize, usize)> {
+        let c = self.csum?;
+        let start = usize::from(c.start).checked_sub(usize::from(self.start))?;
+        Some((start, usize::from(c.offset)))
+    }
+
+    /// Computes the checksum the sender left (a port that cannot carry it as is); false if the
+    /// mark no longer fits the frame (then the frame should be dropped). True and nothing done
+    /// without a mark.
+    pub fn complete_csum(&mut self) -> bool {
+        if self.csum.is_none() {
+            return true;
+        }
+        let mark = self.csum_partial();
+        self.buf.meta.csum = None;
+        match mark {
+            Some((start, offset)) => offload::complete(self.data_mut(), start, offset),
+            None => false,
+        }
     }
 
     /// Copies frame and metadata into `other` (used by flooding), which must be as large
@@ -210,6 +253,7 @@ impl Packet {
         other.tun_src = self.tun_src;
         other.tun_dst = self.tun_dst;
         other.class = self.class;
+        other.csum = self.csum;
         let (s, l) = (usize::from(self.start), usize::from(self.len));
         copy_frame(&mut other.buf.bytes[s..s + l], self.data());
         true
@@ -308,13 +352,30 @@ impl PacketPool {
 /// Up to [`MAX_BURST`] packets moving together through a stage.
 pub struct Batch {
     pkts: Vec<Packet>,
+    /// Some packet may carry a checksum mark ([`Meta::csum`]): set by the port that received
+    /// them, carried by the pipeline to the batches it sends, so that nothing looks at the
+    /// packets' marks when no port made any.
+    csum_marks: bool,
 }
 
 impl Batch {
     pub fn new() -> Self {
         Batch {
             pkts: Vec::with_capacity(MAX_BURST),
+            csum_marks: false,
         }
+    }
+
+    /// Says whether some packet may carry a checksum mark.
+    #[inline]
+    pub fn set_csum_marks(&mut self, marks: bool) {
+        self.csum_marks = marks;
+    }
+
+    /// Some packet may carry a checksum mark.
+    #[inline]
+    pub fn csum_marks(&self) -> bool {
+        self.csum_marks
     }
 
     pub fn len(&self) -> usize {

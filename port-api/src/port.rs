@@ -79,6 +79,14 @@ pub trait Port: Send + Sync {
         None
     }
 
+    /// Whether the port takes frames whose L4 checksum is still to compute
+    /// ([`crate::Packet::csum`]) and deals with them itself (a vhost-user port hands them to a
+    /// guest that accepts them, or completes them). For other ports the pipeline completes
+    /// them first.
+    fn takes_partial_csum(&self) -> bool {
+        false
+    }
+
     /// The largest L3 packet the port carries (the interface MTU), where known.
     fn mtu(&self) -> Option<usize> {
         None

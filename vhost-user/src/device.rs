@@ -89,6 +89,8 @@ impl Vring {
             indirect: virtio_net::has_indirect(features),
             hdr_len: virtio_net::header_len(features),
             mrg_rxbuf: virtio_net::has_mrg_rxbuf(features),
+            csum: virtio_net::has_csum(features),
+            guest_csum: virtio_net::has_guest_csum(features),
         };
         match SplitRing::new(mem, cfg) {
             Ok(ring) => self.ring = Some(ring),

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
-use port_api::{Batch, MAX_BURST, Packet, PacketPool};
+use port_api::{Batch, MAX_BURST, PacketPool};
 use vhost::vhost_user::BackendReqHandler;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -88,6 +88,8 @@ impl MockGuest {
             indirect,
             hdr_len: 12,
             mrg_rxbuf,
+            csum: false,
+            guest_csum: false,
         };
         SplitRing::new(Arc::clone(&self.mem), cfg).unwrap()
     }
@@ -157,7 +159,8 @@ impl MockGuest {
 /// Fuzz target body: the guest controls the whole ring memory (descriptor table, available
 /// ring, indirect tables, buffers). Runs transmit and receive bursts over it; must never panic.
 ///
-/// Input: byte 0 selects the ring size (2..=256) and the features; the rest is copied to guest
+/// Input: byte 0 selects the ring size (2..=256) and the features (bit 7: checksum offload);
+/// the rest is copied to guest
 /// address 0 of a 64 KiB memory. The rings are packed from address 0 (descriptor table, then
 /// available ring, then used ring), so short inputs already describe whole rings.
 pub fn ring_bursts(data: &[u8]) {
@@ -180,6 +183,8 @@ pub fn ring_bursts(data: &[u8]) {
         indirect: sel & 0x10 != 0,
         hdr_len: if sel & 0x20 != 0 { 10 } else { 12 },
         mrg_rxbuf: sel & 0x40 != 0,
+        csum: sel & 0x80 != 0,
+        guest_csum: sel & 0x80 != 0,
     };
     let Ok(mut ring) = SplitRing::new(Arc::new(mem), cfg) else {
         return;
@@ -195,11 +200,14 @@ pub fn ring_bursts(data: &[u8]) {
             return;
         }
         let mut pkts = Batch::new();
-        for len in [60usize, 1514, 2048] {
-            let mut p = Packet::new();
+        for len in [60usize, 1514, 2048, 9000] {
+            let mut p = pool.get_for(len);
             p.set_data(&vec![0xab; len]);
+            // One frame with its checksum left to compute: delivered as such, or completed.
+            p.set_csum_partial(34, 16);
             let _ = pkts.push(p);
         }
+        pkts.set_csum_marks(true);
         let burst = enqueue_burst(&mut ring, &mut scratch, &mut pkts, &mut pool, &stats);
         if burst.fault.is_some() {
             return;
@@ -227,6 +235,7 @@ pub fn messages(data: &[u8]) {
         max_queue_pairs: 2,
         mtu: 1500,
         mac: None,
+        offloads: true,
     };
     let protocol = Arc::new(Mutex::new(Protocol::new(shared, config)));
     let mut handler = BackendReqHandler::from_stream(backend, protocol);

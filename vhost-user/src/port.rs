@@ -57,6 +57,8 @@ pub struct VhostUserOptions {
     pub mtu: u16,
     /// MAC address told to the guest (VIRTIO_NET_F_MAC); `None` lets the front-end choose.
     pub mac: Option<[u8; 6]>,
+    /// Offer the checksum offloads (CSUM, GUEST_CSUM).
+    pub offloads: bool,
 }
 
 impl VhostUserOptions {
@@ -67,6 +69,7 @@ impl VhostUserOptions {
             max_queue_pairs: 8,
             mtu: 1500,
             mac: None,
+            offloads: true,
         }
     }
 }
@@ -134,6 +137,7 @@ impl VhostUserPort {
             max_queue_pairs: opts.max_queue_pairs,
             mtu: opts.mtu,
             mac: opts.mac,
+            offloads: opts.offloads,
         };
         let protocol = Arc::new(Mutex::new(Protocol::new(Arc::clone(&shared), config)));
         let control = Arc::new(Control::default());
@@ -239,6 +243,12 @@ impl Port for VhostUserPort {
             return 0;
         }
         self.shared.vrings[self.tx_queue()].transmit(pkts, pool)
+    }
+
+    /// Frames with a checksum left to compute go to a guest that negotiated GUEST_CSUM as they
+    /// are; the receive path completes them for one that did not.
+    fn takes_partial_csum(&self) -> bool {
+        true
     }
 
     fn link_up(&self) -> bool {

@@ -34,6 +34,8 @@ pub struct DeviceConfig {
     pub max_queue_pairs: usize,
     pub mtu: u16,
     pub mac: Option<[u8; 6]>,
+    /// Offer the checksum offloads.
+    pub offloads: bool,
 }
 
 /// The control thread's view of the device.
@@ -90,7 +92,12 @@ impl Protocol {
         } else {
             0
         };
-        virtio_net::OFFERED_FEATURES | mac
+        let offloads = if self.config.offloads {
+            virtio_net::CSUM_FEATURES
+        } else {
+            0
+        };
+        virtio_net::OFFERED_FEATURES | mac | offloads
     }
 
     /// Forgets everything the front-end set up (its connection is gone, or `RESET_OWNER`).

@@ -119,6 +119,10 @@ pub struct RingConfig {
     /// virtio-net header length (10 or 12).
     pub hdr_len: usize,
     pub mrg_rxbuf: bool,
+    /// Checksum offload negotiated: the guest may send frames with the checksum left to
+    /// compute (CSUM), and takes them (GUEST_CSUM).
+    pub csum: bool,
+    pub guest_csum: bool,
 }
 
 /// Offsets inside the available ring: `{flags u16, idx u16, ring[size] u16, used_event u16}`.
@@ -146,6 +150,8 @@ pub struct SplitRing {
     indirect: bool,
     pub hdr_len: usize,
     pub mrg_rxbuf: bool,
+    pub csum: bool,
+    pub guest_csum: bool,
 }
 
 /// A descriptor table being walked: the ring's own, or an indirect one.
@@ -189,6 +195,8 @@ impl SplitRing {
             indirect: cfg.indirect,
             hdr_len: cfg.hdr_len,
             mrg_rxbuf: cfg.mrg_rxbuf,
+            csum: cfg.csum,
+            guest_csum: cfg.guest_csum,
         };
         let used_idx = load(ring.mem.used(), USED_IDX, "used ring")?;
         ring.next_used.set(Wrapping(used_idx));

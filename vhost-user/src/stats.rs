@@ -27,10 +27,13 @@ pub enum DropReason {
     GuestBufferTooSmall,
     /// Transmit while the front-end is gone, or the queue is disabled or broken.
     NotReady,
+    /// The guest's virtio-net header asks for an offload that was not negotiated, or its
+    /// checksum position lies outside the frame.
+    BadHeader,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::BadDescriptor,
         DropReason::ChainTooLong,
         DropReason::BadAddress,
@@ -39,6 +42,7 @@ impl DropReason {
         DropReason::NoGuestBuffer,
         DropReason::GuestBufferTooSmall,
         DropReason::NotReady,
+        DropReason::BadHeader,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +55,7 @@ impl DropReason {
             DropReason::NoGuestBuffer => "no_guest_buffer",
             DropReason::GuestBufferTooSmall => "guest_buffer_too_small",
             DropReason::NotReady => "not_ready",
+            DropReason::BadHeader => "bad_header",
         }
     }
 
@@ -65,6 +70,7 @@ impl DropReason {
             DropReason::NoGuestBuffer => "drop_no_guest_buffer",
             DropReason::GuestBufferTooSmall => "drop_guest_buffer_too_small",
             DropReason::NotReady => "drop_not_ready",
+            DropReason::BadHeader => "drop_bad_header",
         }
     }
 

@@ -53,7 +53,11 @@ impl Front {
         let mut fe = fe.unwrap();
         fe.set_owner().unwrap();
         let features = fe.get_features().unwrap();
-        assert_eq!(features & 0b11, 0, "no checksum offloads offered");
+        assert_eq!(
+            features & 0b11,
+            0b11,
+            "checksum offloads offered (CSUM, GUEST_CSUM)"
+        );
         fe.set_features(features).unwrap();
         let proto = fe.get_protocol_features().unwrap();
         assert!(
@@ -299,8 +303,11 @@ fn invalid_options_are_refused() {
     opts.max_queue_pairs = 0;
     assert!(VhostUserPort::new("x", opts.clone()).is_err());
     opts.max_queue_pairs = 1;
-    opts.mtu = 9000;
-    assert!(VhostUserPort::new("x", opts).is_err());
+    opts.mtu = 9199;
+    assert!(
+        VhostUserPort::new("x", opts).is_err(),
+        "past the largest frame"
+    );
     let opts = VhostUserOptions::new("/nonexistent-dir/x.sock", Mode::Server);
     assert!(VhostUserPort::new("x", opts).is_err());
 }

@@ -35,7 +35,7 @@ pub fn type_keys(kind: &str) -> Option<&'static [&'static str]> {
         "ring" => &["peer"],
         "afxdp" => &["iface", "xdp-mode", "queue", "n_rxq", "frames", "zero-copy"],
         "dpdk" => &["devargs", "n_rxq", "n_txq", "rxd", "txd", "mtu", "mac"],
-        "vhost-user" => &["path", "mode", "queues", "mtu", "mac"],
+        "vhost-user" => &["path", "mode", "queues", "mtu", "mac", "offloads"],
         "vxlan" => &["remote_ip", "local_ip", "key", "dst_port", "ttl"],
         _ => return None,
     })
@@ -190,6 +190,13 @@ fn vhost_user(o: Opts<'_>) -> Result<VhostUserOptions, String> {
     }
     if let Some(m) = o.get("mac") {
         opts.mac = Some(parse_mac(m).ok_or_else(|| format!("bad mac {m:?}"))?);
+    }
+    if let Some(v) = o.get("offloads") {
+        opts.offloads = match v {
+            "on" => true,
+            "off" => false,
+            _ => return Err(format!("bad offloads {v:?} (on or off)")),
+        };
     }
     Ok(opts)
 }

@@ -76,6 +76,9 @@ pub(crate) struct BridgePort {
     pub(crate) ingress: Option<Arc<Ingress>>,
     /// Where `vswitchctl capture` takes the port's frames.
     pub(crate) tap: Arc<crate::capture::Tap>,
+    /// The port takes frames whose checksum is left to compute ([`Port::takes_partial_csum`]);
+    /// otherwise the pipeline completes them before handing them over.
+    pub(crate) takes_partial_csum: bool,
 }
 
 pub(crate) struct BridgeSnapshot {

@@ -153,6 +153,7 @@ fn build_bridge(b: &BridgeState) -> Arc<BridgeSnapshot> {
             drops: p.drops.clone(),
             ingress: p.ingress.clone(),
             tap: p.tap.clone(),
+            takes_partial_csum: p.tx_port().takes_partial_csum(),
         })
         .collect();
     Arc::new(BridgeSnapshot::new(

@@ -44,6 +44,7 @@ pub(crate) fn receive(
         batch.recycle(pool);
         return;
     };
+    scratch.pass.set_csum_marks(batch.csum_marks());
     for mut p in batch.drain() {
         match terminate(
             p.data(),
