@@ -28,7 +28,7 @@ fn commands_help() -> String {
     for t in [
         "type=ring [peer=PORT]                      in-memory patch port",
         "type=afxdp iface=IFNAME [xdp-mode=best-effort|native|generic] [queue=N] [n_rxq=N] [frames=N] [zero-copy=true|false]",
-        "type=vhost-user path=SOCKET [mode=client|server] [queues=N] [mtu=N] [mac=MAC]",
+        "type=vhost-user path=SOCKET [mode=client|server] [queues=N] [mtu=N] [mac=MAC] [offloads=on|off]",
         "type=dpdk devargs=PCI|VDEV[,ARGS] [n_rxq=N] [n_txq=N] [rxd=N] [txd=N] [mtu=N] [mac=MAC]",
         "type=vxlan remote_ip=A.B.C.D [local_ip=A.B.C.D] [key=VNI|flow] [dst_port=N] [ttl=N]",
     ] {

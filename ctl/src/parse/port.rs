@@ -386,6 +386,12 @@ fn render_kind(kind: &PortKind) -> Options {
             if let Some(m) = v.mac {
                 put("mac", format_mac(&m));
             }
+            if v.offloads != d.offloads {
+                put(
+                    "offloads",
+                    if v.offloads { "on" } else { "off" }.to_string(),
+                );
+            }
         }
         PortKind::Vxlan(c) => {
             put("remote_ip", c.remote_ip.to_string());
@@ -466,8 +472,9 @@ mod tests {
                     ("path", "/tmp/x"),
                     ("mode", "server"),
                     ("queues", "2"),
-                    ("mtu", "1400"),
+                    ("mtu", "9000"),
                     ("mac", "52:54:00:00:00:01"),
+                    ("offloads", "off"),
                     ("vlan_mode", "native-untagged"),
                     ("tag", "5"),
                     ("mac-limit", "16"),
@@ -537,7 +544,8 @@ mod tests {
         assert!(e("afxdp", &[("iface", "a"), ("peer", "x")]).contains("unknown option \"peer\""));
         assert!(e("afxdp", &[("iface", "a"), ("xdp-mode", "x")]).contains("xdp-mode"));
         assert!(e("vhost-user", &[("path", "/p"), ("queues", "99")]).contains("bad queues"));
-        assert!(e("vhost-user", &[("path", "/p"), ("mtu", "9000")]).contains("bad mtu"));
+        assert!(e("vhost-user", &[("path", "/p"), ("mtu", "9199")]).contains("bad mtu"));
+        assert!(e("vhost-user", &[("path", "/p"), ("offloads", "x")]).contains("bad offloads"));
         assert!(e("vxlan", &[("remote_ip", "x")]).contains("bad remote_ip"));
         assert!(e("vxlan", &[("remote_ip", "1.2.3.4"), ("key", "16777216")]).contains("bad key"));
         assert!(e("ring", &[("tag", "5000")]).contains("tag"));
