@@ -146,9 +146,34 @@ fn dpdk_ports_forward_trunk_recover_and_restore() {
             "devargs=net_ring7",
             "n_rxq=999",
         ],
+        // net_af_packet takes 1,518-byte frames at most (the lab namespace's own lo).
+        vec![
+            "add-port",
+            "br1",
+            "px",
+            "type=dpdk",
+            "devargs=net_af_packet9,iface=lo",
+            "mtu=9000",
+        ],
     ] {
         lab.ctl_fails_in_one_line("d", &bad);
     }
+    let o = lab.ctl(
+        "d",
+        &[
+            "add-port",
+            "br1",
+            "px",
+            "type=dpdk",
+            "devargs=net_af_packet9,iface=lo",
+            "mtu=9000",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("the device takes at most 1518"),
+        "the MTU error names the device's limit: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(
         std::fs::read(lab.dir.join("d.json")).unwrap(),
         state,

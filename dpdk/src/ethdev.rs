@@ -295,6 +295,20 @@ fn setup(inner: &mut Inner, cfg: &PortConfig) -> Result<PortInfo, Error> {
                 dev.min_mtu, dev.max_mtu
             )));
         }
+        // DPDK's own frame overhead for the device (Ethernet header and CRC unless the device
+        // says more), checked here so that the error names the device's limit.
+        let overhead = if dev.max_mtu != u16::MAX && dev.max_rx_pktlen > u32::from(dev.max_mtu) {
+            dev.max_rx_pktlen - u32::from(dev.max_mtu)
+        } else {
+            18
+        };
+        let frame = u32::from(mtu) + overhead;
+        if frame > dev.max_rx_pktlen {
+            return Err(Error::Invalid(format!(
+                "mtu {mtu} needs {frame}-byte frames; the device takes at most {}",
+                dev.max_rx_pktlen
+            )));
+        }
         conf.rxmode.mtu = u32::from(mtu);
     }
     // SAFETY: `conf` is a fully initialised rte_eth_conf that DPDK copies.
