@@ -27,7 +27,9 @@ cargo build -q --release -p ctl -p bench
 if [ "$(id -u)" = 0 ]; then
     ./bench/afxdp-bench.sh --smoke
     ./bench/compare-ovs.sh --smoke --cases p2p,normal,p2p-1k,dpdk,afxdp,afxdp-1k
-    ./bench/qos.py --bindir target/release --seconds 2 --cases rate100m,dwrr,strict,ef --switches vswitch --check
+    # 4 s windows: the shaper bursts 10 ms at its rate, so a 50 ms stall of the PMD on a busy
+    # 2-vCPU VM cost a 2 s window 2.4 % of its rate (a CI run failed the +-2 % check so).
+    ./bench/qos.py --bindir target/release --seconds 4 --cases rate100m,dwrr,strict,ef --switches vswitch --check
     ./bench/bond_ovs.py --bindir target/release --check
     ./tests-interop/lacp_scapy.py --bindir target/release
     ./tests-interop/package.sh
