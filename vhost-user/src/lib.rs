@@ -24,6 +24,8 @@ pub mod port;
 pub mod protocol;
 pub mod ring;
 #[cfg(test)]
+mod ring_offload_tests;
+#[cfg(test)]
 mod ring_tests;
 pub mod rxtx;
 mod server_socket;
